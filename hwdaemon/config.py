@@ -1,0 +1,202 @@
+"""The configuration: YAML → one frozen, validated `Config`.
+
+Errors name the file, the line and the key path, and say the fix. Options of
+pipeline pieces and sinks belong to their plugins, so `load_config` validates
+them against the `Registry` built by `hwdaemon.plugins` — a typo in a step's
+option is caught at load, not when the first scan arrives.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hwdaemon.errors import ConfigError
+from hwdaemon.yamlfile import KeyPath, YamlDocument, format_key, parse_yaml
+
+if TYPE_CHECKING:
+    from hwdaemon.plugins import Registry
+
+DEFAULT_CONFIG_NAME = "default.yaml"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a misspelt option must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PieceConfig(Strict):
+    """A pipeline piece or sink: `type` names the plugin class, the other keys are its options.
+
+    In YAML a piece is either a bare name (`- grayscale`) or a mapping
+    (`- {type: clahe, clip_limit: 2.0}`).
+    """
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_type_from_options(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"type": value, "options": {}}
+        if isinstance(value, dict) and "options" not in value:
+            options = {key: item for key, item in value.items() if key != "type"}
+            return {"type": value.get("type"), "options": options}
+        return value
+
+
+class ProfileConfig(Strict):
+    """A named pipeline: languages, preprocessing steps, detector, recognizer, post-processing."""
+
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    preprocess: list[PieceConfig] = Field(default_factory=list)
+    detector: PieceConfig = PieceConfig(type="lines")
+    recognizer: PieceConfig = PieceConfig(type="easyocr")
+    postprocess: list[PieceConfig] = Field(default_factory=list)
+
+
+class ModelsConfig(Strict):
+    """Where recognition weights live. The embedded English weights are always searched last."""
+
+    dirs: list[Path] = Field(default_factory=list)
+    download_enabled: bool = False
+
+
+class LimitsConfig(Strict):
+    """Guards against hostile or accidental input (decompression bombs, huge PDFs)."""
+
+    max_pixels: int = Field(default=40_000_000, gt=0)
+    max_pages: int = Field(default=200, gt=0)
+    max_file_bytes: int = Field(default=200_000_000, gt=0)
+
+
+class InboxConfig(Strict):
+    """A watched folder: which profile reads its files and which sinks get the results."""
+
+    path: Path
+    profile: str = "default"
+    recursive: bool = False
+    patterns: list[str] = Field(default_factory=lambda: ["*"])
+    ignore: list[str] = Field(default_factory=list)
+    polling: bool = False
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    settle_seconds: float = Field(default=2.0, ge=0)
+    after: Literal["move", "keep", "delete"] = "move"
+    sinks: list[str] = Field(default_factory=lambda: ["outbox"])
+
+
+class LogConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(Strict):
+    """The whole configuration. `source` says which file it came from, for messages."""
+
+    source: str = "<embedded default>"
+    state_dir: Path = Path("./state")
+    workers: int = Field(default=1, ge=1)
+    rescan_interval_seconds: float = Field(default=300.0, gt=0)
+    log: LogConfig = LogConfig()
+    models: ModelsConfig = ModelsConfig()
+    limits: LimitsConfig = LimitsConfig()
+    profiles: dict[str, ProfileConfig] = Field(default_factory=lambda: {"default": ProfileConfig()})
+    inboxes: list[InboxConfig] = Field(default_factory=list)
+    sinks: dict[str, PieceConfig] = Field(default_factory=dict)
+
+    @field_validator("profiles")
+    @classmethod
+    def _has_profiles(cls, value: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
+        if not value:
+            raise ValueError("at least one profile is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Config:
+        for index, inbox in enumerate(self.inboxes):
+            if inbox.profile not in self.profiles:
+                raise _Reference(("inboxes", index, "profile"), f"no profile {inbox.profile!r}; defined: {sorted(self.profiles)}")
+            for position, sink in enumerate(inbox.sinks):
+                if sink not in self.sinks:
+                    raise _Reference(("inboxes", index, "sinks", position), f"no sink {sink!r}; defined: {sorted(self.sinks)}")
+        return self
+
+    def profile(self, name: str) -> ProfileConfig:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ConfigError(f"{self.source}: no profile {name!r}; defined: {', '.join(sorted(self.profiles))}") from None
+
+
+class _Reference(ValueError):
+    """A cross-reference (inbox → profile, inbox → sink) that points nowhere."""
+
+    def __init__(self, path: KeyPath, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def load_config(path: Path | None, registry: Registry) -> Config:
+    """Read `path` (or the embedded default when None), validate it and its plugins' options."""
+    if path is None:
+        text = resources.files("hwdaemon").joinpath(DEFAULT_CONFIG_NAME).read_text(encoding="utf-8")
+        source = "<embedded default>"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+        source = str(path)
+    return parse_config(text, source, registry)
+
+
+def parse_config(text: str, source: str, registry: Registry) -> Config:
+    document = parse_yaml(text, source)
+    if not isinstance(document.data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (state_dir:, profiles:, …)")
+    try:
+        config = Config(source=source, **document.data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, document)) from exc
+    except _Reference as exc:
+        raise ConfigError(f"{document.where(exc.path)}: {exc}") from exc
+    _validate_pieces(config, document, registry)
+    return config
+
+
+def _validate_pieces(config: Config, document: YamlDocument, registry: Registry) -> None:
+    for name, profile in config.profiles.items():
+        base: KeyPath = ("profiles", name)
+        for index, step in enumerate(profile.preprocess):
+            registry.validate("step", step, base + ("preprocess", index), document)
+        registry.validate("detector", profile.detector, base + ("detector",), document)
+        registry.validate("recognizer", profile.recognizer, base + ("recognizer",), document)
+        for index, step in enumerate(profile.postprocess):
+            registry.validate("postprocessor", step, base + ("postprocess", index), document)
+    for name, sink in config.sinks.items():
+        registry.validate("sink", sink, ("sinks", name), document)
+
+
+def _describe(exc: ValidationError, document: YamlDocument) -> str:
+    messages = []
+    for error in exc.errors():
+        path = tuple(part for part in error["loc"] if part != "options")
+        hint = " (unknown key: check its spelling in config.example.yaml)" if error["type"] == "extra_forbidden" else ""
+        messages.append(f"{document.where(path)}: {error['msg']}{hint}")
+    return "\n".join(messages)
+
+
+def describe_options_error(exc: ValidationError, path: KeyPath, document: YamlDocument | None) -> str:
+    """Name the offending option of a piece or sink with its file and line."""
+    messages = []
+    for error in exc.errors():
+        full = path + tuple(error["loc"])
+        where = document.where(full) if document else format_key(full)
+        hint = " (unknown option)" if error["type"] == "extra_forbidden" else ""
+        messages.append(f"{where}: {error['msg']}{hint}")
+    return "\n".join(messages)

@@ -1,0 +1,75 @@
+"""Every error hwdaemon raises on purpose, each with the exit code the CLI maps it to.
+
+HwdaemonError
+ ├── ConfigError            78  bad or unreadable configuration (systemd: RestartPreventExitStatus=78)
+ ├── InputFileError          1  one input could not be read; the others go on
+ ├── NoInputError           66  nothing to process was found
+ ├── ModelMissingError      69  model weights or an optional dependency are absent
+ ├── PluginError            69  a plugin is missing or broken
+ └── DeliveryError           -  raised by sinks, handled by delivery, never reaches the CLI
+      ├── RetryableDeliveryError   try again later (network, 5xx, 429)
+      └── PermanentDeliveryError   never succeeds as is (4xx, bad credentials)
+
+Only `cli.py` turns these into exit codes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HwdaemonError(Exception):
+    """Base class; `exit_code` is what the CLI exits with when this ends a command."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class ConfigError(HwdaemonError):
+    """The configuration is invalid; the message names the file, line and key."""
+
+    exit_code = 78
+
+
+class InputFileError(HwdaemonError):
+    """One input file cannot be turned into pages (not an image, truncated, too large)."""
+
+    exit_code = 1
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class NoInputError(HwdaemonError):
+    """The paths given hold no file hwdaemon can read."""
+
+    exit_code = 66
+
+
+class ModelMissingError(HwdaemonError):
+    """Weights (or a library) a profile needs are not on disk."""
+
+    exit_code = 69
+
+
+class PluginError(HwdaemonError):
+    """A pipeline piece or sink type named in the config is not provided by any plugin."""
+
+    exit_code = 69
+
+
+class DeliveryError(HwdaemonError):
+    """Raised by a sink's `deliver`; the delivery loop decides what happens next."""
+
+
+class RetryableDeliveryError(DeliveryError):
+    """The delivery may succeed later. `retry_after_seconds` overrides the backoff when set."""
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The delivery will never succeed as configured; it is dead-lettered at once."""

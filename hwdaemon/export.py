@@ -1,0 +1,65 @@
+"""Result → text, JSON or CSV, and the one way hwdaemon writes a file: atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from hwdaemon.model import Result
+
+Format = Literal["txt", "json", "csv"]
+FORMATS: tuple[Format, ...] = ("txt", "json", "csv")
+CSV_COLUMNS = ("file", "page", "line", "text", "confidence", "x", "y", "w", "h")
+
+
+def to_txt(result: Result) -> str:
+    return result.text + "\n" if result.text else ""
+
+
+def to_json(result: Result) -> str:
+    return json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def to_csv(result: Result) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for page in result.pages:
+        for number, line in enumerate(page.lines, start=1):
+            box = line.box
+            writer.writerow(
+                [result.source, page.number, number, line.text, f"{line.confidence:.4f}", box.x, box.y, box.width, box.height]
+            )
+    return buffer.getvalue()
+
+
+RENDERERS = {"txt": to_txt, "json": to_json, "csv": to_csv}
+
+
+def render(result: Result, format: Format) -> str:
+    return RENDERERS[format](result)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temp file beside `path`, fsync, rename: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

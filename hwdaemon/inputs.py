@@ -1,0 +1,134 @@
+"""Input files → `Document`: decode, apply EXIF orientation, normalise pixel formats, enforce limits.
+
+The file type is decided by its first bytes, never by its name. Every refusal is
+an `InputFileError` that names the file, the reason and, for limits, the config
+key that sets it. The file itself is only ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from hwdaemon.config import LimitsConfig
+from hwdaemon.errors import InputFileError
+from hwdaemon.model import Document, Page
+
+# (magic prefix, offset, type); WebP is RIFF....WEBP.
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "png"),
+    (b"\xff\xd8\xff", 0, "jpeg"),
+    (b"II*\x00", 0, "tiff"),
+    (b"MM\x00*", 0, "tiff"),
+    (b"BM", 0, "bmp"),
+    (b"WEBP", 8, "webp"),
+    (b"%PDF-", 0, "pdf"),
+)
+SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+
+
+def sniff_type(head: bytes) -> str | None:
+    """The file type from its first 16 bytes, or None when unknown."""
+    for signature, offset, kind in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return kind
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_document(path: Path, limits: LimitsConfig) -> Document:
+    """Decode every page of `path`, or raise InputFileError saying why not."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as stream:
+            head = stream.read(16)
+    except OSError as exc:
+        raise InputFileError(name, f"cannot read: {exc.strerror}") from exc
+    if size == 0:
+        raise InputFileError(name, "file is empty (0 bytes)")
+    if size > limits.max_file_bytes:
+        raise InputFileError(name, f"file is {size} bytes, over limits.max_file_bytes ({limits.max_file_bytes})")
+    kind = sniff_type(head)
+    if kind is None:
+        raise InputFileError(name, "not a supported image (PNG, JPEG, TIFF, BMP, WebP); its first bytes match none")
+    if kind == "pdf":
+        raise InputFileError(name, "PDF input is not supported yet (issue #7); convert it to TIFF or PNG")
+    pages = tuple(Page(number=index + 1, image=image) for index, image in enumerate(_decode_image(path, limits)))
+    return Document(source=name, sha256=sha256_of(path), pages=pages)
+
+
+def _decode_image(path: Path, limits: LimitsConfig) -> list[np.ndarray]:
+    name = str(path)
+    images = []
+    try:
+        with Image.open(path) as opened:
+            for index, frame in enumerate(ImageSequence.Iterator(opened)):
+                if index >= limits.max_pages:
+                    raise InputFileError(name, f"more than limits.max_pages ({limits.max_pages}) pages")
+                width, height = frame.size
+                if width * height > limits.max_pixels:
+                    raise InputFileError(name, _too_many_pixels(index + 1, f"{width}×{height}", limits))
+                images.append(to_array(frame))
+    except InputFileError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours
+        raise InputFileError(name, _too_many_pixels(1, "a decompression bomb", limits)) from exc
+    except UnidentifiedImageError as exc:
+        raise InputFileError(name, f"cannot decode image: {exc}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow's words for truncated or corrupt data
+        raise InputFileError(name, f"image is truncated or corrupt: {exc}") from exc
+    if not images:
+        raise InputFileError(name, "image has no pages")
+    return images
+
+
+def _too_many_pixels(page: int, size: str, limits: LimitsConfig) -> str:
+    return f"page {page} is {size}, over limits.max_pixels ({limits.max_pixels} pixels)"
+
+
+def to_array(frame: Image.Image) -> np.ndarray:
+    """Any Pillow mode → uint8 grey or RGB, upright, transparency flattened onto white paper."""
+    image = ImageOps.exif_transpose(frame) or frame
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = values.max() or 1.0
+        return np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
+    if mode == "1":
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(paper, rgba).convert("RGB"), dtype=np.uint8)
+    if mode == "L":
+        return np.asarray(image, dtype=np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def expand_inputs(paths: list[Path], recursive: bool) -> list[Path]:
+    """Files named directly, plus the supported images inside named folders, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files.extend(
+                sorted(
+                    child
+                    for child in path.glob(pattern)
+                    if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES and not child.name.startswith(".")
+                )
+            )
+        else:
+            files.append(path)
+    return files

@@ -1,0 +1,170 @@
+"""The objects that flow through hwdaemon: a Document goes in, a Result comes out.
+
+`Document` holds decoded pages (numpy arrays) and never leaves the process.
+`Result` is plain data with a schema version: it is stored, exported and sent
+to sinks, so it round-trips through `to_dict` / `from_dict` without loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+SCHEMA_VERSION = 1
+
+Point = tuple[int, int]
+Image = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One decoded page: `image` is uint8, greyscale (H, W) or RGB (H, W, 3)."""
+
+    number: int
+    image: Image
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A decoded input file: where it came from, its sha256 and its pages in order."""
+
+    source: str
+    sha256: str
+    pages: tuple[Page, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned text region in page pixels, as detectors report lines."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def polygon(self) -> tuple[Point, ...]:
+        right, bottom = self.x + self.width, self.y + self.height
+        return ((self.x, self.y), (right, self.y), (right, bottom), (self.x, bottom))
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One recognised line: its text, the recogniser's confidence (0..1) and where it is."""
+
+    text: str
+    confidence: float
+    polygon: tuple[Point, ...]
+
+    @property
+    def box(self) -> Box:
+        xs = [x for x, _ in self.polygon]
+        ys = [y for _, y in self.polygon]
+        return Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 4),
+            "polygon": [list(point) for point in self.polygon],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Line:
+        return cls(
+            text=str(data["text"]),
+            confidence=float(data["confidence"]),
+            polygon=tuple((int(x), int(y)) for x, y in data["polygon"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    """The lines read on one page, in reading order, and the page's size in pixels."""
+
+    number: int
+    width: int
+    height: int
+    lines: tuple[Line, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "width": self.width,
+            "height": self.height,
+            "text": self.text,
+            "lines": [line.to_dict() for line in self.lines],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PageResult:
+        return cls(
+            number=int(data["number"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            lines=tuple(Line.from_dict(line) for line in data["lines"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What the pipeline read from one Document; `timings` are seconds per stage."""
+
+    source: str
+    sha256: str
+    profile: str
+    pages: tuple[PageResult, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def text(self) -> str:
+        """All pages' text; pages are separated by a form feed, as printers expect."""
+        return "\n\f\n".join(page.text for page in self.pages)
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        return tuple(line for page in self.pages for line in page.lines)
+
+    @property
+    def mean_confidence(self) -> float | None:
+        lines = self.lines
+        return sum(line.confidence for line in lines) / len(lines) if lines else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "source": self.source,
+            "sha256": self.sha256,
+            "profile": self.profile,
+            "text": self.text,
+            "mean_confidence": _rounded(self.mean_confidence),
+            "timings": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
+            "pages": [page.to_dict() for page in self.pages],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        version = int(data.get("schema_version", 0))
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"result schema_version {version} is not {SCHEMA_VERSION}")
+        return cls(
+            source=str(data["source"]),
+            sha256=str(data["sha256"]),
+            profile=str(data["profile"]),
+            pages=tuple(PageResult.from_dict(page) for page in data["pages"]),
+            timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
+            schema_version=version,
+        )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

@@ -1,0 +1,187 @@
+"""Line detectors: where the text lines of a page are, in reading order.
+
+`lines` is pure OpenCV and takes well under a second a page; `craft` is
+EasyOCR's neural detector — thorough but about 15 s and 3.7 GB a page on CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from hwdaemon.hookspecs import hookimpl
+from hwdaemon.model import Box, Image
+from hwdaemon.pipeline.easyocr_reader import load_reader
+from hwdaemon.pipeline.preprocess import as_gray, ink_mask, normalise_background
+from hwdaemon.pipeline.stages import Detector, PieceOptions
+
+
+class LinesOptions(PieceOptions):
+    smear_factor: float = Field(default=1.2, gt=0, le=10, description="horizontal smear, in character heights")
+    min_line_height_factor: float = Field(default=0.5, gt=0, le=1, description="lines lower than this × median are dropped")
+    ruling_length_factor: float = Field(default=0.25, gt=0, le=1, description="horizontal strokes longer than this × page width are ruling")
+    padding_factor: float = Field(default=0.25, ge=0, le=2, description="margin added around a line, in character heights")
+    min_overlap: float = Field(default=0.4, gt=0, le=1, description="vertical overlap that puts two ink blobs on one line")
+
+
+@dataclass(slots=True)
+class _Band:
+    """A line being assembled from ink blobs: its vertical extent and its boxes."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    core_top: float
+    core_bottom: float
+
+    def add(self, x: int, y: int, w: int, h: int) -> None:
+        self.top, self.bottom = min(self.top, y), max(self.bottom, y + h)
+        self.left, self.right = min(self.left, x), max(self.right, x + w)
+
+
+class LinesDetector(Detector):
+    """Binarise, drop ruling and specks, smear ink horizontally, group blobs into lines.
+
+    Blobs join the line whose core band they overlap most, so words far apart on
+    one line stay one line, and ascenders, descenders and accents stay with their line.
+    """
+
+    name = "lines"
+    Options = LinesOptions
+
+    def detect(self, image: Image) -> list[Box]:
+        options: LinesOptions = self.options  # type: ignore[assignment]
+        gray = as_gray(image)
+        height, width = gray.shape
+        mask = ink_mask(normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30))))
+        mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
+        components = _ink_components(mask)
+        if not components:
+            return []
+        char_height = float(np.median([h for _, _, _, h in components]))
+        smear = max(3, int(char_height * options.smear_factor))
+        blobs = _smeared_blobs(mask, smear, char_height)
+        bands = _group_into_bands(blobs, options.min_overlap)
+        if not bands:
+            return []
+        line_height = float(np.median([band.bottom - band.top for band in bands]))
+        pad = int(round(char_height * options.padding_factor))
+        boxes = []
+        for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
+            if band.bottom - band.top < line_height * options.min_line_height_factor:
+                continue
+            left, top = max(0, band.left - pad), max(0, band.top - pad)
+            right, bottom = min(width, band.right + pad), min(height, band.bottom + pad)
+            boxes.append(Box(left, top, right - left, bottom - top))
+        return boxes
+
+
+def _odd(value: int) -> int:
+    return value | 1
+
+
+def _remove_ruling(mask: Image, min_length: int) -> Image:
+    """Erase long horizontal strokes (ruled paper, form lines) but keep the ink crossing them."""
+    if min_length < 10:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_length, 1))
+    ruling = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    if not ruling.any():
+        return mask
+    ruling = cv2.dilate(ruling, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 3)))
+    return cv2.subtract(mask, ruling)
+
+
+def _ink_components(mask: Image) -> list[tuple[int, int, int, int]]:
+    """Boxes of ink components big enough to be letters (specks and page-sized blobs dropped)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    height, width = mask.shape
+    boxes = []
+    for index in range(1, count):
+        x, y, w, h, area = (int(value) for value in stats[index])
+        if area < 12 or h < 4 or h > height * 0.5 or w > width * 0.9:
+            continue
+        boxes.append((x, y, w, h))
+    return boxes
+
+
+def _smeared_blobs(mask: Image, smear: int, char_height: float) -> list[tuple[int, int, int, int]]:
+    """Join letters into word- or phrase-sized blobs by closing horizontally."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (smear, 1))
+    smeared = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
+    min_area = max(12.0, (char_height * 0.3) ** 2)
+    return [
+        (int(x), int(y), int(w), int(h))
+        for x, y, w, h, area in stats[1:]
+        if area >= min_area and h < mask.shape[0] * 0.5
+    ]
+
+
+def _group_into_bands(blobs: list[tuple[int, int, int, int]], min_overlap: float) -> list[_Band]:
+    """Tall blobs first set the bands; smaller ones (dots, accents, commas) join the band they overlap most."""
+    bands: list[_Band] = []
+    for x, y, w, h in sorted(blobs, key=lambda blob: -blob[2] * blob[3]):
+        best, best_overlap = None, 0.0
+        for band in bands:
+            overlap = min(y + h, band.core_bottom) - max(y, band.core_top)
+            fraction = overlap / max(1.0, min(h, band.core_bottom - band.core_top))
+            if fraction > best_overlap:
+                best, best_overlap = band, fraction
+        if best is not None and best_overlap >= min_overlap:
+            best.add(x, y, w, h)
+        elif h >= 3:
+            core = h * 0.2  # the core ignores ascenders and descenders
+            bands.append(_Band(y, y + h, x, x + w, y + core, y + h - core))
+    return bands
+
+
+class CraftOptions(PieceOptions):
+    canvas_size: int = Field(default=2560, ge=256, le=8192)
+    mag_ratio: float = Field(default=1.0, gt=0, le=4)
+    text_threshold: float = Field(default=0.7, gt=0, lt=1)
+    low_text: float = Field(default=0.4, gt=0, lt=1)
+    link_threshold: float = Field(default=0.4, gt=0, lt=1)
+    width_ths: float = Field(default=0.5, ge=0, description="merge boxes closer than this × height into one")
+
+
+class CraftDetector(Detector):
+    """EasyOCR's CRAFT network; `canvas_size` trades time and memory for small-text recall."""
+
+    name = "craft"
+    Options = CraftOptions
+
+    def detect(self, image: Image) -> list[Box]:
+        options: CraftOptions = self.options  # type: ignore[assignment]
+        reader = load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector")
+        horizontal, free = reader.detect(
+            as_gray(image) if image.ndim == 3 else image,
+            canvas_size=options.canvas_size,
+            mag_ratio=options.mag_ratio,
+            text_threshold=options.text_threshold,
+            low_text=options.low_text,
+            link_threshold=options.link_threshold,
+            width_ths=options.width_ths,
+        )
+        boxes = [Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0)) for x0, x1, y0, y1 in horizontal[0]]
+        for polygon in free[0]:
+            xs, ys = [int(p[0]) for p in polygon], [int(p[1]) for p in polygon]
+            boxes.append(Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
+        height, width = image.shape[:2]
+        clipped = [_clip(box, width, height) for box in boxes]
+        return sorted((box for box in clipped if box.width > 0 and box.height > 0), key=lambda box: (box.y, box.x))
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    left, top = max(0, box.x), max(0, box.y)
+    right, bottom = min(width, box.x + box.width), min(height, box.y + box.height)
+    return Box(left, top, right - left, bottom - top)
+
+
+@hookimpl
+def hwdaemon_register_detectors() -> list[type[Detector]]:
+    return [LinesDetector, CraftDetector]

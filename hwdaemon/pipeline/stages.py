@@ -1,0 +1,79 @@
+"""The four kinds of pipeline piece. Plugins subclass these; the host builds them from config.
+
+Every piece has a `name` (what YAML calls it), an `Options` pydantic model
+(validated when the config loads) and is built as `Piece(options, context)`.
+Pieces run on the worker thread that owns the pipeline; they may keep state
+(a loaded model) but must not share mutable state between pipelines.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from hwdaemon.model import Box, Image, Line
+
+
+class NoOptions(BaseModel):
+    """For pieces that take no options; any key given is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PieceOptions(NoOptions):
+    """Base for a piece's options: unknown keys are refused, values are frozen."""
+
+
+@dataclass(frozen=True, slots=True)
+class PieceContext:
+    """What a piece may know about its profile: languages and where model weights live."""
+
+    languages: tuple[str, ...] = ("en",)
+    model_dirs: tuple[Path, ...] = ()
+    download_enabled: bool = False
+    user_words: frozenset[str] = field(default_factory=frozenset)
+
+
+class Piece(ABC):
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, options: BaseModel, context: PieceContext) -> None:
+        self.options = options
+        self.context = context
+
+
+class Step(Piece):
+    """A preprocessing step: image in, image out (uint8, greyscale or RGB)."""
+
+    @abstractmethod
+    def apply(self, image: Image) -> Image: ...
+
+
+class Detector(Piece):
+    """Finds the text lines of a page, returned in reading order."""
+
+    @abstractmethod
+    def detect(self, image: Image) -> list[Box]: ...
+
+
+class Recognizer(Piece):
+    """Reads the text inside each box; returns one Line per box, same order."""
+
+    def check_ready(self) -> None:
+        """Raise ModelMissingError naming the missing file; called by check-config before any work."""
+
+    @abstractmethod
+    def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]: ...
+
+
+class Postprocessor(Piece):
+    """Rewrites or filters the recognised lines of one page."""
+
+    @abstractmethod
+    def apply(self, lines: tuple[Line, ...]) -> tuple[Line, ...]: ...

@@ -1,0 +1,122 @@
+"""Sinks: where results go. `Sink` is the base every sink plugin subclasses; `file` is built in.
+
+A sink is built once per configured instance (`sinks.NAME` in YAML) as
+`cls(options, instance_name)` and its `deliver` is called from the delivery
+thread, one result at a time. It raises RetryableDeliveryError or
+PermanentDeliveryError from `hwdaemon.errors`; anything else counts as retryable.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
+from hwdaemon.export import FORMATS, Format, render, write_atomic
+from hwdaemon.hookspecs import hookimpl
+from hwdaemon.model import Result
+
+
+@dataclass(frozen=True, slots=True)
+class Artifacts:
+    """What a sink gets beside the Result: the idempotency key and the original file's name."""
+
+    idempotency_key: str
+    original_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """Where the result went (a path, URL or object key), for the store and the logs."""
+
+    location: str
+
+
+class SinkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sink(ABC):
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = SinkOptions
+
+    def __init__(self, options: BaseModel, instance_name: str) -> None:
+        self.options = options
+        self.instance_name = instance_name
+
+    @abstractmethod
+    def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt: ...
+
+    def close(self) -> None:
+        """Release connections; called when the daemon stops or reloads its config."""
+
+
+class FileSinkOptions(SinkOptions):
+    path: Path
+    formats: list[Format] = Field(default_factory=lambda: ["txt"], min_length=1)
+    name_template: str = Field(default="{stem}.{ext}", description="fields: stem, ext, date, sha8")
+    overwrite: bool = False
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[Format]) -> list[Format]:
+        for item in value:
+            if item not in FORMATS:
+                raise ValueError(f"unknown format {item!r}; choose from {FORMATS}")
+        return value
+
+    @field_validator("name_template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        try:
+            value.format(stem="s", ext="e", date="d", sha8="h")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad name_template {value!r}: {exc}; fields are stem, ext, date, sha8") from None
+        return value
+
+
+class FileSink(Sink):
+    """Writes each result as .txt/.json/.csv into a folder, atomically, never clobbering by default."""
+
+    name = "file"
+    Options = FileSinkOptions
+
+    def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
+        options: FileSinkOptions = self.options  # type: ignore[assignment]
+        stem = Path(artifacts.original_name).stem
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        written = []
+        for format in options.formats:
+            relative = options.name_template.format(stem=stem, ext=format, date=date, sha8=result.sha256[:8])
+            target = options.path / relative
+            if not options.overwrite:
+                target = _unclaimed(target, result.sha256)
+            try:
+                write_atomic(target, render(result, format))
+            except PermissionError as exc:
+                raise PermanentDeliveryError(f"cannot write {target}: {exc.strerror}; check the folder's permissions") from exc
+            except OSError as exc:
+                raise RetryableDeliveryError(f"cannot write {target}: {exc.strerror}") from exc
+            written.append(str(target))
+        return DeliveryReceipt(location=", ".join(written))
+
+
+def _unclaimed(target: Path, sha256: str) -> Path:
+    """`target`, or `stem-<sha8>.ext` when that name is taken: never clobber another scan's text.
+
+    The fallback name is fixed per document, so delivering the same document
+    again rewrites its own file instead of piling up copies.
+    """
+    if not target.exists():
+        return target
+    return target.with_name(f"{target.stem}-{sha256[:8]}{target.suffix}")
+
+
+@hookimpl
+def hwdaemon_register_sinks() -> list[type[Sink]]:
+    return [FileSink]

@@ -116,29 +116,11 @@ class Config(Strict):
             raise ValueError("at least one profile is needed")
         return value
 
-    @model_validator(mode="after")
-    def _references_exist(self) -> Config:
-        for index, inbox in enumerate(self.inboxes):
-            if inbox.profile not in self.profiles:
-                raise _Reference(("inboxes", index, "profile"), f"no profile {inbox.profile!r}; defined: {sorted(self.profiles)}")
-            for position, sink in enumerate(inbox.sinks):
-                if sink not in self.sinks:
-                    raise _Reference(("inboxes", index, "sinks", position), f"no sink {sink!r}; defined: {sorted(self.sinks)}")
-        return self
-
     def profile(self, name: str) -> ProfileConfig:
         try:
             return self.profiles[name]
         except KeyError:
             raise ConfigError(f"{self.source}: no profile {name!r}; defined: {', '.join(sorted(self.profiles))}") from None
-
-
-class _Reference(ValueError):
-    """A cross-reference (inbox → profile, inbox → sink) that points nowhere."""
-
-    def __init__(self, path: KeyPath, message: str) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def load_config(path: Path | None, registry: Registry) -> Config:
@@ -163,10 +145,21 @@ def parse_config(text: str, source: str, registry: Registry) -> Config:
         config = Config(source=source, **document.data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, document)) from exc
-    except _Reference as exc:
-        raise ConfigError(f"{document.where(exc.path)}: {exc}") from exc
+    _check_references(config, document)
     _validate_pieces(config, document, registry)
     return config
+
+
+def _check_references(config: Config, document: YamlDocument) -> None:
+    """Each inbox names a defined profile and defined sinks."""
+    for index, inbox in enumerate(config.inboxes):
+        if inbox.profile not in config.profiles:
+            where = document.where(("inboxes", index, "profile"))
+            raise ConfigError(f"{where}: no profile {inbox.profile!r}; defined: {sorted(config.profiles)}")
+        for position, sink in enumerate(inbox.sinks):
+            if sink not in config.sinks:
+                where = document.where(("inboxes", index, "sinks", position))
+                raise ConfigError(f"{where}: no sink {sink!r}; defined: {sorted(config.sinks)}; add it under sinks:")
 
 
 def _validate_pieces(config: Config, document: YamlDocument, registry: Registry) -> None:

@@ -113,8 +113,8 @@ def build_registry(manager: pluggy.PluginManager | None = None) -> Registry:
     for kind, hook_name in REGISTRATION_HOOKS.items():
         by_name = registry.classes.setdefault(kind, {})
         hook = getattr(manager.hook, hook_name)
-        # pluggy calls the last registered first; reverse so built-ins win a name clash.
-        for implementation in reversed(hook.get_hookimpls()):
+        # get_hookimpls() lists in registration order: built-ins first, so they win a name clash.
+        for implementation in hook.get_hookimpls():
             for cls in implementation.function() or []:
                 by_name.setdefault(cls.name, cls)
                 per_plugin.setdefault(implementation.plugin_name, {}).setdefault(kind, []).append(cls.name)

@@ -68,7 +68,9 @@ class LinesDetector(Detector):
         bands = _group_into_bands(blobs, options.min_overlap)
         if not bands:
             return []
-        line_height = float(np.median([band.bottom - band.top for band in bands]))
+        heights = sorted(band.bottom - band.top for band in bands)
+        line_height = float(np.median(heights[len(heights) // 2 :]))  # typical height of a full line
+        bands = _attach_fragments(bands, line_height * options.min_line_height_factor)
         pad = int(round(char_height * options.padding_factor))
         boxes = []
         for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
@@ -93,7 +95,12 @@ def _remove_ruling(mask: Image, min_length: int) -> Image:
     if not ruling.any():
         return mask
     ruling = cv2.dilate(ruling, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 3)))
-    return cv2.subtract(mask, ruling)
+    cleaned = cv2.subtract(mask, ruling)
+    # Re-join strokes the erased rule cut through: close vertically, only where the rule was.
+    rejoined = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9)))
+    near_rule = cv2.dilate(ruling, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5))) > 0
+    cleaned[near_rule] = rejoined[near_rule]
+    return cleaned
 
 
 def _ink_components(mask: Image) -> list[tuple[int, int, int, int]]:
@@ -138,6 +145,20 @@ def _group_into_bands(blobs: list[tuple[int, int, int, int]], min_overlap: float
             core = h * 0.2  # the core ignores ascenders and descenders
             bands.append(_Band(y, y + h, x, x + w, y + core, y + h - core))
     return bands
+
+
+def _attach_fragments(bands: list[_Band], min_height: float) -> list[_Band]:
+    """Bands lower than `min_height` (detached descenders, accents, dots) join the nearest full line."""
+    full = [band for band in bands if band.bottom - band.top >= min_height]
+    for fragment in (band for band in bands if band.bottom - band.top < min_height):
+        nearest = min(full, key=lambda band: _vertical_gap(band, fragment), default=None)
+        if nearest is not None and _vertical_gap(nearest, fragment) <= min_height:
+            nearest.add(fragment.left, fragment.top, fragment.right - fragment.left, fragment.bottom - fragment.top)
+    return full
+
+
+def _vertical_gap(band: _Band, other: _Band) -> int:
+    return max(0, max(band.top, other.top) - min(band.bottom, other.bottom))
 
 
 class CraftOptions(PieceOptions):

@@ -1,0 +1,105 @@
+"""Config loading: the example validates, mistakes are named with their line, secrets come from env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO_ROOT
+from hwdaemon.cli import cli
+from hwdaemon.config import load_config, parse_config
+from hwdaemon.errors import ConfigError, ModelMissingError
+from hwdaemon.plugins import Registry
+
+MINIMAL = """\
+profiles:
+  default:
+    languages: [en]
+    preprocess:
+      - grayscale
+      - {type: denoise, method: median}
+"""
+
+
+def test_example_config_validates_every_key(registry: Registry) -> None:
+    config = load_config(REPO_ROOT / "config.example.yaml", registry)
+    assert config.inboxes and config.sinks and len(config.profiles) >= 2
+
+
+def test_embedded_default_watches_inbox_and_writes_outbox(registry: Registry) -> None:
+    config = load_config(None, registry)
+    assert config.inboxes[0].path == Path("inbox")
+    assert config.sinks["outbox"].type == "file" and config.sinks["outbox"].options["path"] == "./outbox"
+
+
+def test_misspelt_top_level_key_is_named_with_its_line(registry: Registry) -> None:
+    with pytest.raises(ConfigError, match=r"cfg.yaml:2 stat_dir: Extra inputs are not permitted"):
+        parse_config("workers: 1\nstat_dir: /tmp\n", "cfg.yaml", registry)
+
+
+def test_misspelt_step_option_is_named_with_its_line(registry: Registry) -> None:
+    text = MINIMAL.replace("method: median", "methd: median")
+    with pytest.raises(ConfigError, match=r"cfg.yaml:6 profiles.default.preprocess\[1\].methd: .*unknown option"):
+        parse_config(text, "cfg.yaml", registry)
+
+
+def test_bad_option_value_is_rejected(registry: Registry) -> None:
+    text = MINIMAL.replace("method: median", "method: bilateral")
+    with pytest.raises(ConfigError, match=r"preprocess\[1\].method: Input should be 'median', 'nlmeans' or 'gaussian'"):
+        parse_config(text, "cfg.yaml", registry)
+
+
+def test_unknown_step_type_lists_the_installed_ones(registry: Registry) -> None:
+    with pytest.raises(ConfigError, match=r"cfg.yaml:5 .*no step named 'greyscale' is installed; installed: .*grayscale"):
+        parse_config(MINIMAL.replace("- grayscale", "- greyscale"), "cfg.yaml", registry)
+
+
+def test_inbox_pointing_to_a_missing_sink_is_refused(registry: Registry) -> None:
+    text = "inboxes:\n  - path: /tmp/in\n    sinks: [nowhere]\n"
+    with pytest.raises(ConfigError, match=r"cfg.yaml:3 inboxes\[0\].sinks\[0\]: no sink 'nowhere'"):
+        parse_config(text, "cfg.yaml", registry)
+
+
+def test_environment_variables_fill_secrets(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HW_OUT", "/srv/out")
+    config = parse_config("sinks:\n  out: {type: file, path: '${HW_OUT}'}\n", "cfg.yaml", registry)
+    assert config.sinks["out"].options["path"] == "/srv/out"
+
+
+def test_missing_environment_variable_is_named(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HW_NOT_SET", raising=False)
+    with pytest.raises(ConfigError, match=r"cfg.yaml:2 sinks.out.path: environment variable HW_NOT_SET is not set"):
+        parse_config("sinks:\n  out: {type: file, path: '${HW_NOT_SET}'}\n", "cfg.yaml", registry)
+
+
+def test_language_without_weights_names_the_missing_file(registry: Registry, tmp_path: Path) -> None:
+    from hwdaemon.pipeline import Pipeline
+
+    config = parse_config("profiles:\n  french: {languages: [fr]}\n", "cfg.yaml", registry)
+    pipeline = Pipeline.from_profile("french", config.profile("french"), config.models, registry)
+    with pytest.raises(ModelMissingError, match=r"missing model file latin_g2.pth for languages \['fr'\]; searched: .*easyocr_en_models"):
+        pipeline.check_ready()
+
+
+def test_check_config_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(MINIMAL)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profiles:\n  default:\n    langages: [en]\n")
+    french = tmp_path / "french.yaml"
+    french.write_text("profiles:\n  default: {languages: [fr]}\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["check-config", str(good)]).exit_code == 0
+    outcome = runner.invoke(cli, ["check-config", str(bad)])
+    assert outcome.exit_code == 78 and "bad.yaml:3 profiles.default.langages" in outcome.stderr
+    outcome = runner.invoke(cli, ["check-config", str(french)])
+    assert outcome.exit_code == 69 and "latin_g2.pth" in outcome.stderr
+
+
+def test_model_dirs_are_searched_before_the_embedded_weights(registry: Registry, tmp_path: Path) -> None:
+    from hwdaemon.pipeline.easyocr_reader import resolve_model_dir
+
+    (tmp_path / "latin_g2.pth").write_bytes(b"weights")
+    assert resolve_model_dir(("fr",), (tmp_path,), False, "recognizer") == tmp_path

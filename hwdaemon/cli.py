@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
@@ -20,6 +20,9 @@ from hwdaemon.inputs import expand_inputs, load_document
 from hwdaemon.logging import configure_logging
 from hwdaemon.model import Result
 from hwdaemon.plugins import Registry, build_registry
+
+if TYPE_CHECKING:
+    from hwdaemon.daemon.store import Store
 
 log = structlog.get_logger()
 
@@ -215,6 +218,167 @@ def plugins(as_json: bool) -> None:
             click.echo(f"  {kind}s: {', '.join(names)}")
     for name, error in registry.broken.items():
         click.echo(f"{name} (BROKEN): {error}")
+
+
+@cli.command()
+@CONFIG_OPTION
+def run(config_path: Path | None) -> None:
+    """Watch the inboxes and turn every new scan into results delivered to its sinks.
+
+    Runs until SIGTERM or Ctrl-C (finishing the job in hand); SIGHUP re-reads the
+    config and keeps the old one if the new one is invalid. Under systemd it
+    speaks sd_notify (READY, STATUS, WATCHDOG, STOPPING).
+
+    Example: hwdaemon run --config /etc/hwdaemon/config.yaml
+    """
+    config, registry = _load(config_path)
+    configure_logging(config.log.level, config.log.format)
+    from hwdaemon.daemon.service import Service
+    from hwdaemon.pipeline import Pipeline
+
+    for name, profile in config.profiles.items():
+        Pipeline.from_profile(name, profile, config.models, registry).check_ready()
+    service = Service(config_path, config, registry)
+    service.install_signal_handlers()
+    service.run()
+
+
+def _open_store(config_path: Path | None) -> Store:
+    from hwdaemon.daemon.store import DATABASE_NAME, Store
+
+    config, _ = _load(config_path)
+    if not (config.state_dir / DATABASE_NAME).exists():
+        raise NoInputError(f"no job store at {config.state_dir / DATABASE_NAME}; has `hwdaemon run` started with this config?")
+    return Store(config.state_dir)
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def status(config_path: Path | None, as_json: bool) -> None:
+    """Show queue depth, jobs per state and inbox, deliveries per sink, and the last errors.
+
+    Reads the job store, so it works while the daemon runs.
+
+    Example: hwdaemon status --json
+    """
+    store = _open_store(config_path)
+    summary = store.summary()
+    store.close()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"queue depth: {summary['queue_depth']}")
+    for inbox, counts in summary["jobs"].items():
+        click.echo(f"inbox {inbox}: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())))
+    for sink, counts in summary["deliveries"].items():
+        click.echo(f"sink {sink}: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())))
+    for error in summary["last_errors"]:
+        click.echo(f"failed job {error['job']}: {error['file']}: {error['error']}")
+
+
+@cli.command()
+@click.argument("job_id", type=int, required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Retry every failed job.")
+@CONFIG_OPTION
+def retry(job_id: int | None, all_failed: bool, config_path: Path | None) -> None:
+    """Put failed jobs' files back into their inbox so the daemon reads them again.
+
+    The file moves from failed/ back to the inbox and its .error.json is removed;
+    the daemon takes it in as a new job.
+
+    Example: hwdaemon retry --failed
+    """
+    from hwdaemon.daemon.files import free_name
+
+    if (job_id is None) == (not all_failed):
+        raise click.UsageError("give a JOB id or --failed")
+    store = _open_store(config_path)
+    jobs = store.jobs("failed", limit=100_000) if all_failed else [job for job in [store.job(job_id or 0)] if job]
+    retried = 0
+    for job in jobs:
+        if job.state != "failed" or not job.final_path or not Path(job.final_path).exists():
+            click.echo(f"job {job.id}: nothing to retry (state {job.state}, file {job.final_path or 'gone'})", err=True)
+            continue
+        failed_file = Path(job.final_path)
+        target = free_name(Path(job.inbox), Path(job.path).name)
+        failed_file.rename(target)
+        Path(f"{failed_file}.error.json").unlink(missing_ok=True)
+        click.echo(f"job {job.id}: {failed_file} → {target}")
+        retried += 1
+    store.close()
+    if not retried:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--profile", help="Profile to read with (default: the inbox's, else 'default').")
+@CONFIG_OPTION
+def reprocess(file: Path, profile: str | None, config_path: Path | None) -> None:
+    """Queue FILE again even though its bytes were read before (e.g. after changing a profile).
+
+    Example: hwdaemon reprocess inbox/processed/letter.png --profile difficult
+    """
+    from hwdaemon.daemon.runtime import inbox_key_of
+    from hwdaemon.inputs import sha256_of
+
+    config, _ = _load(config_path)
+    store = _open_store(config_path)
+    absolute = file.absolute()
+    inbox = next((i for i in config.inboxes if absolute.is_relative_to(Path(i.path).absolute())), config.inboxes[0] if config.inboxes else None)
+    if inbox is None:
+        raise click.UsageError("the config has no inbox to attach the job to")
+    chosen = profile or inbox.profile
+    config.profile(chosen)
+    info = absolute.stat()
+    job = store.add_job(str(absolute), inbox_key_of(inbox), chosen, sha256_of(absolute), info.st_size, info.st_mtime_ns)
+    store.close()
+    click.echo(f"queued job {job.id} for {absolute} with profile {chosen}")
+
+
+@cli.command()
+@click.option("--failed", "only_failed", is_flag=True, help="Only dead-lettered deliveries.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@CONFIG_OPTION
+def deliveries(only_failed: bool, as_json: bool, config_path: Path | None) -> None:
+    """List deliveries to sinks, newest first: state, attempts, last error, where the result went.
+
+    Example: hwdaemon deliveries --failed
+    """
+    store = _open_store(config_path)
+    rows = store.deliveries("dead" if only_failed else None, limit=200)
+    store.close()
+    if as_json:
+        click.echo(json.dumps([_delivery_dict(row) for row in rows], indent=2))
+        return
+    for row in rows:
+        detail = row.location if row.state == "delivered" else (row.last_error or "").splitlines()[-1:] or ""
+        click.echo(f"{row.id}\tjob {row.job_id}\t{row.sink}\t{row.state}\t{row.attempts} attempt(s)\t{detail}")
+
+
+def _delivery_dict(row: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(row)
+
+
+@cli.command()
+@click.argument("delivery_id", type=int, required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Re-queue every dead-lettered delivery.")
+@CONFIG_OPTION
+def redeliver(delivery_id: int | None, all_failed: bool, config_path: Path | None) -> None:
+    """Queue dead-lettered deliveries again; the running daemon picks them up.
+
+    Example: hwdaemon redeliver --failed
+    """
+    if (delivery_id is None) == (not all_failed):
+        raise click.UsageError("give a DELIVERY id or --failed")
+    store = _open_store(config_path)
+    ids = [row.id for row in store.deliveries("dead", limit=100_000)] if all_failed else [delivery_id or 0]
+    count = sum(store.requeue_delivery(identifier) for identifier in ids)
+    store.close()
+    click.echo(f"re-queued {count} deliver{'y' if count == 1 else 'ies'}")
 
 
 def main() -> None:

@@ -90,6 +90,15 @@ class InboxConfig(Strict):
     sinks: list[str] = Field(default_factory=lambda: ["outbox"])
 
 
+class DeliveryConfig(Strict):
+    """Retries towards sinks: exponential backoff with jitter, then a dead letter."""
+
+    max_attempts: int = Field(default=10, ge=1)
+    max_age_seconds: float = Field(default=86400.0, gt=0)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=600.0, gt=0)
+
+
 class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -102,6 +111,9 @@ class Config(Strict):
     state_dir: Path = Path("./state")
     workers: int = Field(default=1, ge=1)
     rescan_interval_seconds: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, description="tries per job before its file goes to failed/")
+    job_timeout_seconds: float = Field(default=600.0, gt=0, description="a job running longer stops the systemd watchdog pings")
+    delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
     models: ModelsConfig = ModelsConfig()
     limits: LimitsConfig = LimitsConfig()

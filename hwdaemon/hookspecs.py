@@ -19,6 +19,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from hwdaemon.pipeline.stages import Detector, Postprocessor, Recognizer, Step
+    from hwdaemon.daemon.store import Job
+    from hwdaemon.model import Result
     from hwdaemon.sinks import Sink
 
 PROJECT_NAME = "hwdaemon"
@@ -67,3 +69,16 @@ def hwdaemon_register_sinks() -> list[type[Sink]]:
     `PermanentDeliveryError` (dead-lettered at once); any other exception is
     retried with its traceback recorded.
     """
+
+
+@hookspec
+def hwdaemon_job_done(result: Result) -> None:
+    """Called on the worker thread after a job's result is stored and its deliveries queued.
+
+    For observing (metrics, notifications); an exception here is logged and ignored.
+    """
+
+
+@hookspec
+def hwdaemon_job_failed(job: Job, error: str) -> None:
+    """Called on the worker thread after a job failed for good and its file went to failed/."""

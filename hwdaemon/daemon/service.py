@@ -1,0 +1,249 @@
+"""The daemon's lifecycle: start, watch, take settled files in, reload on SIGHUP, drain on SIGTERM.
+
+Signal handlers only set events (as uvicorn does); the main loop acts on them.
+Start-up: recover jobs a crash left `processing`, start workers and the
+delivery thread, scan every inbox, start the observers, then tell systemd
+READY=1. WATCHDOG=1 is sent only while every thread shows progress.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from watchdog.observers.api import BaseObserver
+
+from hwdaemon.config import Config, InboxConfig
+from hwdaemon.daemon.delivery import DeliveryThread
+from hwdaemon.daemon.files import move_into, write_error_report
+from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER, is_candidate
+from hwdaemon.daemon.notify import Notifier, watchdog_interval_seconds
+from hwdaemon.daemon.runtime import Runtime, inbox_key_of
+from hwdaemon.daemon.store import Store
+from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_observers
+from hwdaemon.daemon.worker import Worker
+from hwdaemon.errors import HwdaemonError
+from hwdaemon.inputs import sha256_of
+from hwdaemon.plugins import Registry
+
+log = structlog.get_logger()
+LOOP_SECONDS = 0.2
+
+
+class Service:
+    def __init__(self, config_path: Path | None, config: Config, registry: Registry, notifier: Notifier | None = None) -> None:
+        self.config_path = config_path
+        self.runtime = Runtime(config=config, registry=registry)
+        self.notifier = notifier or Notifier()
+        self.stopping = threading.Event()
+        self.work_available = threading.Event()
+        self.deliveries_available = threading.Event()
+        self._reload_requested = threading.Event()
+        self._seen: queue.Queue[Seen] = queue.Queue()
+        self._tracker = SettleTracker(lambda index: self.runtime.config.inboxes[index].settle_seconds)
+        self._observers: list[BaseObserver] = []
+        self._workers: list[Worker] = []
+        self._delivery: DeliveryThread | None = None
+        self._store: Store | None = None
+
+    # signals ----------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+
+    def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._reload_requested.set()
+
+    # lifecycle --------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT; returns after draining."""
+        config = self.runtime.config
+        self._store = Store(config.state_dir)
+        recovered = self._store.recover()
+        log.info("daemon_starting", pid=os.getpid(), config=config.source, recovered_jobs=recovered, inboxes=[str(i.path) for i in config.inboxes])
+        self._workers = [Worker(self, number) for number in range(1, config.workers + 1)]
+        for worker in self._workers:
+            worker.start()
+        self._delivery = DeliveryThread(self)
+        self._delivery.start()
+        self._start_watching()
+        self.notifier.ready(self._status_line())
+        log.info("daemon_ready", workers=config.workers)
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+
+    def _start_watching(self) -> None:
+        self._observers = start_observers(self.runtime.config.inboxes, self._seen)
+        self._rescan()
+
+    def _stop_watching(self) -> None:
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join(timeout=5)
+        self._observers = []
+
+    def _loop(self) -> None:
+        watchdog_every = watchdog_interval_seconds()
+        last_rescan = last_watchdog = last_status = time.monotonic()
+        while not self.stopping.wait(LOOP_SECONDS):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
+            self._drain_events()
+            for inbox_index, path in self._tracker.settled():
+                self._take_in(inbox_index, path)
+            now = time.monotonic()
+            if now - last_rescan >= self.runtime.config.rescan_interval_seconds:
+                self._rescan()
+                last_rescan = now
+            if watchdog_every and now - last_watchdog >= watchdog_every and self.is_healthy():
+                self.notifier.watchdog()
+                last_watchdog = now
+            if now - last_status >= 2:
+                self.notifier.status(self._status_line())
+                last_status = now
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        log.info("daemon_stopping")
+        self.stopping.set()
+        self.work_available.set()
+        self.deliveries_available.set()
+        self._stop_watching()
+        for worker in self._workers:
+            worker.join(timeout=self.runtime.config.job_timeout_seconds)
+        if self._delivery:
+            self._delivery.join(timeout=30)
+        self.runtime.close()
+        if self._store:
+            self._store.close()
+        log.info("daemon_stopped")
+
+    def is_healthy(self) -> bool:
+        """True while every thread is alive and no job has run past job_timeout_seconds."""
+        now = time.monotonic()
+        limit = self.runtime.config.job_timeout_seconds
+        for worker in self._workers:
+            busy_since = worker.busy_since
+            if not worker.is_alive() or (busy_since is not None and now - busy_since > limit):
+                return False
+        return self._delivery is None or self._delivery.is_alive()
+
+    def _status_line(self) -> str:
+        depth = self._store.queue_depth() if self._store else 0
+        return f"watching {len(self.runtime.config.inboxes)} inbox(es), {depth} job(s) queued, {len(self._tracker)} settling"
+
+    # reload -----------------------------------------------------------------
+
+    def _reload(self) -> None:
+        from hwdaemon.config import load_config
+
+        self.notifier.reloading()
+        try:
+            config = load_config(self.config_path, self.runtime.registry)
+        except HwdaemonError as exc:
+            log.error("config_reload_refused", error=str(exc), kept=self.runtime.config.source)
+            self.notifier.ready(self._status_line())
+            return
+        old = self.runtime
+        self._stop_watching()
+        self.runtime = Runtime(config=config, registry=old.registry)
+        old.close()
+        self._start_watching()
+        log.info("config_reloaded", config=config.source, inboxes=[str(i.path) for i in config.inboxes])
+        self.notifier.ready(self._status_line())
+
+    # intake -----------------------------------------------------------------
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                inbox_index, path = self._seen.get_nowait()
+            except queue.Empty:
+                return
+            if inbox_index < len(self.runtime.config.inboxes):
+                self._tracker.touch(inbox_index, path)
+
+    def _rescan(self) -> None:
+        for index, inbox in enumerate(self.runtime.config.inboxes):
+            for path in scan_inbox(inbox):
+                self._tracker.touch(index, path)
+
+    def _take_in(self, inbox_index: int, path: Path) -> None:
+        """A settled file becomes a job — unless it is not a candidate, already known, or a duplicate."""
+        assert self._store is not None
+        inbox = self.runtime.config.inboxes[inbox_index]
+        root = Path(inbox.path).absolute()
+        path = path.absolute()
+        try:
+            relative = path.relative_to(root)
+        except ValueError:
+            return
+        if not is_candidate(relative, inbox.patterns, inbox.ignore, inbox.recursive):
+            return
+        with structlog.contextvars.bound_contextvars(file=str(path), inbox=str(root)):
+            if path.is_symlink() and not _points_inside(path, root):
+                self._refuse(inbox, path, f"symlink points outside the inbox, to {os.path.realpath(path)}")
+                return
+            if not path.is_file():
+                return
+            if self._store.open_job_for(str(path)):
+                return
+            info = path.stat()
+            finished = self._store.finished_job_for(str(path), info.st_size, info.st_mtime_ns)
+            if finished is not None:
+                self._finish_leftover(inbox, path, finished.state)
+                return
+            sha256 = sha256_of(path)
+            original = self._store.done_job_with_sha256(sha256)
+            key = inbox_key_of(inbox)
+            if original is not None:
+                job = self._store.add_job(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns, "duplicate", f"same bytes as job {original.id} ({original.path})")
+                self._finish_leftover(inbox, path, "duplicate")
+                log.info("file_duplicate", job_id=job.id, duplicate_of=original.id)
+                return
+            job = self._store.add_job(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns)
+            log.info("job_queued", job_id=job.id, bytes=info.st_size)
+            self.work_available.set()
+
+    def _finish_leftover(self, inbox: InboxConfig, path: Path, state: str) -> None:
+        """A file whose job already ended (crash before the move, or a duplicate): file it now."""
+        if inbox.after == "move" and state in ("done", "duplicate"):
+            move_into(path, Path(inbox.path).absolute() / PROCESSED_FOLDER)
+        elif inbox.after == "delete" and state in ("done", "duplicate"):
+            path.unlink(missing_ok=True)
+
+    def _refuse(self, inbox: InboxConfig, path: Path, reason: str) -> None:
+        assert self._store is not None
+        job = self._store.add_job(str(path), inbox_key_of(inbox), inbox.profile, "", 0, 0, "failed", reason)
+        final = move_into(path, Path(inbox.path).absolute() / FAILED_FOLDER)
+        write_error_report(final, reason, 0, {"job_id": job.id, "permanent": True})
+        self._store.set_final_path(job.id, str(final))
+        log.error("file_refused", job_id=job.id, error=reason)
+
+    def call_hook(self, name: str, **kwargs: Any) -> None:
+        """Event hooks are for observers: a failing one is logged, never fatal."""
+        try:
+            getattr(self.runtime.registry.manager.hook, name)(**kwargs)
+        except Exception as exc:
+            log.warning("hook_failed", hook=name, error=f"{type(exc).__name__}: {exc}")
+
+
+def _points_inside(link: Path, root: Path) -> bool:
+    return Path(os.path.realpath(link)).is_relative_to(os.path.realpath(root))

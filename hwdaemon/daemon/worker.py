@@ -1,0 +1,115 @@
+"""Worker threads: take a queued job, run its profile's pipeline, store the result, file the original.
+
+Threads, not processes: torch releases the GIL during inference and already
+spreads one page over every core, and threads share the loaded EasyOCR reader
+(processes would each hold their own copy). `workers: N` starts N threads.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from hwdaemon.daemon.files import move_into, write_error_report
+from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER
+from hwdaemon.daemon.store import Job, Store
+from hwdaemon.errors import HwdaemonError, InputFileError
+from hwdaemon.inputs import load_document
+
+if TYPE_CHECKING:
+    from hwdaemon.daemon.service import Service
+
+log = structlog.get_logger()
+
+
+class Worker(threading.Thread):
+    def __init__(self, service: Service, number: int) -> None:
+        super().__init__(name=f"worker-{number}", daemon=True)
+        self._service = service
+        self.busy_since: float | None = None  # monotonic start of the job in hand
+        self.last_beat = time.monotonic()
+
+    def run(self) -> None:
+        store = Store(self._service.runtime.config.state_dir)
+        try:
+            while not self._service.stopping.is_set():
+                self.last_beat = time.monotonic()
+                job = store.claim_next_job()
+                if job is None:
+                    self._service.work_available.wait(0.5)
+                    self._service.work_available.clear()
+                    continue
+                self.busy_since = time.monotonic()
+                try:
+                    self._run_job(store, job)
+                finally:
+                    self.busy_since = None
+        finally:
+            store.close()
+
+    def _run_job(self, store: Store, job: Job) -> None:
+        runtime = self._service.runtime
+        with bound_contextvars(job_id=job.id, file=job.path, inbox=job.inbox, profile=job.profile):
+            started = time.perf_counter()
+            log.info("job_started", attempt=job.attempts)
+            path = Path(job.path)
+            try:
+                pipeline = runtime.pipeline(job.profile)
+                result = pipeline.run(load_document(path, runtime.config.limits))
+            except InputFileError as exc:
+                self._fail(store, job, exc.reason, permanent=True)
+                return
+            except (HwdaemonError, Exception) as exc:  # out of memory, a worker bug, a plugin crash: maybe transient
+                summary = f"{type(exc).__name__}: {exc}"
+                if job.attempts >= runtime.config.max_attempts:
+                    self._fail(store, job, summary, permanent=False, trace=traceback.format_exc(limit=8))
+                else:
+                    delay = min(300.0, 5.0 * 2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)
+                    store.retry_job_later(job.id, summary, delay)
+                    log.warning("job_retry_scheduled", error=summary, delay_seconds=round(delay, 1))
+                return
+            inbox = runtime.inbox_for(job.inbox)
+            sinks = inbox.sinks if inbox else []
+            store.finish_job(job.id, result, sinks)
+            self._service.deliveries_available.set()
+            final = self._file_original(path, inbox.after if inbox else "keep", Path(job.inbox) / PROCESSED_FOLDER)
+            if final is not None:
+                store.set_final_path(job.id, str(final))
+            log.info(
+                "job_done",
+                seconds=round(time.perf_counter() - started, 3),
+                pipeline_seconds=round(sum(result.timings.values()), 3),
+                pages=len(result.pages),
+                lines=len(result.lines),
+                mean_confidence=result.mean_confidence,
+                sinks=sinks,
+            )
+            self._service.call_hook("hwdaemon_job_done", result=result)
+
+    def _fail(self, store: Store, job: Job, error: str, permanent: bool, trace: str | None = None) -> None:
+        store.fail_job(job.id, error)
+        path = Path(job.path)
+        final = None
+        if path.exists() or path.is_symlink():
+            final = move_into(path, Path(job.inbox) / FAILED_FOLDER)
+            write_error_report(final, error, job.attempts, {"job_id": job.id, "permanent": permanent, "traceback": trace})
+            store.set_final_path(job.id, str(final))
+        log.error("job_failed", error=error, attempts=job.attempts, moved_to=str(final) if final else None)
+        self._service.call_hook("hwdaemon_job_failed", job=job, error=error)
+
+    @staticmethod
+    def _file_original(path: Path, after: str, processed: Path) -> Path | None:
+        if after == "move" and path.exists():
+            if path.absolute().parent == processed.absolute():
+                return path  # reprocessed from processed/: already filed
+            return move_into(path, processed)
+        if after == "delete":
+            path.unlink(missing_ok=True)
+        return None

@@ -152,9 +152,12 @@ class Store:
         return Job(*row) if row else None
 
     def finished_job_for(self, path: str, size: int, mtime_ns: int) -> Job | None:
-        """The newest finished job for exactly this file version (same path, size and mtime)."""
+        """The newest successful job for exactly this file version (same path, size and mtime).
+
+        Failed jobs do not count: a failed file back in the inbox is a retry.
+        """
         row = self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE path=? AND size=? AND mtime_ns=? AND state IN ('done','failed','duplicate') ORDER BY id DESC LIMIT 1",
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE path=? AND size=? AND mtime_ns=? AND state IN ('done','duplicate') ORDER BY id DESC LIMIT 1",
             (path, size, mtime_ns),
         ).fetchone()
         return Job(*row) if row else None

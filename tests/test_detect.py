@@ -58,3 +58,19 @@ def test_slightly_skewed_page_keeps_its_line_count(lines_detector: Detector) -> 
 
 def test_blank_page_has_no_lines(lines_detector: Detector) -> None:
     assert lines_detector.detect(np.full((300, 400), 250, np.uint8)) == []
+
+
+def test_a_tight_line_crop_is_one_line(lines_detector: Detector) -> None:
+    """Dev-set line crops have writing from edge to edge; it must not be taken for a scan border."""
+    page = render_lines(["Meet me at the station at noon"], font_size=48)
+    ink_rows = np.where((page < 128).any(axis=1))[0]
+    ink_columns = np.where((page < 128).any(axis=0))[0]
+    crop = page[ink_rows[0] : ink_rows[-1] + 1, ink_columns[0] : ink_columns[-1] + 1]
+    assert len(lines_detector.detect(crop)) == 1
+
+
+def test_dark_scanner_frame_is_not_a_line(lines_detector: Detector) -> None:
+    page = render_lines(TEN_LINES[:3], font_size=36).copy()
+    page[:6, :] = page[-6:, :] = 0
+    page[:, :6] = page[:, -6:] = 0
+    assert len(lines_detector.detect(page)) == 3

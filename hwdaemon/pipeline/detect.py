@@ -104,16 +104,33 @@ def _remove_ruling(mask: Image, min_length: int) -> Image:
 
 
 def _ink_components(mask: Image) -> list[tuple[int, int, int, int]]:
-    """Boxes of ink components big enough to be letters (specks and page-sized blobs dropped)."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    height, width = mask.shape
+    """Boxes of ink components big enough to be letters.
+
+    Specks and scan artefacts (edges, frames) are also erased from `mask` in place,
+    so the smearing that follows cannot glue them to the writing.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     boxes = []
     for index in range(1, count):
         x, y, w, h, area = (int(value) for value in stats[index])
-        if area < 12 or h < 4 or h > height * 0.5 or w > width * 0.9:
-            continue
-        boxes.append((x, y, w, h))
+        if _is_scan_artefact(w, h, area, mask.shape):
+            mask[labels == index] = 0
+        elif area >= 12 and h >= 4:
+            boxes.append((x, y, w, h))
     return boxes
+
+
+def _is_scan_artefact(width: int, height: int, area: int, shape: tuple[int, ...]) -> bool:
+    """A dark band along a whole edge, a frame around the page, or a solid black page.
+
+    A line crop's writing may span its whole height and width (cursive is often one
+    component), so size alone is not enough: a frame is hollow, a black page is full.
+    """
+    page_height, page_width = shape[:2]
+    edge_band = height > page_height * 0.9 and width < page_width * 0.1
+    fill = area / max(1, width * height)
+    covers_page = height > page_height * 0.9 and width > page_width * 0.9 and (fill < 0.05 or fill > 0.9)
+    return edge_band or covers_page
 
 
 def _smeared_blobs(mask: Image, smear: int, char_height: float) -> list[tuple[int, int, int, int]]:
@@ -125,7 +142,7 @@ def _smeared_blobs(mask: Image, smear: int, char_height: float) -> list[tuple[in
     return [
         (int(x), int(y), int(w), int(h))
         for x, y, w, h, area in stats[1:]
-        if area >= min_area and h < mask.shape[0] * 0.5
+        if area >= min_area and not _is_scan_artefact(int(w), int(h), int(area), mask.shape)
     ]
 
 

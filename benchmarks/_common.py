@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmarks: process memory and CPU from /proc, rendered test pages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+FONT = Path("/usr/share/fonts/truetype/fifthhorseman/dkg.ttf")
+DEV_DATA = Path(os.environ.get("HWDAEMON_DEV_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+WORDS = "milk bread tea post bank call write pay garden train letter lunch meeting parcel".split()
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def render_note(number: int, font_size: int = 24) -> np.ndarray:
+    """A small one-line note, different for every number (so no two files are duplicates)."""
+    font = ImageFont.truetype(str(FONT), font_size)
+    text = f"note {number} {WORDS[number % len(WORDS)]} {WORDS[(number * 7) % len(WORDS)]}"
+    width = int(font.getlength(text)) + 2 * font_size
+    page = Image.new("L", (width, font_size * 3), 255)
+    ImageDraw.Draw(page).text((font_size, font_size), text, font=font, fill=20)
+    return np.asarray(page)

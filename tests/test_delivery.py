@@ -196,3 +196,46 @@ def test_sink_options_are_validated_at_config_load(tmp_path: Path) -> None:
     config = write_config(tmp_path, sinks={"outbox": {"type": "webhook", "url": "not a url"}})
     outcome = CliRunner().invoke(cli, ["check-config", str(config)])
     assert outcome.exit_code == 78 and "sinks.outbox.url" in outcome.stderr
+
+
+def test_one_scan_reaches_file_webhook_and_s3(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """The service end to end: inbox → OCR → file sink, signed webhook and an S3 bucket (Swift)."""
+    sys.path.insert(0, str(REPO_ROOT / "plugins" / "hwdaemon-s3" / "tests"))
+    from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftServer, missing_binaries
+
+    if missing_binaries():
+        if os.environ.get("CI"):
+            pytest.fail(f"Swift not installed: {missing_binaries()}")
+        pytest.skip(f"Swift not installed: {missing_binaries()}")
+    import boto3
+    from botocore.config import Config
+
+    swift = SwiftServer(tmp_path / "swift").start()
+    s3 = boto3.client("s3", endpoint_url=swift.endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                      region_name=REGION, config=Config(s3={"addressing_style": "path"}))  # fmt: skip
+    s3.create_bucket(Bucket="scans")
+    receiver = Receiver([])
+    httpserver.expect_request("/hook").respond_with_handler(receiver)
+    config = write_config(
+        tmp_path,
+        delivery=FAST_RETRIES,
+        inboxes=[{"path": str(tmp_path / "inbox"), "settle_seconds": 0.5, "sinks": ["outbox", "hook", "archive"]}],
+        sinks={
+            "outbox": {"type": "file", "path": str(tmp_path / "outbox"), "formats": ["txt", "json"]},
+            "hook": {"type": "webhook", "url": httpserver.url_for("/hook"), "secret": "${TEST_WEBHOOK_SECRET}"},
+            "archive": {"type": "s3", "bucket": "scans", "endpoint_url": swift.endpoint, "region": REGION, "addressing_style": "path",
+                        "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "key_template": "{stem}.{ext}"},
+        },
+    )  # fmt: skip
+    daemon = Daemon(config).start()
+    try:
+        save(render_lines(["Everything everywhere"]), tmp_path / "inbox" / "all.png")
+        wait_for(lambda: deliveries(tmp_path) and all(row[0] == "delivered" for row in deliveries(tmp_path)) and len(deliveries(tmp_path)) == 3, what="three sinks")
+        stored = s3.get_object(Bucket="scans", Key="all.json")["Body"].read().decode()
+    finally:
+        daemon.stop()
+        swift.stop()
+    exported = (tmp_path / "outbox" / "all.json").read_text()
+    assert stored == exported
+    _, request = receiver.requests[0]
+    assert Webhook(SECRET).verify(request.get_data(), dict(request.headers))["result"]["text"] == json.loads(exported)["text"]

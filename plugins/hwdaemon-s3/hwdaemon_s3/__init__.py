@@ -1,0 +1,146 @@
+"""The `s3` sink: each result becomes objects in a bucket of any S3-compatible store.
+
+One object per configured format, at a key made from `key_template`. The key
+is fixed per document, so a retried delivery overwrites its own object:
+at-least-once delivery leaves exactly one copy. botocore's own retries are off;
+the daemon's durable delivery retries with backoff instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, NoCredentialsError
+from pydantic import Field, SecretStr, field_validator
+
+from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
+from hwdaemon.export import FORMATS, Format, render
+from hwdaemon.hookspecs import hookimpl
+from hwdaemon.model import Result
+from hwdaemon.sinks import Artifacts, DeliveryReceipt, Sink, SinkOptions
+
+CONTENT_TYPES: dict[str, str] = {"txt": "text/plain; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
+# Errors that retrying cannot fix without a change of configuration.
+PERMANENT_CODES = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "InvalidBucketName", "AuthorizationHeaderMalformed", "InvalidArgument", "KMS.NotFoundException"}
+)
+
+
+class S3Options(SinkOptions):
+    bucket: str = Field(min_length=3)
+    endpoint_url: str | None = Field(default=None, description="for MinIO, Swift, Ceph…; None means AWS")
+    region: str = "us-east-1"
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    key_template: str = Field(default="{date}/{stem}-{sha8}.{ext}", description="fields: stem, ext, date, sha8, sha256")
+    formats: list[Format] = Field(default_factory=lambda: ["json"], min_length=1)
+    access_key_id: str | None = Field(default=None, description="else boto3's chain: env, ~/.aws, instance role")
+    secret_access_key: SecretStr | None = None
+    profile: str | None = Field(default=None, description="a named profile from ~/.aws/credentials")
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = None
+    kms_key_id: str | None = None
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[Format]) -> list[Format]:
+        unknown = [item for item in value if item not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown format(s) {unknown}; choose from {FORMATS}")
+        return value
+
+    @field_validator("key_template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        try:
+            value.format(stem="s", ext="e", date="d", sha8="h", sha256="h")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad key_template {value!r}: {exc}; fields are stem, ext, date, sha8, sha256") from None
+        return value
+
+
+class S3Sink(Sink):
+    name = "s3"
+    Options = S3Options
+
+    def __init__(self, options: S3Options, instance_name: str) -> None:  # type: ignore[override]
+        super().__init__(options, instance_name)
+        session = boto3.session.Session(profile_name=options.profile) if options.profile else boto3.session.Session()
+        secret = options.secret_access_key.get_secret_value() if options.secret_access_key else None
+        self._client = session.client(
+            "s3",
+            endpoint_url=options.endpoint_url,
+            region_name=options.region,
+            aws_access_key_id=options.access_key_id,
+            aws_secret_access_key=secret,
+            config=BotoConfig(
+                signature_version="s3v4",
+                s3={"addressing_style": options.addressing_style},
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=options.connect_timeout_seconds,
+                read_timeout=options.read_timeout_seconds,
+            ),
+        )
+
+    def object_key(self, result: Result, artifacts: Artifacts, format: str) -> str:
+        options: S3Options = self.options  # type: ignore[assignment]
+        return options.key_template.format(
+            stem=Path(artifacts.original_name).stem,
+            ext=format,
+            date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            sha8=result.sha256[:8],
+            sha256=result.sha256,
+        )
+
+    def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
+        options: S3Options = self.options  # type: ignore[assignment]
+        keys = []
+        for format in options.formats:
+            key = self.object_key(result, artifacts, format)
+            extra: dict[str, Any] = {}
+            if options.server_side_encryption:
+                extra["ServerSideEncryption"] = options.server_side_encryption
+                if options.kms_key_id:
+                    extra["SSEKMSKeyId"] = options.kms_key_id
+            try:
+                self._client.put_object(
+                    Bucket=options.bucket,
+                    Key=key,
+                    Body=render(result, format).encode("utf-8"),
+                    ContentType=CONTENT_TYPES[format],
+                    Metadata={"idempotency-key": artifacts.idempotency_key, "source-name": artifacts.original_name.encode("ascii", "replace").decode()},
+                    **extra,
+                )
+            except ClientError as exc:
+                raise _classify(exc, options.bucket, key) from exc
+            except NoCredentialsError as exc:
+                raise PermanentDeliveryError("no S3 credentials: set access_key_id/secret_access_key, a profile, or AWS_* variables") from exc
+            except (ConnectionError, HTTPClientError, BotoCoreError) as exc:
+                raise RetryableDeliveryError(f"S3 {options.endpoint_url or 'AWS'} unreachable: {exc}") from exc
+            keys.append(f"s3://{options.bucket}/{key}")
+        return DeliveryReceipt(location=", ".join(keys))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _classify(exc: ClientError, bucket: str, key: str) -> Exception:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    message = f"S3 put s3://{bucket}/{key} failed: {code} ({status}): {error.get('Message', '')}"
+    if code in ("SignatureDoesNotMatch", "InvalidAccessKeyId"):
+        return PermanentDeliveryError(message + "; check access_key_id and secret_access_key")
+    if code in PERMANENT_CODES or (400 <= status < 500 and status not in (408, 429)):
+        return PermanentDeliveryError(message)
+    retry_after = 1.0 if code == "SlowDown" else None
+    return RetryableDeliveryError(message, retry_after_seconds=retry_after)
+
+
+@hookimpl
+def hwdaemon_register_sinks() -> list[type[Sink]]:
+    return [S3Sink]

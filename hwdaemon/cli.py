@@ -381,5 +381,45 @@ def redeliver(delivery_id: int | None, all_failed: bool, config_path: Path | Non
     click.echo(f"re-queued {count} deliver{'y' if count == 1 else 'ies'}")
 
 
+@cli.command("eval")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--profile", "profiles", multiple=True, help="Profile to evaluate; repeat to compare (default: default).")
+@click.option("--kind", "kinds", multiple=True, help="Only items of this kind (line, page, word); repeatable.")
+@click.option("--limit", type=int, help="Only the first N items (after filtering).")
+@click.option("--readings", type=click.Path(dir_okay=False, path_type=Path), help="Write every item's truth and reading here (JSON Lines).")
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def evaluate_command(
+    manifest: Path, profiles: tuple[str, ...], kinds: tuple[str, ...], limit: int | None, readings: Path | None, config_path: Path | None, as_json: bool
+) -> None:
+    """Measure profiles on labelled scans: CER, WER, seconds per item, peak memory.
+
+    MANIFEST is JSON Lines with image (relative to the manifest), text, kind and
+    lang per item. Use it on your own labelled scans to choose a profile.
+
+    Example: hwdaemon eval ../shared/data/manifest.jsonl --profile default --profile difficult
+    """
+    from hwdaemon.evaluation import evaluate, format_table, read_manifest
+    from hwdaemon.pipeline import Pipeline
+
+    configure_logging("warning")
+    config, registry = _load(config_path)
+    items = [item for item in read_manifest(manifest) if not kinds or item.kind in kinds][:limit]
+    if not items:
+        raise NoInputError(f"{manifest}: no items{' of kind ' + ', '.join(kinds) if kinds else ''}")
+    reports = []
+    for name in profiles or ("default",):
+        pipeline = Pipeline.from_profile(name, config.profile(name), config.models, registry)
+        pipeline.check_ready()
+        reports.append(evaluate(pipeline, items, config.limits))
+    if readings is not None:
+        lines = [json.dumps({"profile": report.profile, **row}, ensure_ascii=False) for report in reports for row in report.readings]
+        write_atomic(readings, "\n".join(lines) + "\n")
+    if as_json:
+        click.echo(json.dumps([report.to_dict() for report in reports], indent=2))
+    else:
+        click.echo(format_table(reports))
+
+
 def main() -> None:
     cli(prog_name="hwdaemon")

@@ -210,31 +210,30 @@ def test_one_scan_reaches_file_webhook_and_s3(httpserver: HTTPServer, tmp_path: 
     import boto3
     from botocore.config import Config
 
-    swift = SwiftServer(tmp_path / "swift").start()
-    s3 = boto3.client("s3", endpoint_url=swift.endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                      region_name=REGION, config=Config(s3={"addressing_style": "path"}))  # fmt: skip
-    s3.create_bucket(Bucket="scans")
-    receiver = Receiver([])
-    httpserver.expect_request("/hook").respond_with_handler(receiver)
-    config = write_config(
-        tmp_path,
-        delivery=FAST_RETRIES,
-        inboxes=[{"path": str(tmp_path / "inbox"), "settle_seconds": 0.5, "sinks": ["outbox", "hook", "archive"]}],
-        sinks={
-            "outbox": {"type": "file", "path": str(tmp_path / "outbox"), "formats": ["txt", "json"]},
-            "hook": {"type": "webhook", "url": httpserver.url_for("/hook"), "secret": "${TEST_WEBHOOK_SECRET}"},
-            "archive": {"type": "s3", "bucket": "scans", "endpoint_url": swift.endpoint, "region": REGION, "addressing_style": "path",
-                        "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "key_template": "{stem}.{ext}"},
-        },
-    )  # fmt: skip
-    daemon = Daemon(config).start()
-    try:
-        save(render_lines(["Everything everywhere"]), tmp_path / "inbox" / "all.png")
-        wait_for(lambda: deliveries(tmp_path) and all(row[0] == "delivered" for row in deliveries(tmp_path)) and len(deliveries(tmp_path)) == 3, what="three sinks")
+    with SwiftServer(tmp_path / "swift") as swift:
+        s3 = boto3.client("s3", endpoint_url=swift.endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                          region_name=REGION, config=Config(s3={"addressing_style": "path"}))  # fmt: skip
+        s3.create_bucket(Bucket="scans")
+        receiver = Receiver([])
+        httpserver.expect_request("/hook").respond_with_handler(receiver)
+        config = write_config(
+            tmp_path,
+            delivery=FAST_RETRIES,
+            inboxes=[{"path": str(tmp_path / "inbox"), "settle_seconds": 0.5, "sinks": ["outbox", "hook", "archive"]}],
+            sinks={
+                "outbox": {"type": "file", "path": str(tmp_path / "outbox"), "formats": ["txt", "json"]},
+                "hook": {"type": "webhook", "url": httpserver.url_for("/hook"), "secret": "${TEST_WEBHOOK_SECRET}"},
+                "archive": {"type": "s3", "bucket": "scans", "endpoint_url": swift.endpoint, "region": REGION, "addressing_style": "path",
+                            "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, "key_template": "{stem}.{ext}"},
+            },
+        )  # fmt: skip
+        daemon = Daemon(config).start()
+        try:
+            save(render_lines(["Everything everywhere"]), tmp_path / "inbox" / "all.png")
+            wait_for(lambda: len(deliveries(tmp_path)) == 3 and all(row[0] == "delivered" for row in deliveries(tmp_path)), what="three sinks")
+        finally:
+            daemon.stop()
         stored = s3.get_object(Bucket="scans", Key="all.json")["Body"].read().decode()
-    finally:
-        daemon.stop()
-        swift.stop()
     exported = (tmp_path / "outbox" / "all.json").read_text()
     assert stored == exported
     _, request = receiver.requests[0]

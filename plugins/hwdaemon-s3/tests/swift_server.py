@@ -9,7 +9,9 @@ swift-account, swift-container, swift-object and memcached.
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -77,8 +79,19 @@ class SwiftServer:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         log = (self.root / "run" / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        # Own session: swift servers fork workers, and stop() ends the whole group.
+        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+
+    def __enter__(self) -> SwiftServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def start(self) -> SwiftServer:
         self._spawn("memcached", ["memcached", "-l", "127.0.0.1", "-p", str(self.ports["memcached"]), "-U", "0", "-u", getpass.getuser()])
@@ -104,9 +117,7 @@ class SwiftServer:
         self.wait_healthy()
 
     def stop_proxy(self) -> None:
-        process = self.processes.pop("proxy")
-        process.terminate()
-        process.wait(30)
+        _stop_group(self.processes.pop("proxy"))
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -122,10 +133,20 @@ class SwiftServer:
 
     def stop(self) -> None:
         for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop_group(process)
         self.processes.clear()
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    except ProcessLookupError:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # forked workers that outlived their parent
+    except ProcessLookupError:
+        pass

@@ -29,12 +29,9 @@ def swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
         if __import__("os").environ.get("CI"):
             pytest.fail(f"Swift not installed ({missing}); scripts/setup --test installs it as root")
         pytest.skip(f"Swift not installed: {missing} (Debian: swift swift-proxy swift-account swift-container swift-object memcached)")
-    server = SwiftServer(tmp_path_factory.mktemp("swift")).start()
-    client(server.endpoint).create_bucket(Bucket="scans")
-    try:
+    with SwiftServer(tmp_path_factory.mktemp("swift")) as server:
+        client(server.endpoint).create_bucket(Bucket="scans")
         yield server
-    finally:
-        server.stop()
 
 
 def client(endpoint: str, secret: str = SECRET_KEY):  # type: ignore[no-untyped-def]

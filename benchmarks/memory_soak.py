@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEV_DATA, render_note, rss_mb  # noqa: E402
 
-from hwdaemon.config import LimitsConfig, load_config  # noqa: E402
+from hwdaemon.config import InputsConfig, load_config  # noqa: E402
 from hwdaemon.inputs import load_document  # noqa: E402
 from hwdaemon.model import Document, Page  # noqa: E402
 from hwdaemon.pipeline import Pipeline  # noqa: E402
@@ -28,7 +28,7 @@ def documents() -> list[Document]:
     manifest = DEV_DATA / "manifest.jsonl"
     if manifest.is_file():
         items = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-        return [load_document(DEV_DATA / item["image"], LimitsConfig()) for item in items if item["kind"] == "page"]
+        return [load_document(DEV_DATA / item["image"], InputsConfig()) for item in items if item["kind"] == "page"]
     return [Document(f"note-{n}", "0" * 64, (Page(1, render_note(n, 40)),)) for n in range(6)]
 
 

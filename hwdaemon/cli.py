@@ -90,8 +90,8 @@ def process(
 ) -> None:
     """Read scans once and print or save their text.
 
-    PATHS are image files (PNG, JPEG, TIFF incl. multi-page, BMP, WebP) or
-    folders of them. Exit status: 0 all files read, 1 some failed, 2 usage,
+    PATHS are scans (PDF, TIFF incl. multi-page, PNG, JPEG, BMP, WebP, HEIC)
+    or folders of them. Exit status: 0 all files read, 1 some failed, 2 usage,
     66 no input found, 69 model weights missing, 78 bad config.
 
     Example: hwdaemon process scans/ --format json --output out/
@@ -116,7 +116,7 @@ def process(
             outcome = FileOutcome(path=str(path), ok=False)
             started = time.perf_counter()
             try:
-                result = pipeline.run(load_document(path, config.limits))
+                result = pipeline.run(load_document(path, config.inputs))
             except InputFileError as exc:
                 outcome.error = exc.reason
                 click.echo(f"hwdaemon: error: {exc}", err=True)
@@ -411,7 +411,7 @@ def evaluate_command(
     for name in profiles or ("default",):
         pipeline = Pipeline.from_profile(name, config.profile(name), config.models, registry)
         pipeline.check_ready()
-        reports.append(evaluate(pipeline, items, config.limits))
+        reports.append(evaluate(pipeline, items, config.inputs))
     if readings is not None:
         lines = [json.dumps({"profile": report.profile, **row}, ensure_ascii=False) for report in reports for row in report.readings]
         write_atomic(readings, "\n".join(lines) + "\n")

@@ -67,12 +67,13 @@ class ModelsConfig(Strict):
     download_enabled: bool = False
 
 
-class LimitsConfig(Strict):
-    """Guards against hostile or accidental input (decompression bombs, huge PDFs)."""
+class InputsConfig(Strict):
+    """How input files are decoded, and the limits that guard against hostile or accidental input."""
 
-    max_pixels: int = Field(default=40_000_000, gt=0)
+    max_pixels: int = Field(default=40_000_000, gt=0, description="per page: the decompression-bomb guard")
     max_pages: int = Field(default=200, gt=0)
     max_file_bytes: int = Field(default=200_000_000, gt=0)
+    pdf_dpi: int = Field(default=200, ge=50, le=600)
 
 
 class InboxConfig(Strict):
@@ -116,7 +117,7 @@ class Config(Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
     models: ModelsConfig = ModelsConfig()
-    limits: LimitsConfig = LimitsConfig()
+    inputs: InputsConfig = InputsConfig()
     profiles: dict[str, ProfileConfig] = Field(default_factory=lambda: {"default": ProfileConfig()})
     inboxes: list[InboxConfig] = Field(default_factory=list)
     sinks: dict[str, PieceConfig] = Field(default_factory=dict)

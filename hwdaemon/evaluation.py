@@ -20,7 +20,7 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from hwdaemon.config import LimitsConfig
+from hwdaemon.config import InputsConfig
 from hwdaemon.errors import ConfigError, InputFileError
 from hwdaemon.inputs import load_document
 from hwdaemon.pipeline import Pipeline
@@ -117,7 +117,7 @@ class ProfileReport:
         }
 
 
-def evaluate(pipeline: Pipeline, items: Iterable[ManifestItem], limits: LimitsConfig) -> ProfileReport:
+def evaluate(pipeline: Pipeline, items: Iterable[ManifestItem], limits: InputsConfig) -> ProfileReport:
     """Read every item with `pipeline`; unreadable images count as empty readings (and failures)."""
     report = ProfileReport(profile=pipeline.profile_name)
     for item in items:

@@ -88,9 +88,9 @@ def test_hostile_files_fail_with_a_reason_and_the_daemon_goes_on(daemon: Daemon,
     failed = inbox / "failed"
     reasons = {name: json.loads((failed / f"{name}.error.json").read_text())["error"] for name in ("empty.png", "letter.jpg", "truncated.png", "bomb.png", "outside.png")}
     assert "empty" in reasons["empty.png"]
-    assert "not a supported image" in reasons["letter.jpg"]
+    assert "not a supported file" in reasons["letter.jpg"]
     assert "truncated or corrupt" in reasons["truncated.png"]
-    assert "limits.max_pixels" in reasons["bomb.png"]
+    assert "inputs.max_pixels" in reasons["bomb.png"]
     assert "symlink points outside the inbox" in reasons["outside.png"]
     assert (failed / "letter.jpg").read_text() == "Dear Sir, this is a text file"  # the original, intact
     assert sorted(path.name for path in (inbox / "processed").iterdir()) == sorted(odd_names)

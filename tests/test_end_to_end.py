@@ -57,7 +57,7 @@ def test_one_bad_file_fails_alone_with_exit_code_1(tmp_path: Path) -> None:
     bad.write_text("this is not an image")
     outcome = CliRunner().invoke(cli, ["process", str(bad), str(good)])
     assert outcome.exit_code == 1
-    assert f"{bad}: not a supported image" in outcome.stderr
+    assert f"{bad}: not a supported file" in outcome.stderr
     assert "plants" in outcome.stdout.lower() or outcome.stdout.strip()
     assert bad.read_text() == "this is not an image"  # never modified
 
@@ -73,3 +73,28 @@ def test_stdout_formats_for_several_files(tmp_path: Path, format_: str) -> None:
         assert outcome.stdout.count("file,page,line,text") == 1
     else:
         assert outcome.stdout.count("==> ") == 2
+
+
+def test_pdf_of_a_handwritten_note_reads_like_the_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    image = Image.fromarray(render_lines(RENDERED_LINES))
+    image.save(tmp_path / "note.pdf", format="PDF", resolution=200)
+    outcome = CliRunner().invoke(cli, ["process", str(tmp_path / "note.pdf"), "--format", "json"])
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout)
+    assert len(result["pages"]) == 1
+    assert character_error_rate("\n".join(RENDERED_LINES), result["text"]) < RENDERED_CER_BOUND
+
+
+def test_exif_rotated_phone_photo_is_read_upright(tmp_path: Path) -> None:
+    from PIL import Image
+
+    upright = Image.fromarray(render_lines(RENDERED_LINES))
+    stored = upright.rotate(90, expand=True)  # as the sensor stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    outcome = CliRunner().invoke(cli, ["process", str(tmp_path / "photo.jpg")])
+    assert outcome.exit_code == 0, outcome.output
+    assert character_error_rate("\n".join(RENDERED_LINES), outcome.stdout) < RENDERED_CER_BOUND

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from conftest import DEV_DATA
 from hwdaemon.cli import cli
-from hwdaemon.config import LimitsConfig, parse_config
+from hwdaemon.config import InputsConfig, parse_config
 from hwdaemon.evaluation import Tally, evaluate, normalise, read_manifest
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Line
@@ -58,7 +58,7 @@ def test_known_cer_and_wer_per_group(manifest: Path) -> None:
     registry = build_registry(manager)
     config = parse_config("profiles:\n  parrot: {recognizer: parrot}\n", "cfg.yaml", registry)
     pipeline = Pipeline.from_profile("parrot", config.profile("parrot"), config.models, registry)
-    report = evaluate(pipeline, read_manifest(manifest), LimitsConfig()).to_dict()
+    report = evaluate(pipeline, read_manifest(manifest), InputsConfig()).to_dict()
     lines = next(group for group in report["groups"] if group["kind"] == "line")
     # "hello world" vs "hello wrld": 1 edit; "Hello World" vs "hello wrld": 3 edits (H, W, o); 22 chars.
     assert lines["cer"] == round(4 / 22, 4)

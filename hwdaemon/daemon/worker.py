@@ -62,7 +62,7 @@ class Worker(threading.Thread):
             path = Path(job.path)
             try:
                 pipeline = runtime.pipeline(job.profile)
-                result = pipeline.run(load_document(path, runtime.config.limits))
+                result = pipeline.run(load_document(path, runtime.config.inputs))
             except InputFileError as exc:
                 self._fail(store, job, exc.reason, permanent=True)
                 return

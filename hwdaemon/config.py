@@ -100,6 +100,14 @@ class DeliveryConfig(Strict):
     backoff_max_seconds: float = Field(default=600.0, gt=0)
 
 
+class MetricsConfig(Strict):
+    """The Prometheus /metrics and /healthz endpoint; keep it on loopback unless a firewall guards it."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535, description="0 picks a free port (logged at start)")
+
+
 class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -116,6 +124,7 @@ class Config(Strict):
     job_timeout_seconds: float = Field(default=600.0, gt=0, description="a job running longer stops the systemd watchdog pings")
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
     models: ModelsConfig = ModelsConfig()
     inputs: InputsConfig = InputsConfig()
     profiles: dict[str, ProfileConfig] = Field(default_factory=lambda: {"default": ProfileConfig()})

@@ -14,10 +14,14 @@ from hwdaemon.model import Result
 
 Format = Literal["txt", "json", "csv"]
 FORMATS: tuple[Format, ...] = ("txt", "json", "csv")
+PageSeparator = Literal["formfeed", "header"]
 CSV_COLUMNS = ("file", "page", "line", "text", "confidence", "x", "y", "w", "h")
 
 
-def to_txt(result: Result) -> str:
+def to_txt(result: Result, page_separator: PageSeparator = "formfeed") -> str:
+    """Lines in reading order; pages apart by a form feed (printers, `less`) or a `--- page N ---` header."""
+    if page_separator == "header" and len(result.pages) > 1:
+        return "".join(f"--- page {page.number} ---\n{page.text}\n" for page in result.pages)
     return result.text + "\n" if result.text else ""
 
 
@@ -38,11 +42,10 @@ def to_csv(result: Result) -> str:
     return buffer.getvalue()
 
 
-RENDERERS = {"txt": to_txt, "json": to_json, "csv": to_csv}
-
-
-def render(result: Result, format: Format) -> str:
-    return RENDERERS[format](result)
+def render(result: Result, format: Format, page_separator: PageSeparator = "formfeed") -> str:
+    if format == "txt":
+        return to_txt(result, page_separator)
+    return to_json(result) if format == "json" else to_csv(result)
 
 
 def write_atomic(path: Path, text: str) -> None:

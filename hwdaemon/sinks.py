@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import FORMATS, Format, render, write_atomic
+from hwdaemon.export import FORMATS, Format, PageSeparator, render, write_atomic
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
 
@@ -61,6 +61,7 @@ class FileSinkOptions(SinkOptions):
     formats: list[Format] = Field(default_factory=lambda: ["txt"], min_length=1)
     name_template: str = Field(default="{stem}.{ext}", description="fields: stem, ext, date, sha8")
     overwrite: bool = False
+    page_separator: PageSeparator = Field(default="formfeed", description="txt: form feed between pages, or a '--- page N ---' header")
 
     @field_validator("formats")
     @classmethod
@@ -97,7 +98,7 @@ class FileSink(Sink):
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
             try:
-                write_atomic(target, render(result, format))
+                write_atomic(target, render(result, format, options.page_separator))
             except PermissionError as exc:
                 raise PermanentDeliveryError(f"cannot write {target}: {exc.strerror}; check the folder's permissions") from exc
             except OSError as exc:

@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import subprocess
+import urllib.error
+import urllib.request
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +26,25 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def install_test_plugins(site: Path, *names: str) -> Path:
+    """pip-install plugin packages from tests/plugins into `site`; put it on PYTHONPATH to use them."""
+    root = Path(__file__).resolve().parent / "plugins"
+    for name in names:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(root / name)],
+            check=True,
+        )  # fmt: skip
+    return site
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def write_config(folder: Path, **overrides: Any) -> Path:

@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
 from conftest import REPO_ROOT
-from daemon_harness import Daemon, wait_for, write_config
+from daemon_harness import Daemon, install_test_plugins, wait_for, write_config
 from hwdaemon.cli import cli
 from rendering import render_lines, save
 
@@ -153,13 +153,7 @@ def test_pending_delivery_resumes_after_restart(httpserver: HTTPServer, tmp_path
 @pytest.fixture(scope="module")
 def third_party_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugins, pip-installed from their folders into a private site directory."""
-    site = tmp_path_factory.mktemp("site")
-    for name in ("hwdaemon-jsonl", "hwdaemon-broken"):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(REPO_ROOT / "tests" / "plugins" / name)],
-            check=True,
-        )  # fmt: skip
-    return site
+    return install_test_plugins(tmp_path_factory.mktemp("site"), "hwdaemon-jsonl", "hwdaemon-broken")
 
 
 def test_third_party_sink_installed_with_pip_receives_results(third_party_site: Path, tmp_path: Path) -> None:

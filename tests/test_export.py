@@ -43,3 +43,7 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
     write_atomic(target, "second")
     assert target.read_text() == "second"
     assert [path.name for path in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_text_can_label_pages_with_headers() -> None:
+    assert to_txt(RESULT, "header") == "--- page 1 ---\nDear Sir,\nthank you\n--- page 2 ---\nYours, Émile\n"

@@ -73,6 +73,7 @@ class DeliveryThread(threading.Thread):
                 receipt = sink.deliver(result, artifacts)
             except PermanentDeliveryError as exc:
                 store.dead_letter(delivery.id, str(exc))
+                self._count(delivery.sink, "dead")
                 log.error("delivery_dead", error=str(exc), attempts=delivery.attempts + 1)
                 return
             except Exception as exc:  # RetryableDeliveryError, or a sink bug: retry, keeping the traceback
@@ -82,11 +83,17 @@ class DeliveryThread(threading.Thread):
                 too_old = time.time() - delivery.created_at > policy.max_age_seconds
                 if attempts >= policy.max_attempts or too_old:
                     store.dead_letter(delivery.id, detail)
+                    self._count(delivery.sink, "dead")
                     log.error("delivery_dead", error=str(exc), attempts=attempts)
                     return
                 delay = retry_after if retry_after is not None else backoff_seconds(attempts, policy)
                 store.schedule_redelivery(delivery.id, detail, delay)
+                self._count(delivery.sink, "retry_scheduled")
                 log.warning("delivery_retry_scheduled", error=str(exc), attempts=attempts, delay_seconds=round(delay, 2))
                 return
             store.mark_delivered(delivery.id, receipt.location)
+            self._count(delivery.sink, "delivered")
             log.info("delivered", location=receipt.location)
+
+    def _count(self, sink: str, outcome: str) -> None:
+        self._service.metrics.delivery_attempts.labels(sink, outcome).inc()

@@ -31,6 +31,7 @@ from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_obser
 from hwdaemon.daemon.worker import Worker
 from hwdaemon.errors import HwdaemonError
 from hwdaemon.inputs import sha256_of
+from hwdaemon.metrics import Metrics, MetricsServer
 from hwdaemon.plugins import Registry
 
 log = structlog.get_logger()
@@ -52,6 +53,8 @@ class Service:
         self._workers: list[Worker] = []
         self._delivery: DeliveryThread | None = None
         self._store: Store | None = None
+        self.metrics = Metrics(lambda: Store(self.runtime.config.state_dir))
+        self._metrics_server: MetricsServer | None = None
 
     # signals ----------------------------------------------------------------
 
@@ -74,6 +77,12 @@ class Service:
         self._store = Store(config.state_dir)
         recovered = self._store.recover()
         log.info("daemon_starting", pid=os.getpid(), config=config.source, recovered_jobs=recovered, inboxes=[str(i.path) for i in config.inboxes])
+        self._load_models()
+        if config.metrics.enabled:
+            self._metrics_server = MetricsServer(self.metrics, self.health, config.metrics.host, config.metrics.port)
+            self._metrics_server.start()
+            host, port = self._metrics_server.address
+            log.info("metrics_listening", url=f"http://{host}:{port}/metrics")
         self._workers = [Worker(self, number) for number in range(1, config.workers + 1)]
         for worker in self._workers:
             worker.start()
@@ -86,6 +95,15 @@ class Service:
             self._loop()
         finally:
             self._shutdown()
+
+    def _load_models(self) -> None:
+        """Load each inbox profile's models before READY=1, so the first scan is not slow."""
+        for profile in sorted({inbox.profile for inbox in self.runtime.config.inboxes}):
+            started = time.perf_counter()
+            self.runtime.pipeline(profile).load()
+            seconds = time.perf_counter() - started
+            self.metrics.model_load_seconds.labels(profile).set(seconds)
+            log.info("models_loaded", profile=profile, seconds=round(seconds, 2))
 
     def _start_watching(self) -> None:
         self._observers = start_observers(self.runtime.config.inboxes, self._seen)
@@ -131,19 +149,38 @@ class Service:
         if self._delivery:
             self._delivery.join(timeout=30)
         self.runtime.close()
+        if self._metrics_server:
+            self._metrics_server.stop()
         if self._store:
             self._store.close()
         log.info("daemon_stopped")
 
     def is_healthy(self) -> bool:
-        """True while every thread is alive and no job has run past job_timeout_seconds."""
+        return self.health()[0]
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the watchers and threads are alive and no job has run past job_timeout_seconds.
+
+        Called by the main loop (watchdog) and by /healthz on the metrics thread.
+        """
         now = time.monotonic()
         limit = self.runtime.config.job_timeout_seconds
+        workers = []
         for worker in self._workers:
             busy_since = worker.busy_since
-            if not worker.is_alive() or (busy_since is not None and now - busy_since > limit):
-                return False
-        return self._delivery is None or self._delivery.is_alive()
+            busy_seconds = None if busy_since is None else round(now - busy_since, 1)
+            stalled = busy_seconds is not None and busy_seconds > limit
+            workers.append({"name": worker.name, "alive": worker.is_alive(), "busy_seconds": busy_seconds, "stalled": stalled})
+        watchers_alive = all(observer.is_alive() for observer in self._observers)
+        delivery_alive = self._delivery is not None and self._delivery.is_alive()
+        is_healthy = watchers_alive and delivery_alive and all(w["alive"] and not w["stalled"] for w in workers)
+        return is_healthy, {
+            "watchers_alive": watchers_alive,
+            "delivery_alive": delivery_alive,
+            "workers": workers,
+            "job_timeout_seconds": limit,
+            "queue_depth": self._store.queue_depth() if self._store else None,
+        }
 
     def _status_line(self) -> str:
         depth = self._store.queue_depth() if self._store else 0
@@ -216,9 +253,11 @@ class Service:
             if original is not None:
                 job = self._store.add_job(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns, "duplicate", f"same bytes as job {original.id} ({original.path})")
                 self._finish_leftover(inbox, path, "duplicate")
+                self.metrics.files_seen.labels(key, "duplicate").inc()
                 log.info("file_duplicate", job_id=job.id, duplicate_of=original.id)
                 return
             job = self._store.add_job(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns)
+            self.metrics.files_seen.labels(key, "queued").inc()
             log.info("job_queued", job_id=job.id, bytes=info.st_size)
             self.work_available.set()
 
@@ -235,6 +274,7 @@ class Service:
         final = move_into(path, Path(inbox.path).absolute() / FAILED_FOLDER)
         write_error_report(final, reason, 0, {"job_id": job.id, "permanent": True})
         self._store.set_final_path(job.id, str(final))
+        self.metrics.files_seen.labels(inbox_key_of(inbox), "refused").inc()
         log.error("file_refused", job_id=job.id, error=reason)
 
     def call_hook(self, name: str, **kwargs: Any) -> None:

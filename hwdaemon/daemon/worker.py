@@ -73,6 +73,7 @@ class Worker(threading.Thread):
                 else:
                     delay = min(300.0, 5.0 * 2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)
                     store.retry_job_later(job.id, summary, delay)
+                    self._service.metrics.jobs_finished.labels("retry_scheduled").inc()
                     log.warning("job_retry_scheduled", error=summary, delay_seconds=round(delay, 1))
                 return
             inbox = runtime.inbox_for(job.inbox)
@@ -82,6 +83,11 @@ class Worker(threading.Thread):
             final = self._file_original(path, inbox.after if inbox else "keep", Path(job.inbox) / PROCESSED_FOLDER)
             if final is not None:
                 store.set_final_path(job.id, str(final))
+            metrics = self._service.metrics
+            metrics.jobs_finished.labels("done").inc()
+            metrics.job_seconds.observe(time.perf_counter() - started)
+            for stage, seconds in result.timings.items():
+                metrics.stage_seconds.labels(stage).observe(seconds)
             log.info(
                 "job_done",
                 seconds=round(time.perf_counter() - started, 3),
@@ -101,6 +107,7 @@ class Worker(threading.Thread):
             final = move_into(path, Path(job.inbox) / FAILED_FOLDER)
             write_error_report(final, error, job.attempts, {"job_id": job.id, "permanent": permanent, "traceback": trace})
             store.set_final_path(job.id, str(final))
+        self._service.metrics.jobs_finished.labels("failed").inc()
         log.error("job_failed", error=error, attempts=job.attempts, moved_to=str(final) if final else None)
         self._service.call_hook("hwdaemon_job_failed", job=job, error=error)
 

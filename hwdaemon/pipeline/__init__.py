@@ -48,6 +48,11 @@ class Pipeline:
         """Raise ModelMissingError if the recognizer's weights are not on disk."""
         self.recognizer.check_ready()
 
+    def load(self) -> None:
+        """Load every piece's models now rather than on the first document."""
+        for piece in (*self.steps, self.detector, self.recognizer, *self.postprocessors):
+            piece.load()
+
     def run(self, document: Document) -> Result:
         timings: dict[str, float] = defaultdict(float)
         pages = []

@@ -193,6 +193,9 @@ class CraftDetector(Detector):
     name = "craft"
     Options = CraftOptions
 
+    def load(self) -> None:
+        load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector")
+
     def detect(self, image: Image) -> list[Box]:
         options: CraftOptions = self.options  # type: ignore[assignment]
         reader = load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector")

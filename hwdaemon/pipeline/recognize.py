@@ -33,6 +33,9 @@ class EasyOcrRecognizer(Recognizer):
     def check_ready(self) -> None:
         resolve_model_dir(self.context.languages, self.context.model_dirs, self.context.download_enabled, "recognizer")
 
+    def load(self) -> None:
+        load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, "recognizer")
+
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
         options: EasyOcrOptions = self.options  # type: ignore[assignment]
         if not boxes:

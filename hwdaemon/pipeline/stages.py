@@ -47,6 +47,9 @@ class Piece(ABC):
         self.options = options
         self.context = context
 
+    def load(self) -> None:
+        """Load heavy resources (model weights) now; the daemon calls this before READY=1."""
+
 
 class Step(Piece):
     """A preprocessing step: image in, image out (uint8, greyscale or RGB)."""

@@ -183,7 +183,7 @@ def test_unknown_sink_type_names_the_installed_ones(tmp_path: Path) -> None:
     config = write_config(tmp_path, sinks={"outbox": {"type": "ftp", "host": "x"}})
     outcome = CliRunner().invoke(cli, ["check-config", str(config)])
     assert outcome.exit_code == 78
-    assert "no sink named 'ftp' is installed; installed: file, webhook" in outcome.stderr
+    assert "no sink named 'ftp' is installed; installed: file, s3, webhook" in outcome.stderr
 
 
 def test_sink_options_are_validated_at_config_load(tmp_path: Path) -> None:

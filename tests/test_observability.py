@@ -49,7 +49,7 @@ def faulty_config(folder: Path, step: dict[str, object], **overrides: object) ->
 
 def test_metrics_move_after_a_job_and_match_status(faults_site: Path, tmp_path: Path) -> None:
     config = faulty_config(tmp_path, {"type": "crash"}, max_attempts=2)
-    daemon = Daemon(config, env={"PYTHONPATH": str(faults_site)}).start()
+    daemon = Daemon(config, env={"PYTHONPATH": str(faults_site), "HWDAEMON_TEST_EVENTS": str(tmp_path / "hooks.jsonl")}).start()
     try:
         base = metrics_url(daemon)
         status, body = http_get(f"{base}/metrics")
@@ -109,3 +109,17 @@ def test_every_job_log_line_carries_job_file_inbox_and_profile(tmp_path: Path) -
     for event in job_events:
         assert {"job_id", "file", "inbox", "profile", "timestamp", "level"} <= set(event)
     assert os.path.basename(job_events[0]["file"]) == "logged.png"
+
+
+def test_hook_hwdaemon_job_done_and_hwdaemon_job_failed(faults_site: Path, tmp_path: Path) -> None:
+    events = tmp_path / "hooks.jsonl"
+    daemon = Daemon(faulty_config(tmp_path, {"type": "crash"}, max_attempts=1), env={"PYTHONPATH": str(faults_site), "HWDAEMON_TEST_EVENTS": str(events)}).start()
+    try:
+        save(render_lines(["Hooked"]), tmp_path / "inbox" / "hooked.png")
+        save(render_lines(["Crashes"]), tmp_path / "faulty" / "crashes.png")
+        wait_for(lambda: events.exists() and len(events.read_text().splitlines()) == 2, what="both hooks")
+    finally:
+        daemon.stop()
+    recorded = {item["hook"]: item for item in map(json.loads, events.read_text().splitlines())}
+    assert recorded["hwdaemon_job_done"]["source"].endswith("hooked.png") and recorded["hwdaemon_job_done"]["lines"] >= 1
+    assert recorded["hwdaemon_job_failed"]["path"].endswith("crashes.png") and "injected crash" in recorded["hwdaemon_job_failed"]["error"]

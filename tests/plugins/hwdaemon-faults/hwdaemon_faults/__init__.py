@@ -1,5 +1,8 @@
-"""Steps that misbehave on purpose, installed only by tests: `stall` hangs, `crash` raises."""
+"""Installed only by tests: steps that misbehave on purpose (`stall` hangs, `crash` raises),
+and event hooks that record what they saw in $HWDAEMON_TEST_EVENTS (JSON Lines)."""
 
+import json
+import os
 import time
 
 from pydantic import Field
@@ -35,3 +38,20 @@ class Crash(Step):
 @hookimpl
 def hwdaemon_register_steps():
     return [Stall, Crash]
+
+
+def _record(event):
+    path = os.environ.get("HWDAEMON_TEST_EVENTS")
+    if path:
+        with open(path, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(event) + "\n")
+
+
+@hookimpl
+def hwdaemon_job_done(result):
+    _record({"hook": "hwdaemon_job_done", "source": result.source, "lines": len(result.lines)})
+
+
+@hookimpl
+def hwdaemon_job_failed(job, error):
+    _record({"hook": "hwdaemon_job_failed", "path": job.path, "error": error})

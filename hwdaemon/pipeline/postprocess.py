@@ -8,6 +8,7 @@ from pydantic import Field
 
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Line
+from hwdaemon.pipeline.spelling import Spelling
 from hwdaemon.pipeline.stages import PieceOptions, Postprocessor
 
 _SPACES = re.compile(r"\s+")
@@ -45,4 +46,4 @@ class MinConfidence(Postprocessor):
 
 @hookimpl
 def hwdaemon_register_postprocessors() -> list[type[Postprocessor]]:
-    return [NormalizeWhitespace, MinConfidence]
+    return [NormalizeWhitespace, MinConfidence, Spelling]

@@ -1,0 +1,121 @@
+"""Dictionary spelling correction for doubtful lines, with the user's own words protected.
+
+English uses SymSpell with the frequency dictionary symspellpy ships; other
+languages use pyspellchecker's bundled word-frequency lists (de, es, fr, it,
+nl, pt, ru, …). EasyOCR reports confidence per line, so a line's confidence
+stands for its words: only lines below `confidence_below` are touched. Words in
+the user's list, words with digits, and short words are never changed; the
+original's case pattern and surrounding punctuation are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import Field
+
+from hwdaemon.errors import ConfigError
+from hwdaemon.model import Line
+from hwdaemon.pipeline.stages import PieceContext, PieceOptions, Postprocessor
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+PYSPELLCHECKER_LANGUAGES = frozenset({"ar", "de", "en", "es", "eu", "fa", "fr", "it", "lv", "nl", "pt", "ru"})
+Corrector = Callable[[str], str | None]
+
+
+class SpellingOptions(PieceOptions):
+    confidence_below: float = Field(default=0.5, ge=0, le=1, description="only lines read with less confidence are corrected")
+    max_edit_distance: int = Field(default=2, ge=1, le=2)
+    min_word_length: int = Field(default=4, ge=1, description="shorter words are left alone")
+    user_words: list[str] = Field(default_factory=list, description="names and jargon that are never corrected")
+    user_words_file: Path | None = Field(default=None, description="one protected word per line")
+
+
+class Spelling(Postprocessor):
+    name = "spelling"
+    Options = SpellingOptions
+
+    def __init__(self, options: SpellingOptions, context: PieceContext) -> None:  # type: ignore[override]
+        super().__init__(options, context)
+        language = context.languages[0]
+        if language != "en" and language not in PYSPELLCHECKER_LANGUAGES:
+            raise ConfigError(f"spelling: no dictionary for language {language!r}; available: en, {', '.join(sorted(PYSPELLCHECKER_LANGUAGES))}")
+        self._language = language
+        protected = {word.casefold() for word in options.user_words}
+        if options.user_words_file is not None:
+            try:
+                protected |= {line.strip().casefold() for line in options.user_words_file.read_text(encoding="utf-8").splitlines() if line.strip()}
+            except OSError as exc:
+                raise ConfigError(f"spelling.user_words_file {options.user_words_file}: {exc.strerror}") from exc
+        self._protected = frozenset(protected)
+
+    def load(self) -> None:
+        corrector_for(self._language, self.options.max_edit_distance)  # type: ignore[attr-defined]
+
+    def apply(self, lines: tuple[Line, ...]) -> tuple[Line, ...]:
+        options: SpellingOptions = self.options  # type: ignore[assignment]
+        correct = corrector_for(self._language, options.max_edit_distance)
+        fixed = []
+        for line in lines:
+            if line.confidence >= options.confidence_below:
+                fixed.append(line)
+                continue
+            text = _WORD.sub(lambda match: self._fix_word(match.group(0), correct), line.text)
+            fixed.append(Line(text=text, confidence=line.confidence, polygon=line.polygon))
+        return tuple(fixed)
+
+    def _fix_word(self, word: str, correct: Corrector) -> str:
+        if len(word) < self.options.min_word_length or word.casefold() in self._protected:  # type: ignore[attr-defined]
+            return word
+        suggestion = correct(word.casefold())
+        return word if suggestion is None else _same_case(word, suggestion)
+
+
+def _same_case(original: str, replacement: str) -> str:
+    if original.isupper():
+        return replacement.upper()
+    if original[0].isupper():
+        return replacement[0].upper() + replacement[1:]
+    return replacement
+
+
+@functools.cache
+def corrector_for(language: str, max_edit_distance: int) -> Corrector:
+    """A function word → better word (None when the word is known or nothing is close), cached per language."""
+    if language == "en":
+        return _symspell(max_edit_distance)
+    return _pyspellchecker(language, max_edit_distance)
+
+
+def _symspell(max_edit_distance: int) -> Corrector:
+    from importlib.resources import files
+
+    from symspellpy import SymSpell, Verbosity
+
+    speller = SymSpell(max_dictionary_edit_distance=max_edit_distance)
+    speller.load_dictionary(str(files("symspellpy") / "frequency_dictionary_en_82_765.txt"), term_index=0, count_index=1)
+
+    def correct(word: str) -> str | None:
+        suggestions = speller.lookup(word, Verbosity.TOP, max_edit_distance=max_edit_distance, include_unknown=False)
+        if not suggestions or suggestions[0].distance == 0:
+            return None
+        return str(suggestions[0].term)
+
+    return correct
+
+
+def _pyspellchecker(language: str, max_edit_distance: int) -> Corrector:
+    from spellchecker import SpellChecker
+
+    checker = SpellChecker(language=language, distance=max_edit_distance)
+
+    def correct(word: str) -> str | None:
+        if word in checker:
+            return None
+        suggestion = checker.correction(word)
+        return suggestion if suggestion and suggestion != word else None
+
+    return correct

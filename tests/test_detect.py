@@ -74,3 +74,11 @@ def test_dark_scanner_frame_is_not_a_line(lines_detector: Detector) -> None:
     page[:6, :] = page[-6:, :] = 0
     page[:, :6] = page[:, -6:] = 0
     assert len(lines_detector.detect(page)) == 3
+
+
+@pytest.mark.parametrize("ruled", [False, True])
+def test_mser_finds_the_ten_lines_too(registry: Registry, ruled: bool) -> None:
+    detector: Detector = registry.create("detector", PieceConfig(type="mser"), PieceContext())
+    boxes = detector.detect(render_lines(TEN_LINES, font_size=36, ruled=ruled))
+    assert len(boxes) == 10
+    assert [box.y for box in boxes] == sorted(box.y for box in boxes)

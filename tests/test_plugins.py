@@ -46,7 +46,7 @@ def test_plugins_command_lists_builtins_and_what_they_register() -> None:
     assert outcome.exit_code == 0
     listed = {plugin["name"]: plugin["registered"] for plugin in json.loads(outcome.stdout)["plugins"]}
     assert "deskew" in listed["hwdaemon.pipeline.preprocess"]["step"]
-    assert listed["hwdaemon.pipeline.detect"]["detector"] == ["lines", "craft"]
+    assert listed["hwdaemon.pipeline.detect"]["detector"] == ["lines", "mser", "craft"]
     assert listed["hwdaemon.sinks"]["sink"] == ["file"]
 
 

@@ -59,27 +59,65 @@ class LinesDetector(Detector):
         height, width = gray.shape
         mask = ink_mask(normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30))))
         mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
-        components = _ink_components(mask)
-        if not components:
-            return []
-        char_height = float(np.median([h for _, _, _, h in components]))
-        smear = max(3, int(char_height * options.smear_factor))
-        blobs = _smeared_blobs(mask, smear, char_height)
-        bands = _group_into_bands(blobs, options.min_overlap)
-        if not bands:
-            return []
-        heights = sorted(band.bottom - band.top for band in bands)
-        line_height = float(np.median(heights[len(heights) // 2 :]))  # typical height of a full line
-        bands = _attach_fragments(bands, line_height * options.min_line_height_factor)
-        pad = int(round(char_height * options.padding_factor))
-        boxes = []
-        for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
-            if band.bottom - band.top < line_height * options.min_line_height_factor:
+        return lines_from_ink(mask, options)
+
+
+def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:
+    """Ink mask (255 = ink) → line boxes in reading order: smear letters into blobs, group blobs into lines."""
+    height, width = mask.shape
+    components = _ink_components(mask)
+    if not components:
+        return []
+    char_height = float(np.median([h for _, _, _, h in components]))
+    smear = max(3, int(char_height * options.smear_factor))
+    bands = _group_into_bands(_smeared_blobs(mask, smear, char_height), options.min_overlap)
+    if not bands:
+        return []
+    heights = sorted(band.bottom - band.top for band in bands)
+    line_height = float(np.median(heights[len(heights) // 2 :]))  # typical height of a full line
+    bands = _attach_fragments(bands, line_height * options.min_line_height_factor)
+    pad = int(round(char_height * options.padding_factor))
+    boxes = []
+    for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
+        left, top = max(0, band.left - pad), max(0, band.top - pad)
+        right, bottom = min(width, band.right + pad), min(height, band.bottom + pad)
+        boxes.append(Box(left, top, right - left, bottom - top))
+    return boxes
+
+
+class MserOptions(LinesOptions):
+    delta: int = Field(default=10, ge=1, le=50, description="MSER stability step in grey levels")
+    blur: int = Field(default=5, ge=0, le=15, description="Gaussian blur first: crisp strokes give MSER unstable, tiny regions")
+    min_area: int = Field(default=20, ge=1)
+    max_area_fraction: float = Field(default=0.02, gt=0, le=0.5, description="largest region, as a fraction of the page")
+
+
+class MserDetector(Detector):
+    """Maximally stable extremal regions as letter candidates, then grouped into lines like `lines`.
+
+    Needs no global threshold, so it copes with uneven light and faint pencil
+    where binarisation loses strokes; slower than `lines` on dense pages.
+    """
+
+    name = "mser"
+    Options = MserOptions
+
+    def detect(self, image: Image) -> list[Box]:
+        options: MserOptions = self.options  # type: ignore[assignment]
+        gray = as_gray(image)
+        if options.blur:
+            gray = cv2.GaussianBlur(gray, (options.blur | 1, options.blur | 1), 0)
+        height, width = gray.shape
+        mser = cv2.MSER_create(delta=options.delta, min_area=options.min_area, max_area=max(options.min_area + 1, int(height * width * options.max_area_fraction)))
+        regions, _ = mser.detectRegions(gray)
+        mask = np.zeros_like(gray)
+        paper = float(np.percentile(gray, 90))
+        for points in regions:
+            xs, ys = points[:, 0], points[:, 1]
+            if float(gray[ys, xs].mean()) > paper - 25:  # bright regions are paper texture, not ink
                 continue
-            left, top = max(0, band.left - pad), max(0, band.top - pad)
-            right, bottom = min(width, band.right + pad), min(height, band.bottom + pad)
-            boxes.append(Box(left, top, right - left, bottom - top))
-        return boxes
+            mask[ys, xs] = 255
+        return lines_from_ink(_remove_ruling(mask, int(width * options.ruling_length_factor)), options)
 
 
 def _odd(value: int) -> int:
@@ -225,4 +263,4 @@ def _clip(box: Box, width: int, height: int) -> Box:
 
 @hookimpl
 def hwdaemon_register_detectors() -> list[type[Detector]]:
-    return [LinesDetector, CraftDetector]
+    return [LinesDetector, MserDetector, CraftDetector]

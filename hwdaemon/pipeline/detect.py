@@ -111,10 +111,11 @@ class MserDetector(Detector):
         mser = cv2.MSER_create(delta=options.delta, min_area=options.min_area, max_area=max(options.min_area + 1, int(height * width * options.max_area_fraction)))
         regions, _ = mser.detectRegions(gray)
         mask = np.zeros_like(gray)
-        paper = float(np.percentile(gray, 90))
+        paper, darkest = float(np.percentile(gray, 90)), float(np.percentile(gray, 1))
+        darkness_limit = min(paper - 25, (paper + darkest) / 2)  # paper texture and light ruling are not ink
         for points in regions:
             xs, ys = points[:, 0], points[:, 1]
-            if float(gray[ys, xs].mean()) > paper - 25:  # bright regions are paper texture, not ink
+            if float(gray[ys, xs].mean()) > darkness_limit:
                 continue
             mask[ys, xs] = 255
         return lines_from_ink(_remove_ruling(mask, int(width * options.ruling_length_factor)), options)

@@ -1,0 +1,157 @@
+"""Labelled line samples for training: from our manifest, ALTO XML or PAGE XML with their page images.
+
+A line is cropped to its polygon's bounding box plus a margin; pixels outside
+the polygon (grown a little) are painted paper-coloured, which hides the
+neighbouring lines as the dev set's crops do. Every loader checks the
+exclusion list and drops evaluation documents; `guard` raises if one slips in.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from hwdaemon.errors import ConfigError
+from hwdaemon.training.exclusion import ExcludedDocumentError, ExclusionList
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class LineSample:
+    """One line: its text, where it came from (for the exclusion list and the model card), its crop."""
+
+    text: str
+    repository: str
+    document: str  # path of the source file inside its repository
+    image: np.ndarray  # uint8 greyscale crop
+
+
+def crop_polygon(page: Image.Image, polygon: list[Point], margin: int = 13, grow: int = 7) -> np.ndarray:
+    """The line's bounding box plus `margin`, with everything outside the grown polygon painted as paper."""
+    grey = page.convert("L")
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    left, top = max(0, int(min(xs)) - margin), max(0, int(min(ys)) - margin)
+    right, bottom = min(grey.width, int(max(xs)) + margin + 1), min(grey.height, int(max(ys)) + margin + 1)
+    crop = grey.crop((left, top, right, bottom))
+    mask = Image.new("L", crop.size, 0)
+    ImageDraw.Draw(mask).polygon([(x - left, y - top) for x, y in polygon], fill=255)
+    if grow:
+        mask = mask.filter(ImageFilter.MaxFilter(grow * 2 + 1))
+    pixels = np.asarray(crop, dtype=np.uint8).copy()
+    paper = np.percentile(pixels, 90)
+    pixels[np.asarray(mask) == 0] = paper
+    return pixels
+
+
+def _points(text: str) -> list[Point]:
+    """'x1,y1 x2,y2 …' (PAGE) or 'x1 y1 x2 y2 …' (ALTO) → [(x, y), …]."""
+    numbers = [float(value) for value in text.replace(",", " ").split()]
+    return list(zip(numbers[0::2], numbers[1::2], strict=False))
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def read_alto(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
+    """TextLine elements of an ALTO file: polygon from Shape/Polygon (else the HPOS/VPOS box), text from String CONTENT."""
+    root = ElementTree.parse(xml_path).getroot()
+    image = _open_page(xml_path, _alto_image_name(root), image_dir)
+    for element in root.iter():
+        if _local(element.tag) != "TextLine":
+            continue
+        words = [child.get("CONTENT", "") for child in element.iter() if _local(child.tag) == "String"]
+        text = " ".join(word for word in words if word).strip()
+        polygon = next((_points(child.get("POINTS", "")) for child in element.iter() if _local(child.tag) == "Polygon"), None)
+        if not polygon:
+            x, y = float(element.get("HPOS", 0)), float(element.get("VPOS", 0))
+            w, h = float(element.get("WIDTH", 0)), float(element.get("HEIGHT", 0))
+            polygon = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+        if text and len(polygon) >= 3:
+            yield LineSample(text, repository, document, crop_polygon(image, polygon))
+
+
+def _alto_image_name(root: ElementTree.Element) -> str:
+    for element in root.iter():
+        if _local(element.tag) == "fileName" and element.text:
+            return element.text.strip()
+    raise ConfigError("ALTO file names no sourceImageInformation/fileName")
+
+
+def read_page_xml(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
+    """TextLine elements of a PAGE file: Coords points, text from the line's own TextEquiv/Unicode."""
+    root = ElementTree.parse(xml_path).getroot()
+    page = next((element for element in root.iter() if _local(element.tag) == "Page"), None)
+    if page is None or not page.get("imageFilename"):
+        raise ConfigError(f"{xml_path}: PAGE file has no Page/@imageFilename")
+    image = _open_page(xml_path, page.get("imageFilename", ""), image_dir)
+    for element in root.iter():
+        if _local(element.tag) != "TextLine":
+            continue
+        coords = next((child for child in element if _local(child.tag) == "Coords"), None)
+        equiv = next((child for child in element if _local(child.tag) == "TextEquiv"), None)
+        unicode = next((child for child in (equiv if equiv is not None else []) if _local(child.tag) == "Unicode"), None)
+        text = (unicode.text or "").strip() if unicode is not None else ""
+        polygon = _points(coords.get("points", "")) if coords is not None else []
+        if text and len(polygon) >= 3:
+            yield LineSample(text, repository, document, crop_polygon(image, polygon))
+
+
+def _open_page(xml_path: Path, name: str, image_dir: Path | None) -> Image.Image:
+    folder = image_dir or xml_path.parent
+    for candidate in (folder / name, folder / Path(name).name):
+        if candidate.is_file():
+            with Image.open(candidate) as image:
+                return image.convert("L")
+    raise ConfigError(f"{xml_path}: page image {name!r} not found in {folder}")
+
+
+def read_manifest_lines(manifest: Path) -> Iterator[LineSample]:
+    """Line items of a manifest.jsonl (our format); `source` names the repository."""
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if item.get("kind", "line") != "line":
+            continue
+        with Image.open(manifest.parent / item["image"]) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.uint8)
+        yield LineSample(item["text"], str(item.get("source", "")), item["image"], pixels)
+
+
+def load_samples(sources: Iterable[tuple[str, Path]], exclusions: ExclusionList, image_dir: Path | None = None) -> list[LineSample]:
+    """Read (repository, file) pairs — .xml (ALTO or PAGE) or .jsonl manifests — skipping excluded documents."""
+    samples: list[LineSample] = []
+    for repository, path in sources:
+        if path.suffix == ".jsonl":
+            samples.extend(sample for sample in read_manifest_lines(path) if not exclusions.is_excluded(sample.repository, sample.document))
+            continue
+        document = path.name
+        if exclusions.is_excluded(repository, str(path)) or exclusions.is_excluded(repository, document):
+            continue
+        reader = read_page_xml if _is_page_xml(path) else read_alto
+        samples.extend(reader(path, repository, document, image_dir))
+    guard(samples, exclusions)
+    return samples
+
+
+def _is_page_xml(path: Path) -> bool:
+    with path.open("rb") as stream:
+        head = stream.read(2048)
+    return b"PcGts" in head
+
+
+def guard(samples: Iterable[LineSample], exclusions: ExclusionList) -> None:
+    """Refuse a training set that contains any evaluation document."""
+    for sample in samples:
+        if exclusions.is_excluded(sample.repository, sample.document):
+            raise ExcludedDocumentError(
+                f"{sample.repository} {sample.document} is on the exclusion list ({exclusions.source}); it must never be trained on"
+            )

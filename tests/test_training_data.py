@@ -1,0 +1,99 @@
+"""Training data: ALTO and PAGE XML line polygons are cropped right; excluded documents never get in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from hwdaemon.training.data import LineSample, guard, load_samples, read_alto, read_page_xml
+from hwdaemon.training.exclusion import ExcludedDocumentError, ExclusionList
+
+ALTO = """<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">
+  <Description><sourceImageInformation><fileName>page.png</fileName></sourceImageInformation></Description>
+  <Layout><Page WIDTH="400" HEIGHT="200"><PrintSpace><TextBlock>
+    <TextLine ID="l1" HPOS="20" VPOS="30" WIDTH="300" HEIGHT="40">
+      <Shape><Polygon POINTS="20 30 320 30 320 70 20 70"/></Shape>
+      <String CONTENT="Chère"/><SP/><String CONTENT="Émilie,"/>
+    </TextLine>
+    <TextLine ID="l2" HPOS="20" VPOS="110" WIDTH="200" HEIGHT="40">
+      <String CONTENT="merci"/>
+    </TextLine>
+  </TextBlock></PrintSpace></Page></Layout>
+</alto>
+"""
+
+PAGE = """<?xml version="1.0" encoding="UTF-8"?>
+<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">
+  <Page imageFilename="page.png" imageWidth="400" imageHeight="200">
+    <TextRegion id="r1"><Coords points="0,0 400,0 400,200 0,200"/>
+      <TextLine id="l1"><Coords points="20,30 320,30 320,70 20,70"/>
+        <TextEquiv><Unicode>Chère Émilie,</Unicode></TextEquiv></TextLine>
+      <TextLine id="l2"><Coords points="20,110 220,110 220,150 20,150"/>
+        <TextEquiv><Unicode>merci</Unicode></TextEquiv></TextLine>
+      <TextEquiv><Unicode>Chère Émilie,\nmerci</Unicode></TextEquiv>
+    </TextRegion>
+  </Page>
+</PcGts>
+"""
+
+
+@pytest.fixture
+def page_folder(tmp_path: Path) -> Path:
+    """A 400×200 page: a black bar inside line 1's polygon, a grey bar inside line 2's, a dot outside both."""
+    image = Image.new("L", (400, 200), 240)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((40, 40, 300, 60), fill=0)
+    draw.rectangle((40, 120, 200, 140), fill=100)
+    draw.rectangle((360, 80, 370, 90), fill=0)  # outside every line
+    image.save(tmp_path / "page.png")
+    (tmp_path / "doc.alto.xml").write_text(ALTO, encoding="utf-8")
+    (tmp_path / "doc.page.xml").write_text(PAGE, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("reader, name", [(read_alto, "doc.alto.xml"), (read_page_xml, "doc.page.xml")])
+def test_line_polygons_are_cropped_with_their_text(page_folder: Path, reader, name: str) -> None:  # type: ignore[no-untyped-def]
+    samples = list(reader(page_folder / name, "owner/repo", name))
+    assert [sample.text for sample in samples] == ["Chère Émilie,", "merci"]
+    first, second = samples[0].image, samples[1].image
+    assert first.shape == (40 + 2 * 13 + 1, 300 + 2 * 13 + 1)
+    assert first.min() == 0 and second.min() == 100  # each crop holds its own ink…
+    assert (second == 0).sum() == 0  # …and none of the other line's
+
+
+def test_format_is_told_apart_by_content(page_folder: Path) -> None:
+    exclusions = ExclusionList(rules=())
+    samples = load_samples([("owner/repo", page_folder / "doc.alto.xml"), ("owner/repo", page_folder / "doc.page.xml")], exclusions)
+    assert [sample.text for sample in samples] == ["Chère Émilie,", "merci"] * 2
+
+
+def test_excluded_documents_are_dropped(page_folder: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("owner/repo\tdoc.alto*\n")
+    samples = load_samples([("owner/repo", page_folder / "doc.alto.xml"), ("owner/repo", page_folder / "doc.page.xml")], ExclusionList.load(rules))
+    assert {sample.document for sample in samples} == {"doc.page.xml"}
+
+
+def test_excluded_manifest_items_are_dropped(page_folder: Path, tmp_path: Path) -> None:
+    Image.new("L", (50, 20), 255).save(page_folder / "a01-000u-00.png")
+    Image.new("L", (50, 20), 255).save(page_folder / "kept.png")
+    manifest = page_folder / "manifest.jsonl"
+    rows = [{"image": "a01-000u-00.png", "text": "excluded", "source": "x/iam"}, {"image": "kept.png", "text": "kept", "source": "x/other"}]
+    manifest.write_text("\n".join(json.dumps(row) for row in rows))
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("the-full-stack/fsdl-text-recognizer-project\ta01-000u\n")
+    samples = load_samples([("", manifest)], ExclusionList.load(rules))
+    assert [sample.text for sample in samples] == ["kept"]
+
+
+def test_guard_refuses_a_set_with_an_excluded_document(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("banq-dcn/Copiste-d-un-jour\t*wikitexte_0135*\n")
+    sample = LineSample("texte", "banq-dcn/Copiste-d-un-jour", "forms/wikitexte_0135_1.xml", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ExcludedDocumentError, match="must never be trained on"):
+        guard([sample], ExclusionList.load(rules))

@@ -421,5 +421,50 @@ def evaluate_command(
         click.echo(format_table(reports))
 
 
+@cli.command()
+@click.option("--source", "sources", multiple=True, required=True, metavar="REPO=PATH",
+              help="Training data: owner/repo=PATH, PATH an ALTO/PAGE .xml, a folder of them, or a manifest .jsonl. Repeatable.")
+@click.option("--exclusions", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="DO-NOT-TRAIN.tsv: documents that must never be trained on.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.")
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="May be fractional (0.5 = half an epoch).")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--learning-rate", type=float, default=3e-4, show_default=True)
+@click.option("--validation-fraction", type=float, default=0.05, show_default=True, help="Documents held back to choose the best epoch.")
+@click.option("--max-repeats", type=int, default=3, show_default=True, help="Keep a line text at most this often (boilerplate on every form).")
+@click.option("--drop-pattern", "drop_patterns", multiple=True, help="Regex; lines whose text matches are dropped (e.g. file ids).")
+@click.option("--max-minutes", type=float, help="Stop (with a checkpoint) after this long; run again to resume.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda.")
+def train(
+    sources: tuple[str, ...], exclusions: Path, out: Path, epochs: float, batch_size: int, learning_rate: float,
+    validation_fraction: float, max_repeats: int, drop_patterns: tuple[str, ...], max_minutes: float | None, device: str,
+) -> None:  # fmt: skip
+    """Fine-tune the handwriting recognizer from english_g2 on labelled lines; resumes an interrupted run.
+
+    Evaluation documents on the exclusion list are never loaded. The best model
+    by validation CER lands in OUT/model; use it with
+    `recognizer: {type: handwriting, model_dir: OUT/model}` and measure it with `hwdaemon eval`.
+
+    Example: hwdaemon train --source banq-dcn/Copiste-d-un-jour=copiste/alto --exclusions DO-NOT-TRAIN.tsv --out runs/v1
+    """
+    from hwdaemon.training.run import TrainRequest, run_training
+
+    configure_logging("info")
+    request = TrainRequest(
+        sources=[_parse_source(text) for text in sources], exclusions=exclusions, out=out, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, validation_fraction=validation_fraction, max_repeats=max_repeats,
+        drop_patterns=list(drop_patterns), max_minutes=max_minutes, device=device,
+    )  # fmt: skip
+    report = run_training(request)
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+def _parse_source(text: str) -> tuple[str, Path]:
+    repository, separator, path = text.partition("=")
+    if not separator or not path:
+        raise click.BadParameter(f"{text!r}: write owner/repo=PATH", param_hint="--source")
+    return repository, Path(path)
+
+
 def main() -> None:
     cli(prog_name="hwdaemon")

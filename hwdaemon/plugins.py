@@ -26,6 +26,7 @@ BUILTIN_PLUGINS = (
     "hwdaemon.pipeline.preprocess",
     "hwdaemon.pipeline.detect",
     "hwdaemon.pipeline.recognize",
+    "hwdaemon.pipeline.handwriting",
     "hwdaemon.pipeline.postprocess",
     "hwdaemon.sinks",
 )

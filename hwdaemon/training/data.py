@@ -105,12 +105,19 @@ def read_page_xml(xml_path: Path, repository: str, document: str, image_dir: Pat
 
 
 def _open_page(xml_path: Path, name: str, image_dir: Path | None) -> Image.Image:
-    folder = image_dir or xml_path.parent
-    for candidate in (folder / name, folder / Path(name).name):
-        if candidate.is_file():
-            with Image.open(candidate) as image:
+    """The page image beside the XML, in `image_dir`, or anywhere below `image_dir` (eScriptorium exports split alto/ and jpg/)."""
+    folders = [xml_path.parent] + ([image_dir] if image_dir else [])
+    for folder in folders:
+        for candidate in (folder / name, folder / Path(name).name):
+            if candidate.is_file():
+                with Image.open(candidate) as image:
+                    return image.convert("L")
+    if image_dir is not None:
+        found = next(image_dir.rglob(Path(name).name), None)
+        if found is not None:
+            with Image.open(found) as image:
                 return image.convert("L")
-    raise ConfigError(f"{xml_path}: page image {name!r} not found in {folder}")
+    raise ConfigError(f"{xml_path}: page image {name!r} not found beside it or under {image_dir}")
 
 
 def read_manifest_lines(manifest: Path) -> Iterator[LineSample]:

@@ -1,0 +1,135 @@
+"""Our handwriting network: EasyOCR's generation-2 CRNN (VGG + BiLSTM + CTC, height 64), wider alphabet.
+
+Shared by the `handwriting` recognizer (inference) and `hwdaemon train`. A model
+folder holds `weights.pth` (a state dict) and `model.json` (charset, height,
+lineage). Starting from english_g2, the output layer keeps every existing row
+and gains rows for accented Latin letters, each started from its base letter's
+row (é from e), so French accents are learnable from few lines.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from hwdaemon.errors import ModelMissingError
+
+HEIGHT = 64
+ENGLISH_G2_CHARSET = "0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Letters and marks that English, French, German, Spanish and Italian handwriting needs beyond english_g2.
+EXTRA_LATIN = "ÀÂÄÆÇÉÈÊËÎÏÔŒÙÛÜŸàâäæçéèêëîïôœùûüÿÁÍÑÓÚáíñóúÖößÌÒìò«»’‘“”°§£–—…"
+CHARSET_V1 = ENGLISH_G2_CHARSET + EXTRA_LATIN
+
+
+def build_network(num_class: int) -> nn.Module:
+    from easyocr.model.vgg_model import Model
+
+    return Model(input_channel=1, output_channel=256, hidden_size=256, num_class=num_class)
+
+
+def _base_letter(char: str) -> str:
+    decomposed = unicodedata.normalize("NFD", char)
+    return {"’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"', "–": "-", "—": "-", "…": ".", "Œ": "O", "œ": "o", "Æ": "A", "æ": "a", "ß": "s"}.get(
+        char, decomposed[0]
+    )
+
+
+def from_english_g2(weights: Path, charset: str = CHARSET_V1) -> nn.Module:
+    """english_g2's network with its output layer extended to `charset` (blank is class 0)."""
+    state = torch.load(weights, map_location="cpu", weights_only=False)
+    state = OrderedDict((key.removeprefix("module."), value) for key, value in state.items())
+    old_weight, old_bias = state.pop("Prediction.weight"), state.pop("Prediction.bias")
+    model = build_network(len(charset) + 1)
+    model.load_state_dict(state, strict=False)
+    old_index = {char: index + 1 for index, char in enumerate(ENGLISH_G2_CHARSET)}
+    with torch.no_grad():
+        weight, bias = model.Prediction.weight, model.Prediction.bias
+        weight[0], bias[0] = old_weight[0], old_bias[0]
+        for index, char in enumerate(charset, start=1):
+            source = old_index.get(char) or old_index.get(_base_letter(char))
+            if source is not None:
+                weight[index], bias[index] = old_weight[source], old_bias[source]
+    return model
+
+
+@dataclass(frozen=True, slots=True)
+class HandwritingModel:
+    network: nn.Module
+    charset: str
+    card: dict[str, Any]
+
+    def read(self, crops: list[np.ndarray], max_width: int = 2400) -> list[tuple[str, float]]:
+        """Text and confidence for each greyscale line crop."""
+        if not crops:
+            return []
+        was_training = self.network.training
+        self.network.eval()
+        device = next(self.network.parameters()).device
+        with torch.inference_mode():
+            logits = self.network(to_batch(crops, max_width).to(device), None)
+        self.network.train(was_training)
+        return decode(logits.cpu(), self.charset)
+
+
+def save_model(network: nn.Module, charset: str, folder: Path, card: dict[str, Any]) -> None:
+    """weights.pth and model.json, each written to a temp name and renamed (a reader never sees half)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / ".weights.pth.tmp"
+    torch.save({key: value.cpu() for key, value in network.state_dict().items()}, temporary)
+    temporary.replace(folder / "weights.pth")
+    (folder / ".model.json.tmp").write_text(json.dumps({**card, "charset": charset, "height": HEIGHT}, ensure_ascii=False, indent=2))
+    (folder / ".model.json.tmp").replace(folder / "model.json")
+
+
+def load_model(folder: Path) -> HandwritingModel:
+    card_path, weights = folder / "model.json", folder / "weights.pth"
+    for path in (card_path, weights):
+        if not path.is_file():
+            raise ModelMissingError(f"missing model file {path}; train one with `hwdaemon train` or set the recognizer's model_dir")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    network = build_network(len(card["charset"]) + 1)
+    network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    network.eval()
+    return HandwritingModel(network=network, charset=card["charset"], card=card)
+
+
+def resize_to_height(crop: np.ndarray, height: int = HEIGHT, max_width: int = 2400) -> np.ndarray:
+    rows, columns = crop.shape[:2]
+    width = max(1, min(max_width, round(columns * height / max(1, rows))))
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if rows > height else cv2.INTER_CUBIC)
+
+
+def to_batch(crops: list[np.ndarray], max_width: int = 2400) -> torch.Tensor:
+    """Crops → (N, 1, 64, W) in [-1, 1], right-padded with each crop's last column, as EasyOCR does."""
+    resized = [resize_to_height(crop, HEIGHT, max_width) for crop in crops]
+    width = max(image.shape[1] for image in resized)
+    batch = np.empty((len(resized), 1, HEIGHT, width), dtype=np.float32)
+    for index, image in enumerate(resized):
+        batch[index, 0, :, : image.shape[1]] = image
+        batch[index, 0, :, image.shape[1] :] = image[:, -1:]
+    return torch.from_numpy(batch / 127.5 - 1.0)
+
+
+def decode(logits: torch.Tensor, charset: str) -> list[tuple[str, float]]:
+    """Greedy CTC: best class per step, repeats collapsed, blanks dropped; confidence = mean of kept maxima."""
+    probabilities = logits.softmax(dim=2)
+    best, indices = probabilities.max(dim=2)
+    results = []
+    for row_best, row_indices in zip(best.tolist(), indices.tolist(), strict=True):
+        characters, kept, previous = [], [], 0
+        for probability, index in zip(row_best, row_indices, strict=True):
+            if index != 0 and index != previous:
+                characters.append(charset[index - 1])
+                kept.append(probability)
+            previous = index
+        results.append(("".join(characters), float(np.mean(kept)) if kept else 0.0))
+    return results

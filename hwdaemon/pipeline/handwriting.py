@@ -1,0 +1,55 @@
+"""The `handwriting` recognizer: our CRNN trained by `hwdaemon train` (see pipeline/crnn.py)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import Field
+
+from hwdaemon.hookspecs import hookimpl
+from hwdaemon.model import Box, Image, Line
+from hwdaemon.pipeline.crnn import HandwritingModel, load_model
+from hwdaemon.pipeline.preprocess import as_gray
+from hwdaemon.pipeline.stages import PieceOptions, Recognizer
+
+
+class HandwritingOptions(PieceOptions):
+    model_dir: Path = Field(description="folder with weights.pth and model.json, as `hwdaemon train` writes it")
+    batch_size: int = Field(default=16, ge=1, le=256)
+
+
+class HandwritingRecognizer(Recognizer):
+    name = "handwriting"
+    Options = HandwritingOptions
+
+    def check_ready(self) -> None:
+        self._model()
+
+    def load(self) -> None:
+        self._model()
+
+    def _model(self) -> HandwritingModel:
+        return _cached_model(self.options.model_dir.resolve())  # type: ignore[attr-defined]
+
+    def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
+        options: HandwritingOptions = self.options  # type: ignore[assignment]
+        gray = as_gray(image)
+        crops = [gray[box.y : box.y + box.height, box.x : box.x + box.width] for box in boxes]
+        model = self._model()
+        lines: list[Line] = []
+        for start in range(0, len(crops), options.batch_size):
+            read = model.read(crops[start : start + options.batch_size])
+            lines.extend(Line(text, confidence, box.polygon) for (text, confidence), box in zip(read, boxes[start : start + options.batch_size], strict=True))
+        return lines
+
+
+@functools.cache
+def _cached_model(folder: Path) -> HandwritingModel:
+    return load_model(folder)
+
+
+@hookimpl
+def hwdaemon_register_recognizers() -> list[type[Recognizer]]:
+    return [HandwritingRecognizer]

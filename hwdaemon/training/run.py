@@ -1,0 +1,111 @@
+"""One training run from the CLI's request: gather samples, hold out validation documents, train, report."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hwdaemon.errors import NoInputError
+from hwdaemon.pipeline.crnn import CHARSET_V1
+from hwdaemon.training.data import LineSample, load_samples
+from hwdaemon.training.exclusion import ExclusionList
+from hwdaemon.training.train import TrainSettings, encodable, train
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class TrainRequest:
+    sources: list[tuple[str, Path]]
+    exclusions: Path
+    out: Path
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 3e-4
+    validation_fraction: float = 0.05
+    max_repeats: int = 3
+    drop_patterns: list[str] | None = None
+    max_minutes: float | None = None
+    device: str = "auto"
+
+
+def expand_sources(sources: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    files = []
+    for repository, path in sources:
+        if path.is_dir():
+            files.extend((repository, xml) for xml in sorted(path.rglob("*.xml")))
+        else:
+            files.append((repository, path))
+    return files
+
+
+def thin(samples: list[LineSample], max_repeats: int, drop_patterns: list[str]) -> list[LineSample]:
+    """Drop lines matching a pattern, and keep each exact text at most `max_repeats` times."""
+    compiled = [re.compile(pattern) for pattern in drop_patterns]
+    seen: Counter[str] = Counter()
+    kept = []
+    for sample in samples:
+        if any(pattern.search(sample.text) for pattern in compiled):
+            continue
+        seen[sample.text] += 1
+        if seen[sample.text] <= max_repeats:
+            kept.append(sample)
+    return kept
+
+
+def split_by_document(samples: list[LineSample], fraction: float, seed: int = 1) -> tuple[list[LineSample], list[LineSample]]:
+    """Hold out whole documents (never lines of a document seen in training) for validation."""
+    documents = sorted({(sample.repository, sample.document) for sample in samples})
+    random.Random(seed).shuffle(documents)
+    held = set(documents[: max(1, int(len(documents) * fraction))]) if fraction > 0 and len(documents) > 1 else set()
+    return [s for s in samples if (s.repository, s.document) not in held], [s for s in samples if (s.repository, s.document) in held]
+
+
+def run_training(request: TrainRequest) -> dict[str, Any]:
+    from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
+
+    exclusions = ExclusionList.load(request.exclusions)
+    image_roots = {repository: path if path.is_dir() else path.parent for repository, path in request.sources}
+    samples: list[LineSample] = []
+    for repository, path in expand_sources(request.sources):
+        samples.extend(load_samples([(repository, path)], exclusions, image_dir=image_roots[repository].parent))
+    samples = thin(samples, request.max_repeats, request.drop_patterns or [])
+    samples, unspellable = encodable(samples, CHARSET_V1)
+    if not samples:
+        raise NoInputError("no training lines found in the sources (after exclusions and filters)")
+    training, validation = split_by_document(samples, request.validation_fraction)
+    log.info("training_data", lines=len(training), validation_lines=len(validation), dropped_unspellable=unspellable)
+    request.out.mkdir(parents=True, exist_ok=True)
+    progress_log = (request.out / "train.jsonl").open("a", encoding="utf-8")
+
+    def progress(event: dict[str, Any]) -> None:
+        progress_log.write(json.dumps(event) + "\n")
+        progress_log.flush()
+        if "validation_cer" in event or event.get("batch", 0) % 20 == 0:
+            log.info("training_progress", **event)
+
+    settings = TrainSettings(
+        epochs=request.epochs, batch_size=request.batch_size, learning_rate=request.learning_rate,
+        max_minutes=request.max_minutes, device=request.device,
+    )  # fmt: skip
+    try:
+        state = train(training, validation, request.out, embedded_model_dir() / "english_g2.pth", settings, progress)
+    finally:
+        progress_log.close()
+    return {
+        "training_lines": len(training),
+        "validation_lines": len(validation),
+        "dropped_unspellable": unspellable,
+        "epochs_completed": state.epoch,
+        "steps": state.steps,
+        "best_validation_cer": None if state.best_cer == float("inf") else round(state.best_cer, 4),
+        "history": state.history,
+        "model": str(request.out / "model"),
+    }

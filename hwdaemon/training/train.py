@@ -1,0 +1,188 @@
+"""Fine-tuning the CRNN on line samples, with checkpoints, resume, validation and early stopping.
+
+Batches group lines of similar width (less padding, ~5 lines/s on 2 CPU cores).
+A checkpoint (model, optimiser, epoch, step, best CER, RNG state) is written
+atomically every `checkpoint_every` steps and at each epoch's end, so an
+interrupted run resumes where it stopped. The best model by validation CER is
+saved to `out/model` as a `handwriting` recognizer model folder.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+from rapidfuzz.distance import Levenshtein
+from torch import nn
+
+from hwdaemon.evaluation import normalise
+from hwdaemon.pipeline.crnn import CHARSET_V1, HandwritingModel, from_english_g2, save_model, to_batch
+from hwdaemon.training.data import LineSample
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 3e-4
+    max_width: int = 1600
+    checkpoint_every: int = 200
+    patience: int = 3
+    seed: int = 1
+    augment: bool = True
+    max_minutes: float | None = None
+    device: str = "auto"
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    batches_done: int = 0  # in the current epoch
+    steps: int = 0  # optimiser steps in all
+    best_cer: float = math.inf
+    epochs_without_gain: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def encodable(samples: list[LineSample], charset: str) -> tuple[list[LineSample], int]:
+    """Samples whose text the charset can spell (after NFC); returns them and how many were dropped."""
+    known = set(charset)
+    kept = [sample for sample in samples if set(unicodedata.normalize("NFC", sample.text)) <= known]
+    return kept, len(samples) - len(kept)
+
+
+def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Light, label-preserving variation: slant, height jitter, blur, ink contrast."""
+    image = Image.fromarray(crop)
+    shear = rng.uniform(-0.3, 0.3)
+    width, height = image.size
+    image = image.transform(
+        (width + int(abs(shear) * height), height), Image.Transform.AFFINE,
+        (1, shear, -shear * height if shear > 0 else 0, 0, 1, 0), fillcolor=int(np.percentile(crop, 90)),
+    )  # fmt: skip
+    scale = rng.uniform(0.8, 1.15)
+    image = image.resize((max(8, int(image.width * rng.uniform(0.9, 1.1))), max(8, int(height * scale))))
+    if rng.random() < 0.3:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    pixels = np.asarray(image, dtype=np.float32)
+    paper = np.percentile(pixels, 90)
+    pixels = paper - (paper - pixels) * rng.uniform(0.6, 1.2)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def character_error_rate(model: HandwritingModel, samples: list[LineSample], batch_size: int = 16) -> float:
+    edits = characters = 0
+    ordered = sorted(samples, key=lambda sample: sample.image.shape[1] / max(1, sample.image.shape[0]))
+    for start in range(0, len(ordered), batch_size):
+        chunk = ordered[start : start + batch_size]
+        for sample, (text, _) in zip(chunk, model.read([sample.image for sample in chunk]), strict=True):
+            reference = normalise(sample.text)
+            edits += Levenshtein.distance(reference, normalise(text))
+            characters += len(reference)
+    return edits / max(1, characters)
+
+
+def _batches(samples: list[LineSample], batch_size: int, rng: random.Random) -> list[list[LineSample]]:
+    """Similar widths together, batch order shuffled."""
+    ordered = sorted(samples, key=lambda sample: sample.image.shape[1] / max(1, sample.image.shape[0]) + rng.random())
+    batches = [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(
+    train_samples: list[LineSample],
+    validation_samples: list[LineSample],
+    out: Path,
+    base_weights: Path,
+    settings: TrainSettings,
+    progress: Progress | None = None,
+) -> TrainState:
+    """Train (or resume training) into `out`; returns the final state with the per-epoch history."""
+    out.mkdir(parents=True, exist_ok=True)
+    device = _device(settings.device)
+    checkpoint_path = out / "checkpoint.pt"
+    charset = CHARSET_V1
+    network = from_english_g2(base_weights, charset).to(device)
+    optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
+    state = TrainState()
+    rng = random.Random(settings.seed)
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        network.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        state = TrainState(**saved["state"])
+        rng.setstate(saved["rng"])
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    index = {char: position + 1 for position, char in enumerate(charset)}
+    started = time.monotonic()
+    total_epochs = math.ceil(settings.epochs)
+
+    epoch_start_rng = rng.getstate()
+
+    def save_checkpoint() -> None:
+        """The RNG state saved is the one the epoch started with: a resume reshuffles identically."""
+        temporary = out / ".checkpoint.pt.tmp"
+        torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict(), "state": asdict(state), "rng": epoch_start_rng, "settings": asdict(settings)}, temporary)
+        temporary.replace(checkpoint_path)
+
+    while state.epoch < total_epochs:
+        epoch_start_rng = rng.getstate()
+        batches = _batches(train_samples, settings.batch_size, rng)
+        fraction = settings.epochs - state.epoch
+        limit = len(batches) if fraction >= 1 else max(1, int(len(batches) * fraction))
+        network.train()
+        for number, batch in enumerate(batches[:limit]):
+            if number < state.batches_done:
+                continue  # done before the interruption
+            images = [augment(sample.image, rng) if settings.augment else sample.image for sample in batch]
+            texts = [unicodedata.normalize("NFC", sample.text) for sample in batch]
+            inputs = to_batch(images, settings.max_width).to(device)
+            log_probs = network(inputs, None).log_softmax(2).permute(1, 0, 2)
+            targets = torch.tensor([index[char] for text in texts for char in text], dtype=torch.long)
+            target_lengths = torch.tensor([len(text) for text in texts], dtype=torch.long)
+            input_lengths = torch.full((len(batch),), log_probs.size(0), dtype=torch.long)
+            loss = ctc(log_probs, targets, input_lengths, target_lengths)
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+            optimiser.step()
+            state.batches_done, state.steps = number + 1, state.steps + 1
+            if progress:
+                progress({"epoch": state.epoch + 1, "batch": number + 1, "batches": limit, "loss": float(loss.detach()), "steps": state.steps})
+            if state.steps % settings.checkpoint_every == 0:
+                save_checkpoint()
+            if settings.max_minutes is not None and time.monotonic() - started > settings.max_minutes * 60:
+                save_checkpoint()
+                return state
+        state.epoch, state.batches_done = state.epoch + 1, 0
+        cer = character_error_rate(HandwritingModel(network, charset, {}), validation_samples) if validation_samples else math.nan
+        state.history.append({"epoch": state.epoch, "validation_cer": round(cer, 4)})
+        if progress:
+            progress({"epoch": state.epoch, "validation_cer": cer})
+        if not validation_samples or cer < state.best_cer:
+            state.best_cer, state.epochs_without_gain = cer, 0
+            save_model(network, charset, out / "model", {"base": "english_g2", "epoch": state.epoch, "steps": state.steps, "validation_cer": round(cer, 4)})
+        else:
+            state.epochs_without_gain += 1
+        save_checkpoint()
+        if state.epochs_without_gain >= settings.patience:
+            break
+    return state

@@ -1,0 +1,99 @@
+"""Training: a few steps lower the loss, checkpoints resume, and the model serves as the `handwriting` recognizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hwdaemon.cli import cli
+from hwdaemon.config import parse_config
+from hwdaemon.model import Document, Page
+from hwdaemon.pipeline import Pipeline
+from hwdaemon.pipeline.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_g2, load_model
+from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
+from hwdaemon.plugins import Registry
+from hwdaemon.training.data import LineSample
+from hwdaemon.training.train import TrainSettings, train
+from rendering import render_lines, save
+
+TEXTS = ["Chère Émilie", "merci beaucoup", "à bientôt", "le garçon", "où est-il", "déjà vu"]
+SETTINGS = TrainSettings(epochs=2, batch_size=3, augment=False, learning_rate=1e-3)
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[LineSample]:
+    return [LineSample(text, "synthetic/fonts", f"line-{index}", render_lines([text], font_size=40)) for index, text in enumerate(TEXTS)]
+
+
+@pytest.fixture(scope="module")
+def trained(samples: list[LineSample], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, float]]]:
+    out = tmp_path_factory.mktemp("run")
+    events: list[dict[str, float]] = []
+    train(samples, samples, out, embedded_model_dir() / "english_g2.pth", SETTINGS, events.append)
+    return out, events
+
+
+def test_widened_output_layer_keeps_english_rows_and_seeds_accents() -> None:
+    original = torch.load(embedded_model_dir() / "english_g2.pth", map_location="cpu", weights_only=False)
+    old = original["module.Prediction.weight"]
+    widened = from_english_g2(embedded_model_dir() / "english_g2.pth").Prediction.weight
+    assert widened.shape[0] == len(CHARSET_V1) + 1
+    assert torch.equal(widened[: len(ENGLISH_G2_CHARSET) + 1], old)
+    assert torch.equal(widened[CHARSET_V1.index("é") + 1], old[ENGLISH_G2_CHARSET.index("e") + 1])
+
+
+def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(trained: tuple[Path, list[dict[str, float]]]) -> None:
+    out, events = trained
+    losses = [event["loss"] for event in events if "loss" in event]
+    assert len(losses) == 4 and sum(losses[-2:]) < sum(losses[:2])
+    cers = [event["validation_cer"] for event in events if "validation_cer" in event]
+    assert cers[-1] < cers[0]
+    model = load_model(out / "model")
+    assert model.charset == CHARSET_V1 and model.card["base"] == "english_g2"
+    assert (out / "checkpoint.pt").exists()
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(samples: list[LineSample], tmp_path: Path) -> None:
+    base = embedded_model_dir() / "english_g2.pth"
+    first = train(samples, samples, tmp_path, base, TrainSettings(epochs=1, batch_size=3, augment=False))
+    assert first.epoch == 1 and first.steps == 2
+    resumed = train(samples, samples, tmp_path, base, TrainSettings(epochs=2, batch_size=3, augment=False))
+    assert resumed.epoch == 2 and resumed.steps == 4  # one more epoch, not two
+    assert [entry["epoch"] for entry in resumed.history] == [1, 2]
+
+
+def test_trained_model_reads_as_the_handwriting_recognizer(trained: tuple[Path, list[dict[str, float]]], registry: Registry) -> None:
+    out, _ = trained
+    config = parse_config(f"profiles:\n  mine: {{recognizer: {{type: handwriting, model_dir: '{out / 'model'}'}}}}\n", "cfg.yaml", registry)
+    pipeline = Pipeline.from_profile("mine", config.profile("mine"), config.models, registry)
+    pipeline.check_ready()
+    result = pipeline.run(Document("x.png", "0" * 64, (Page(1, render_lines(["merci beaucoup"], font_size=40)),)))
+    assert len(result.lines) == 1 and result.lines[0].text  # reads something, offline, from our weights
+
+
+def test_missing_model_is_named_by_check_config(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"profiles:\n  default: {{recognizer: {{type: handwriting, model_dir: '{tmp_path / 'none'}'}}}}\n")
+    outcome = CliRunner().invoke(cli, ["check-config", str(config)])
+    assert outcome.exit_code == 69 and "missing model file" in outcome.stderr
+
+
+def test_train_command_refuses_an_excluded_document_and_trains_on_the_rest(tmp_path: Path) -> None:
+    import json
+
+    for name, text in (("kept", "bonjour Paris"), ("wikitexte_0135_1", "texte exclu")):
+        save(render_lines([text], font_size=40), tmp_path / f"{name}.png")
+    manifest = tmp_path / "lines.jsonl"
+    rows = [{"image": "kept.png", "text": "bonjour Paris", "source": "banq-dcn/Copiste-d-un-jour"},
+            {"image": "wikitexte_0135_1.png", "text": "texte exclu", "source": "banq-dcn/Copiste-d-un-jour"}]  # fmt: skip
+    manifest.write_text("\n".join(json.dumps(row) for row in rows))
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("banq-dcn/Copiste-d-un-jour\t*wikitexte_0135*\n")
+    outcome = CliRunner().invoke(cli, ["train", "--source", f"any/repo={manifest}", "--exclusions", str(rules), "--out", str(tmp_path / "run"),
+                                       "--epochs", "1", "--batch-size", "1", "--validation-fraction", "0"])  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads(outcome.stdout[outcome.stdout.index("{") :])
+    assert report["training_lines"] == 1  # the excluded line never loaded

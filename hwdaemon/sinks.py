@@ -41,6 +41,29 @@ class SinkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+NAME_FIELDS = "stem, ext, date, sha8, sha256"
+
+
+def check_name_template(template: str) -> str:
+    """A pydantic validator's body: the template may use only NAME_FIELDS."""
+    try:
+        template.format(stem="s", ext="e", date="d", sha8="h", sha256="h")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"bad template {template!r}: {exc}; fields are {NAME_FIELDS}") from None
+    return template
+
+
+def output_name(template: str, result: Result, artifacts: Artifacts, ext: str) -> str:
+    """A file name or object key for one format of a result, from a sink's template."""
+    return template.format(
+        stem=Path(artifacts.original_name).stem,
+        ext=ext,
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        sha8=result.sha256[:8],
+        sha256=result.sha256,
+    )
+
+
 class Sink(ABC):
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = SinkOptions
@@ -59,7 +82,7 @@ class Sink(ABC):
 class FileSinkOptions(SinkOptions):
     path: Path
     formats: list[Format] = Field(default_factory=lambda: ["txt"], min_length=1)
-    name_template: str = Field(default="{stem}.{ext}", description="fields: stem, ext, date, sha8")
+    name_template: str = Field(default="{stem}.{ext}", description=f"fields: {NAME_FIELDS}")
     overwrite: bool = False
     page_separator: PageSeparator = Field(default="formfeed", description="txt: form feed between pages, or a '--- page N ---' header")
 
@@ -74,11 +97,7 @@ class FileSinkOptions(SinkOptions):
     @field_validator("name_template")
     @classmethod
     def _template_fields(cls, value: str) -> str:
-        try:
-            value.format(stem="s", ext="e", date="d", sha8="h")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"bad name_template {value!r}: {exc}; fields are stem, ext, date, sha8") from None
-        return value
+        return check_name_template(value)
 
 
 class FileSink(Sink):
@@ -89,12 +108,9 @@ class FileSink(Sink):
 
     def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
         options: FileSinkOptions = self.options  # type: ignore[assignment]
-        stem = Path(artifacts.original_name).stem
-        date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         written = []
         for format in options.formats:
-            relative = options.name_template.format(stem=stem, ext=format, date=date, sha8=result.sha256[:8])
-            target = options.path / relative
+            target = options.path / output_name(options.name_template, result, artifacts, format)
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
             try:

@@ -38,13 +38,11 @@ class DeliveryThread(threading.Thread):
     def __init__(self, service: Service) -> None:
         super().__init__(name="delivery", daemon=True)
         self._service = service
-        self.last_beat = time.monotonic()
 
     def run(self) -> None:
         store = Store(self._service.runtime.config.state_dir)
         try:
             while not self._service.stopping.is_set():
-                self.last_beat = time.monotonic()
                 due = store.due_deliveries()
                 for delivery in due:
                     if self._service.stopping.is_set():

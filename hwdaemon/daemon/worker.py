@@ -34,13 +34,11 @@ class Worker(threading.Thread):
         super().__init__(name=f"worker-{number}", daemon=True)
         self._service = service
         self.busy_since: float | None = None  # monotonic start of the job in hand
-        self.last_beat = time.monotonic()
 
     def run(self) -> None:
         store = Store(self._service.runtime.config.state_dir)
         try:
             while not self._service.stopping.is_set():
-                self.last_beat = time.monotonic()
                 job = store.claim_next_job()
                 if job is None:
                     self._service.work_available.wait(0.5)

@@ -15,8 +15,11 @@ from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
 
 
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "handwriting"
+
+
 class HandwritingOptions(PieceOptions):
-    model_dir: Path = Field(description="folder with weights.pth and model.json, as `hwdaemon train` writes it")
+    model_dir: Path = Field(default=SHIPPED_MODEL, description="weights.pth + model.json as `hwdaemon train` writes them; default: the shipped model")
     batch_size: int = Field(default=16, ge=1, le=256)
 
 

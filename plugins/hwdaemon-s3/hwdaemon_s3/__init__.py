@@ -8,8 +8,6 @@ the daemon's durable delivery retries with backoff instead.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 import boto3
@@ -21,7 +19,7 @@ from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.export import FORMATS, Format, render
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
-from hwdaemon.sinks import Artifacts, DeliveryReceipt, Sink, SinkOptions
+from hwdaemon.sinks import Artifacts, DeliveryReceipt, Sink, SinkOptions, check_name_template, output_name
 
 CONTENT_TYPES: dict[str, str] = {"txt": "text/plain; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
 # Errors that retrying cannot fix without a change of configuration.
@@ -56,11 +54,7 @@ class S3Options(SinkOptions):
     @field_validator("key_template")
     @classmethod
     def _template_fields(cls, value: str) -> str:
-        try:
-            value.format(stem="s", ext="e", date="d", sha8="h", sha256="h")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"bad key_template {value!r}: {exc}; fields are stem, ext, date, sha8, sha256") from None
-        return value
+        return check_name_template(value)
 
 
 class S3Sink(Sink):
@@ -86,21 +80,11 @@ class S3Sink(Sink):
             ),
         )
 
-    def object_key(self, result: Result, artifacts: Artifacts, format: str) -> str:
-        options: S3Options = self.options  # type: ignore[assignment]
-        return options.key_template.format(
-            stem=Path(artifacts.original_name).stem,
-            ext=format,
-            date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-            sha8=result.sha256[:8],
-            sha256=result.sha256,
-        )
-
     def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
         options: S3Options = self.options  # type: ignore[assignment]
         keys = []
         for format in options.formats:
-            key = self.object_key(result, artifacts, format)
+            key = output_name(options.key_template, result, artifacts, format)
             extra: dict[str, Any] = {}
             if options.server_side_encryption:
                 extra["ServerSideEncryption"] = options.server_side_encryption

@@ -93,7 +93,7 @@ def test_server_stopped_is_retryable_then_delivers_when_back(swift: SwiftServer)
 
 
 def test_bad_key_template_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match="fields are stem, ext, date, sha8, sha256"):
+    with pytest.raises(ValueError, match="bad template .*fields are stem, ext, date, sha8, sha256"):
         S3Options(bucket="scans", key_template="{name}.{ext}")
 
 

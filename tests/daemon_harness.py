@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1, what: str = "condition") -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

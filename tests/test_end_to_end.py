@@ -13,12 +13,13 @@ from hwdaemon.cli import cli
 from rendering import render_lines, save
 
 RENDERED_LINES = ["The quick brown fox jumps over", "the lazy dog near the river bank", "Meeting moved to Tuesday at noon"]
-# Measured on these three lines in DkgHandwriting, 40 px, default profile (English g2): CER 0.27–0.29
-# at 32–56 px. The bound leaves room for font-rendering differences between machines.
-RENDERED_CER_BOUND = 0.40
-# EasyOCR's english_g2 on the real IAM line a01-000u-00 reads "A}Move 10 31o0 Mr." (CER ≈ 0.56):
-# the stock recognizer is poor on real handwriting (issue #9). The bound catches a broken pipeline.
-IAM_LINE_CER_BOUND = 0.75
+# Measured on these three lines in DkgHandwriting at 32–56 px with the default profile (our
+# handwriting model v1): CER 0.05–0.07 (EasyOCR's english_g2: 0.27–0.29). The bound leaves
+# room for font-rendering differences between machines.
+RENDERED_CER_BOUND = 0.15
+# The real IAM line a01-000u-00 (never trained on): model v1 reads it with CER ≈ 0.15 (english_g2:
+# "A}Move 10 31o0 Mr.", ≈ 0.56). Dev-set IAM lines average 20% (docs/accuracy.md).
+IAM_LINE_CER_BOUND = 0.35
 
 
 def test_rendered_handwriting_page_is_read_line_by_line(tmp_path: Path) -> None:

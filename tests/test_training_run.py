@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -97,3 +98,16 @@ def test_train_command_refuses_an_excluded_document_and_trains_on_the_rest(tmp_p
     assert outcome.exit_code == 0, outcome.output
     report = json.loads(outcome.stdout[outcome.stdout.index("{") :])
     assert report["training_lines"] == 1  # the excluded line never loaded
+
+
+def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
+    from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
+
+    model = load_model(SHIPPED_MODEL)
+    assert model.card["name"] == "hwdaemon-handwriting-v1" and model.card["trained_on"][0]["license"] == "CC-BY-4.0"
+    assert (SHIPPED_MODEL / "weights.pth").stat().st_size < 50_000_000
+    page = render_lines(["The quick brown fox jumps over"], font_size=40)
+    rows, columns = np.where(page < 128)
+    crop = page[rows.min() - 8 : rows.max() + 9, columns.min() - 8 : columns.max() + 9]  # as a detector crops a line
+    ((text, confidence),) = model.read([crop])
+    assert text.startswith("The quick brown fox") and 0 < confidence <= 1

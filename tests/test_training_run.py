@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import character_error_rate
 from hwdaemon.cli import cli
 from hwdaemon.config import parse_config
 from hwdaemon.model import Document, Page
@@ -110,4 +111,4 @@ def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     rows, columns = np.where(page < 128)
     crop = page[rows.min() - 8 : rows.max() + 9, columns.min() - 8 : columns.max() + 9]  # as a detector crops a line
     ((text, confidence),) = model.read([crop])
-    assert text.startswith("The quick brown fox") and 0 < confidence <= 1
+    assert character_error_rate("The quick brown fox jumps over", text) < 0.3 and 0 < confidence <= 1

@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import FORMATS, Format, PageSeparator, render, write_atomic
+from hwdaemon.export import Format, PageSeparator, render, write_atomic
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
 
@@ -85,14 +85,6 @@ class FileSinkOptions(SinkOptions):
     name_template: str = Field(default="{stem}.{ext}", description=f"fields: {NAME_FIELDS}")
     overwrite: bool = False
     page_separator: PageSeparator = Field(default="formfeed", description="txt: form feed between pages, or a '--- page N ---' header")
-
-    @field_validator("formats")
-    @classmethod
-    def _known_formats(cls, value: list[Format]) -> list[Format]:
-        for item in value:
-            if item not in FORMATS:
-                raise ValueError(f"unknown format {item!r}; choose from {FORMATS}")
-        return value
 
     @field_validator("name_template")
     @classmethod

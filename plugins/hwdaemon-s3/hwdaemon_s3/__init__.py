@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 from pydantic import Field, SecretStr, field_validator
 
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import FORMATS, Format, render
+from hwdaemon.export import Format, render
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
 from hwdaemon.sinks import Artifacts, DeliveryReceipt, Sink, SinkOptions, check_name_template, output_name
@@ -42,14 +42,6 @@ class S3Options(SinkOptions):
     kms_key_id: str | None = None
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
-
-    @field_validator("formats")
-    @classmethod
-    def _known_formats(cls, value: list[Format]) -> list[Format]:
-        unknown = [item for item in value if item not in FORMATS]
-        if unknown:
-            raise ValueError(f"unknown format(s) {unknown}; choose from {FORMATS}")
-        return value
 
     @field_validator("key_template")
     @classmethod

@@ -83,3 +83,11 @@ def test_mser_finds_the_ten_lines_too(registry: Registry, skew_degrees: float) -
     boxes = detector.detect(rotate(render_lines(TEN_LINES, font_size=36), skew_degrees))
     assert len(boxes) == 10
     assert [box.y for box in boxes] == sorted(box.y for box in boxes)
+
+
+def test_touching_lines_are_split_at_their_ink_valleys(lines_detector: Detector) -> None:
+    """Tight spacing: descenders of one line touch the next line (dense forms such as Copiste's)."""
+    page = render_lines(TEN_LINES, font_size=36, line_spacing=1.2)
+    boxes = lines_detector.detect(page)
+    assert len(boxes) == 10
+    assert sum(box.height > 36 * 2.2 for box in boxes) <= 1  # the last line keeps its long descenders

@@ -76,6 +76,10 @@ def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:
     heights = sorted(band.bottom - band.top for band in bands)
     line_height = float(np.median(heights[len(heights) // 2 :]))  # typical height of a full line
     bands = _attach_fragments(bands, line_height * options.min_line_height_factor)
+    split = [part for band in bands for part in _split_touching(mask, band, char_height)]
+    if len(split) > len(bands):  # pieces of a split may be slivers (a descender loop): reattach them
+        heights = sorted(band.bottom - band.top for band in split)
+        bands = _attach_fragments(split, float(np.median(heights[len(heights) // 2 :])) * options.min_line_height_factor)
     pad = int(round(char_height * options.padding_factor))
     boxes = []
     for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
@@ -211,6 +215,45 @@ def _attach_fragments(bands: list[_Band], min_height: float) -> list[_Band]:
         if nearest is not None and _vertical_gap(nearest, fragment) <= min_height:
             nearest.add(fragment.left, fragment.top, fragment.right - fragment.left, fragment.bottom - fragment.top)
     return full
+
+
+def _split_touching(mask: Image, band: _Band, char_height: float) -> list[_Band]:
+    """Cut a band that holds several lines (descenders touching the next line) at its ink valleys.
+
+    A valley is a run of rows with little ink between two rows of dense ink, at least a
+    character height from each other and from the band's edges; a single line, whose
+    ascenders and descenders thin out but never leave dense ink on both sides, is not cut.
+    """
+    if band.bottom - band.top < 2.2 * char_height:
+        return [band]
+    region = mask[band.top : band.bottom, band.left : band.right] > 0
+    profile = np.convolve(region.sum(axis=1).astype(np.float64), np.ones(5) / 5, mode="same")
+    peak = profile.max()
+    if peak <= 0:
+        return [band]
+    gap = max(3, int(char_height * 0.9))
+    edge = max(gap, int(char_height * 1.2))  # no part thinner than a line's body
+    cuts: list[int] = []
+    row = edge
+    while row < len(profile) - edge:
+        if profile[row] < 0.15 * peak and profile[row] == profile[max(0, row - gap) : row + gap].min():
+            above, below = profile[: row].max(), profile[row + 1 :].max()
+            if above > 0.5 * peak and below > 0.5 * peak and (not cuts or row - cuts[-1] >= 1.5 * char_height):
+                cuts.append(row)
+                row += gap
+                continue
+        row += 1
+    if not cuts:
+        return [band]
+    parts = []
+    for start, stop in zip([0, *cuts], [*cuts, len(profile)], strict=True):
+        columns = np.where(region[start:stop].any(axis=0))[0]
+        if len(columns) == 0:
+            continue
+        top, bottom = band.top + start, band.top + stop
+        left, right = band.left + int(columns[0]), band.left + int(columns[-1]) + 1
+        parts.append(_Band(top, bottom, left, right, top, bottom))
+    return parts or [band]
 
 
 def _vertical_gap(band: _Band, other: _Band) -> int:

@@ -91,3 +91,17 @@ def test_touching_lines_are_split_at_their_ink_valleys(lines_detector: Detector)
     boxes = lines_detector.detect(page)
     assert len(boxes) == 10
     assert sum(box.height > 36 * 2.2 for box in boxes) <= 1  # the last line keeps its long descenders
+
+
+def test_two_columns_are_read_column_after_column(lines_detector: Detector) -> None:
+    left = render_lines(TEN_LINES[:4], font_size=32)
+    right = render_lines(TEN_LINES[4:8], font_size=32)
+    height = max(left.shape[0], right.shape[0])
+    page = np.full((height, left.shape[1] + 120 + right.shape[1]), 255, np.uint8)
+    page[: left.shape[0], : left.shape[1]] = left
+    page[: right.shape[0], left.shape[1] + 120 :] = right
+    boxes = lines_detector.detect(page)
+    assert len(boxes) == 8
+    split = left.shape[1] + 60
+    assert all(box.x + box.width <= split for box in boxes[:4]) and all(box.x >= split for box in boxes[4:])
+    assert [box.y for box in boxes[:4]] == sorted(box.y for box in boxes[:4])

@@ -59,7 +59,47 @@ class LinesDetector(Detector):
         height, width = gray.shape
         mask = ink_mask(normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30))))
         mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
-        return lines_from_ink(mask, options)
+        boxes: list[Box] = []
+        for left, right in _columns(mask):  # reading order: column after column
+            column = np.zeros_like(mask)
+            column[:, left:right] = mask[:, left:right]
+            boxes.extend(lines_from_ink(column, options))
+        return boxes
+
+
+def _columns(mask: Image) -> list[tuple[int, int]]:
+    """Split the page at gutters: blank vertical strips that run through most of the writing.
+
+    Words far apart on one line leave a gap on that line only, so they are not a gutter.
+    """
+    height, width = mask.shape
+    rows = np.where(mask.any(axis=1))[0]
+    components = _ink_components(mask)
+    if len(rows) == 0 or not components:
+        return [(0, width)]
+    char_height = float(np.median([h for _, _, _, h in components]))
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    if bottom - top < 6 * char_height:  # fewer than about three lines: no columns to speak of
+        return [(0, width)]
+    ink_per_column = (mask[top:bottom] > 0).sum(axis=0)
+    blank = ink_per_column <= 0.01 * (bottom - top)
+    min_gutter = max(20, int(2 * char_height), width // 25)
+    columns, start, run_start = [], 0, None
+    for x in range(width + 1):
+        if x < width and blank[x]:
+            run_start = x if run_start is None else run_start
+            continue
+        if run_start is not None:
+            run_end = x
+            has_ink_left = ink_per_column[start:run_start].sum() > 0
+            has_ink_right = ink_per_column[run_end:].sum() > 0
+            if run_end - run_start >= min_gutter and has_ink_left and has_ink_right:
+                middle = (run_start + run_end) // 2
+                columns.append((start, middle))
+                start = middle
+            run_start = None
+    columns.append((start, width))
+    return columns
 
 
 def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:

@@ -117,9 +117,9 @@ def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:
     line_height = float(np.median(heights[len(heights) // 2 :]))  # typical height of a full line
     bands = _attach_fragments(bands, line_height * options.min_line_height_factor)
     split = [part for band in bands for part in _split_touching(mask, band, char_height)]
-    if len(split) > len(bands):  # pieces of a split may be slivers (a descender loop): reattach them
+    if len(split) > len(bands):  # pieces of a split may be slivers, or the same line as another band
         heights = sorted(band.bottom - band.top for band in split)
-        bands = _attach_fragments(split, float(np.median(heights[len(heights) // 2 :])) * options.min_line_height_factor)
+        bands = _merge_same_rows(_attach_fragments(split, float(np.median(heights[len(heights) // 2 :])) * options.min_line_height_factor))
     pad = int(round(char_height * options.padding_factor))
     boxes = []
     for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
@@ -294,6 +294,21 @@ def _split_touching(mask: Image, band: _Band, char_height: float) -> list[_Band]
         left, right = band.left + int(columns[0]), band.left + int(columns[-1]) + 1
         parts.append(_Band(top, bottom, left, right, top, bottom))
     return parts or [band]
+
+
+def _merge_same_rows(bands: list[_Band]) -> list[_Band]:
+    """Bands sharing most of their rows are one line (a blob of it was first grouped with the line above)."""
+    merged: list[_Band] = []
+    for band in sorted(bands, key=lambda band: band.top):
+        previous = merged[-1] if merged else None
+        if previous is not None:
+            overlap = min(previous.bottom, band.bottom) - max(previous.top, band.top)
+            if overlap >= 0.5 * min(previous.bottom - previous.top, band.bottom - band.top):
+                previous.add(band.left, band.top, band.right - band.left, band.bottom - band.top)
+                previous.core_top, previous.core_bottom = min(previous.core_top, band.core_top), max(previous.core_bottom, band.core_bottom)
+                continue
+        merged.append(band)
+    return merged
 
 
 def _vertical_gap(band: _Band, other: _Band) -> int:

@@ -59,8 +59,11 @@ class LinesDetector(Detector):
         height, width = gray.shape
         mask = ink_mask(normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30))))
         mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
+        columns = _columns(mask)
+        if len(columns) == 1:  # the usual page: no need for a masked copy per column
+            return lines_from_ink(mask, options)
         boxes: list[Box] = []
-        for left, right in _columns(mask):  # reading order: column after column
+        for left, right in columns:  # reading order: column after column
             column = np.zeros_like(mask)
             column[:, left:right] = mask[:, left:right]
             boxes.extend(lines_from_ink(column, options))

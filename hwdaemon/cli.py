@@ -243,6 +243,31 @@ def run(config_path: Path | None) -> None:
     service.run()
 
 
+@cli.command()
+@CONFIG_OPTION
+@click.option("--host", help="Address to listen on (default: ui.host, 127.0.0.1). Off loopback a token is required.")
+@click.option("--port", type=int, help="Port (default: ui.port, 8765; 0 picks a free one).")
+def ui(config_path: Path | None, host: str | None, port: int | None) -> None:
+    """Serve the review page: see each scan beside its text, fix doubtful lines, approve and re-deliver.
+
+    Works beside a running daemon (same config, same state folder): approved
+    corrections are queued in the store and the daemon's delivery thread sends
+    them. Set `ui.enabled: true` to have the daemon serve the page itself.
+
+    Example: hwdaemon ui --config /etc/hwdaemon/config.yaml --port 8765
+    """
+    config, _ = _load(config_path)
+    configure_logging(config.log.level, config.log.format)
+    from hwdaemon.ui.server import UiServer
+
+    if host is not None:
+        config = config.model_copy(update={"ui": config.ui.model_copy(update={"host": host})})
+    server = UiServer(lambda: config, host=host, port=port)
+    shown_host = host or config.ui.host
+    click.echo(f"review page on http://{shown_host}:{port if port is not None else config.ui.port}/ (Ctrl-C stops)", err=True)
+    server.serve_forever()
+
+
 def _open_store(config_path: Path | None) -> Store:
     from hwdaemon.daemon.store import DATABASE_NAME, Store
 

@@ -58,6 +58,7 @@ class ProfileConfig(Strict):
     detector: PieceConfig = PieceConfig(type="lines")
     recognizer: PieceConfig = PieceConfig(type="easyocr")
     postprocess: list[PieceConfig] = Field(default_factory=list)
+    review_below: float = Field(default=0.5, ge=0, le=1, description="lines read with less confidence are flagged on the review page")
 
 
 class ModelsConfig(Strict):
@@ -65,6 +66,7 @@ class ModelsConfig(Strict):
 
     dirs: list[Path] = Field(default_factory=list)
     download_enabled: bool = False
+    trained_dir: Path | None = Field(default=None, description="where `hwdaemon train --from-corrections` installs each profile's model; default state_dir/models")
 
 
 class InputsConfig(Strict):
@@ -89,6 +91,7 @@ class InboxConfig(Strict):
     settle_seconds: float = Field(default=2.0, ge=0)
     after: Literal["move", "keep", "delete"] = "move"
     sinks: list[str] = Field(default_factory=lambda: ["outbox"])
+    review: Literal["optional", "required"] = Field(default="optional", description="required: hold deliveries until approved on the review page")
 
 
 class DeliveryConfig(Strict):
@@ -108,6 +111,18 @@ class MetricsConfig(Strict):
     port: int = Field(default=9464, ge=0, le=65535, description="0 picks a free port (logged at start)")
 
 
+class UiConfig(Strict):
+    """The review page. Off loopback it needs a token (here or in HWDAEMON_UI_TOKEN)."""
+
+    enabled: bool = Field(default=False, description="the daemon serves the page too (`hwdaemon ui` serves it alone)")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535, description="0 picks a free port (logged at start)")
+    token: str | None = None
+    previews: bool = Field(default=True, description="keep a JPEG of each page in state_dir/previews for the page")
+    preview_max_side: int = Field(default=2000, ge=200)
+    page_size: int = Field(default=50, ge=5, le=500)
+
+
 class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -125,11 +140,18 @@ class Config(Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
     metrics: MetricsConfig = MetricsConfig()
+    ui: UiConfig = UiConfig()
     models: ModelsConfig = ModelsConfig()
     inputs: InputsConfig = InputsConfig()
     profiles: dict[str, ProfileConfig] = Field(default_factory=lambda: {"default": ProfileConfig()})
     inboxes: list[InboxConfig] = Field(default_factory=list)
     sinks: dict[str, PieceConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _trained_models_under_state(self) -> Config:
+        if self.models.trained_dir is None:
+            object.__setattr__(self, "models", self.models.model_copy(update={"trained_dir": self.state_dir / "models"}))
+        return self
 
     @field_validator("profiles")
     @classmethod

@@ -48,13 +48,14 @@ def render(result: Result, format: Format, page_separator: PageSeparator = "form
     return to_json(result) if format == "json" else to_csv(result)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temp file beside `path`, fsync, rename: readers see all or nothing."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write to a temp file beside `path`, fsync, rename: readers see all or nothing. Text is UTF-8."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

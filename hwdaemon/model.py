@@ -116,7 +116,10 @@ class PageResult:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What the pipeline read from one Document; `timings` are seconds per stage."""
+    """What the pipeline read from one Document; `timings` are seconds per stage.
+
+    `revision` is 0 for what the pipeline read and N for a reviewer's Nth correction.
+    """
 
     source: str
     sha256: str
@@ -124,6 +127,7 @@ class Result:
     pages: tuple[PageResult, ...]
     timings: Mapping[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    revision: int = 0
 
     @property
     def text(self) -> str:
@@ -145,6 +149,7 @@ class Result:
             "source": self.source,
             "sha256": self.sha256,
             "profile": self.profile,
+            "revision": self.revision,
             "text": self.text,
             "mean_confidence": _rounded(self.mean_confidence),
             "timings": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
@@ -163,6 +168,7 @@ class Result:
             pages=tuple(PageResult.from_dict(page) for page in data["pages"]),
             timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
             schema_version=version,
+            revision=int(data.get("revision", 0)),
         )
 
 

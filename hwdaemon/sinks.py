@@ -8,6 +8,8 @@ PermanentDeliveryError from `hwdaemon.errors`; anything else counts as retryable
 
 from __future__ import annotations
 
+import json
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -107,6 +109,7 @@ class FileSink(Sink):
                 target = _unclaimed(target, result.sha256)
             try:
                 write_atomic(target, render(result, format, options.page_separator))
+                _mark_owner(target, result.sha256)
             except PermissionError as exc:
                 raise PermanentDeliveryError(f"cannot write {target}: {exc.strerror}; check the folder's permissions") from exc
             except OSError as exc:
@@ -116,14 +119,37 @@ class FileSink(Sink):
 
 
 def _unclaimed(target: Path, sha256: str) -> Path:
-    """`target`, or `stem-<sha8>.ext` when that name is taken: never clobber another scan's text.
+    """`target`, or `stem-<sha8>.ext` when another document's text has that name: never clobber another scan's text.
 
-    The fallback name is fixed per document, so delivering the same document
-    again rewrites its own file instead of piling up copies.
+    A file this document wrote before (a retry, or a reviewer's correction) is
+    replaced. The fallback name is fixed per document for the same reason.
     """
-    if not target.exists():
+    if not target.exists() or _owner_of(target) == sha256:
         return target
     return target.with_name(f"{target.stem}-{sha256[:8]}{target.suffix}")
+
+
+OWNER_XATTR = "user.hwdaemon.sha256"
+
+
+def _mark_owner(target: Path, sha256: str) -> None:
+    """Tag the file with its document's sha256 (an extended attribute; some shares have none)."""
+    try:
+        os.setxattr(target, OWNER_XATTR, sha256.encode())
+    except OSError:
+        pass
+
+
+def _owner_of(target: Path) -> str | None:
+    """Which document wrote `target`: its xattr, else the sha256 in the JSON of the same stem."""
+    try:
+        return os.getxattr(target, OWNER_XATTR).decode()
+    except OSError:
+        pass
+    try:
+        return str(json.loads(target.with_suffix(".json").read_text(encoding="utf-8"))["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @hookimpl

@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from hwdaemon.export import CSV_COLUMNS, to_csv, to_json, to_txt, write_atomic
 from hwdaemon.model import Box, Line, PageResult, Result
 
@@ -47,3 +49,22 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
 
 def test_text_can_label_pages_with_headers() -> None:
     assert to_txt(RESULT, "header") == "--- page 1 ---\nDear Sir,\nthank you\n--- page 2 ---\nYours, Émile\n"
+
+
+@pytest.mark.parametrize("formats", [["txt", "json"], ["txt"]])
+def test_file_sink_replaces_its_own_file_and_never_anothers(tmp_path: Path, formats: list[str]) -> None:
+    from dataclasses import replace
+
+    from hwdaemon.sinks import Artifacts, FileSink, FileSinkOptions
+
+    sink = FileSink(FileSinkOptions(path=tmp_path, formats=formats), "outbox")
+    first = RESULT
+    sink.deliver(first, Artifacts("k1", "note.png"))
+    corrected = replace(first, pages=(replace(first.pages[0], lines=(replace(first.pages[0].lines[0], text="fixed by hand"),)),), revision=1)
+    receipt = sink.deliver(corrected, Artifacts("k1:r1", "note.png"))
+    assert receipt.location.split(", ")[0] == str(tmp_path / "note.txt")
+    assert (tmp_path / "note.txt").read_text().startswith("fixed by hand")
+    other = replace(first, sha256="ff" * 32)
+    elsewhere = sink.deliver(other, Artifacts("k2", "note.png"))
+    assert elsewhere.location.split(", ")[0] == str(tmp_path / "note-ffffffff.txt")
+    assert (tmp_path / "note.txt").read_text().startswith("fixed by hand")

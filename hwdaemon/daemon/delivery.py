@@ -2,7 +2,7 @@
 
 Runs apart from the workers, so a slow webhook never holds up recognition.
 Delivery is at-least-once; each carries an idempotency key (input sha256 +
-sink name) so receivers can drop duplicates.
+sink name, + revision for a reviewer's correction) so receivers can drop duplicates.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class DeliveryThread(threading.Thread):
         with bound_contextvars(job_id=delivery.job_id, sink=delivery.sink, delivery_id=delivery.id):
             sink = runtime.sink(delivery.sink)
             job = store.job(delivery.job_id)
-            result = store.result_of(delivery.job_id)
+            result = store.result_of(delivery.job_id, delivery.revision)
             if sink is None or job is None or result is None:
                 reason = f"sink {delivery.sink!r} is no longer configured" if sink is None else "job result missing"
                 store.dead_letter(delivery.id, reason)

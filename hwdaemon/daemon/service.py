@@ -33,6 +33,7 @@ from hwdaemon.errors import HwdaemonError
 from hwdaemon.inputs import sha256_of
 from hwdaemon.metrics import Metrics, MetricsServer
 from hwdaemon.plugins import Registry
+from hwdaemon.ui.server import UiServer
 
 log = structlog.get_logger()
 LOOP_SECONDS = 0.2
@@ -55,6 +56,7 @@ class Service:
         self._store: Store | None = None
         self.metrics = Metrics(lambda: Store(self.runtime.config.state_dir))
         self._metrics_server: MetricsServer | None = None
+        self._ui_server: UiServer | None = None
 
     # signals ----------------------------------------------------------------
 
@@ -83,6 +85,10 @@ class Service:
             self._metrics_server.start()
             host, port = self._metrics_server.address
             log.info("metrics_listening", url=f"http://{host}:{port}/metrics")
+        if config.ui.enabled:
+            self._ui_server = UiServer(lambda: self.runtime.config)
+            self._ui_server.start()
+            log.info("ui_listening", url=self._ui_server.url)
         self._workers = [Worker(self, number) for number in range(1, config.workers + 1)]
         for worker in self._workers:
             worker.start()
@@ -151,6 +157,8 @@ class Service:
         self.runtime.close()
         if self._metrics_server:
             self._metrics_server.stop()
+        if self._ui_server:
+            self._ui_server.stop()
         if self._store:
             self._store.close()
         log.info("daemon_stopped")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from hwdaemon.model import Result
 
 JobState = Literal["queued", "processing", "done", "failed", "duplicate"]
-DeliveryState = Literal["pending", "delivered", "dead"]
+DeliveryState = Literal["held", "pending", "delivered", "dead", "superseded"]
 DATABASE_NAME = "hwdaemon.sqlite3"
 
 _SCHEMA = """
@@ -40,7 +40,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL DEFAULT 0
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    text TEXT,
+    mean_confidence REAL,
+    min_confidence REAL,
+    needs_review INTEGER NOT NULL DEFAULT 0,
+    approved_revision INTEGER,
+    reviewed_by TEXT,
+    reviewed_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS jobs_sha256 ON jobs (sha256);
@@ -56,10 +63,34 @@ CREATE TABLE IF NOT EXISTS deliveries (
     location TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL DEFAULT 0
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    revision INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS revisions (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    number INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    author TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (job_id, number)
+);
 """
+
+# Columns added after the first release; older databases get them on open.
+_ADDED_COLUMNS = {
+    "jobs": {
+        "text": "TEXT",
+        "mean_confidence": "REAL",
+        "min_confidence": "REAL",
+        "needs_review": "INTEGER NOT NULL DEFAULT 0",
+        "approved_revision": "INTEGER",
+        "reviewed_by": "TEXT",
+        "reviewed_at": "REAL",
+    },
+    "deliveries": {"revision": "INTEGER NOT NULL DEFAULT 0"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +121,50 @@ class Delivery:
     last_error: str | None
     location: str | None
     created_at: float
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A reviewer's edit of a job's result; number 0 is the OCR result itself and is never stored here."""
+
+    job_id: int
+    number: int
+    author: str
+    created_at: float
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    """One line of the review page's job list."""
+
+    job: Job
+    text: str
+    mean_confidence: float | None
+    min_confidence: float | None
+    needs_review: bool
+    approved_revision: int | None
+    reviewed_by: str | None
+    reviewed_at: float | None
+    revisions: int
+
+
+ReviewFilter = Literal["all", "needs_review", "approved", "unreviewed"]
 
 
 _JOB_COLUMNS = "id, path, inbox, profile, sha256, size, mtime_ns, state, attempts, error, final_path, created_at, updated_at"
-_DELIVERY_COLUMNS = "id, job_id, sink, idempotency_key, state, attempts, last_error, location, created_at"
+_DELIVERY_COLUMNS = "id, job_id, sink, idempotency_key, state, attempts, last_error, location, created_at, revision"
+_REVIEW_SELECT = (
+    f"SELECT {_JOB_COLUMNS}, COALESCE(text, ''), mean_confidence, min_confidence, needs_review, approved_revision, reviewed_by, reviewed_at,"
+    " (SELECT COUNT(*) FROM revisions WHERE revisions.job_id=jobs.id) FROM jobs"
+)
+
+
+def _review_row(row: tuple[Any, ...]) -> ReviewRow:
+    width = len(_JOB_COLUMNS.split(","))
+    job, (text, mean, lowest, needs_review, approved, by, at, revisions) = Job(*row[:width]), row[width:]
+    return ReviewRow(job, text, mean, lowest, bool(needs_review), approved, by, at, revisions)
 
 
 class Store:
@@ -107,9 +178,17 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_missing_columns(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -180,18 +259,33 @@ class Store:
             db.execute("UPDATE jobs SET state='processing', attempts=attempts+1, updated_at=? WHERE id=?", (now, row[0]))
         return self.job(int(row[0]))
 
-    def finish_job(self, job_id: int, result: Result, sinks: list[str]) -> None:
-        """Store the result and one pending delivery per sink, in one transaction."""
+    def finish_job(self, job_id: int, result: Result, sinks: list[str], needs_review: bool = False, hold: bool = False) -> None:
+        """Store the result and one delivery per sink, in one transaction.
+
+        With `hold` (the inbox's `review: required`) the deliveries wait, state
+        `held`, until a reviewer approves the job.
+        """
         now = time.time()
+        confidences = [line.confidence for line in result.lines]
         with self._transaction() as db:
             db.execute(
-                "UPDATE jobs SET state='done', result=?, error=NULL, updated_at=? WHERE id=?",
-                (json.dumps(result.to_dict(), ensure_ascii=False), now, job_id),
+                "UPDATE jobs SET state='done', result=?, error=NULL, updated_at=?, text=?, mean_confidence=?, min_confidence=?, needs_review=?,"
+                " approved_revision=NULL, reviewed_by=NULL, reviewed_at=NULL WHERE id=?",
+                (
+                    json.dumps(result.to_dict(), ensure_ascii=False),
+                    now,
+                    result.text,
+                    result.mean_confidence,
+                    min(confidences) if confidences else None,
+                    int(needs_review),
+                    job_id,
+                ),
             )
+            db.execute("DELETE FROM revisions WHERE job_id=?", (job_id,))
             for sink in sinks:
                 db.execute(
                     "INSERT INTO deliveries (job_id, sink, idempotency_key, state, created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                    (job_id, sink, f"{result.sha256}:{sink}", "pending", now, now),
+                    (job_id, sink, delivery_key(result.sha256, sink, 0), "held" if hold else "pending", now, now),
                 )
 
     def fail_job(self, job_id: int, error: str) -> None:
@@ -218,9 +312,96 @@ class Store:
         with self._transaction() as db:
             db.execute("UPDATE jobs SET final_path=?, updated_at=? WHERE id=?", (final_path, time.time(), job_id))
 
-    def result_of(self, job_id: int) -> Result | None:
-        row = self._db.execute("SELECT result FROM jobs WHERE id=?", (job_id,)).fetchone()
+    def result_of(self, job_id: int, revision: int = 0) -> Result | None:
+        """The OCR result (revision 0) or a reviewer's revision of it."""
+        if revision:
+            row = self._db.execute("SELECT result FROM revisions WHERE job_id=? AND number=?", (job_id, revision)).fetchone()
+        else:
+            row = self._db.execute("SELECT result FROM jobs WHERE id=?", (job_id,)).fetchone()
         return Result.from_dict(json.loads(row[0])) if row and row[0] else None
+
+    # review -------------------------------------------------------------------
+
+    def latest_revision(self, job_id: int) -> int:
+        row = self._db.execute("SELECT MAX(number) FROM revisions WHERE job_id=?", (job_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def add_revision(self, job_id: int, result: Result, author: str) -> int:
+        """Keep a reviewer's edit as the next revision; the OCR result stays untouched. Returns its number."""
+        now = time.time()
+        with self._transaction() as db:
+            number = int(db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE job_id=?", (job_id,)).fetchone()[0])
+            db.execute(
+                "INSERT INTO revisions (job_id, number, result, author, created_at) VALUES (?,?,?,?,?)",
+                (job_id, number, json.dumps(result.to_dict(), ensure_ascii=False), author, now),
+            )
+            db.execute("UPDATE jobs SET text=?, updated_at=? WHERE id=?", (result.text, now, job_id))
+        return number
+
+    def revisions(self, job_id: int) -> list[Revision]:
+        rows = self._db.execute("SELECT number, author, created_at, result FROM revisions WHERE job_id=? ORDER BY number", (job_id,)).fetchall()
+        return [Revision(job_id, number, author, created_at, Result.from_dict(json.loads(result))) for number, author, created_at, result in rows]
+
+    def approve(self, job_id: int, revision: int, author: str, sinks: list[str]) -> list[int]:
+        """Mark the job reviewed and queue `revision` for every sink; returns the new delivery ids.
+
+        Deliveries held for review are released (revision 0) or superseded by
+        the corrected revision, which gets its own idempotency key so receivers
+        that dropped the first as a duplicate take the correction.
+        """
+        now = time.time()
+        job = self.job(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        created: list[int] = []
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET approved_revision=?, reviewed_by=?, reviewed_at=?, updated_at=? WHERE id=?", (revision, author, now, now, job_id))
+            if revision == 0:
+                rows = db.execute("SELECT id FROM deliveries WHERE job_id=? AND state='held' AND revision=0", (job_id,)).fetchall()
+                db.execute("UPDATE deliveries SET state='pending', next_attempt_at=0, updated_at=? WHERE job_id=? AND state='held'", (now, job_id))
+                return [int(row[0]) for row in rows]
+            db.execute("UPDATE deliveries SET state='superseded', updated_at=? WHERE job_id=? AND state='held'", (now, job_id))
+            for sink in sinks:
+                key = delivery_key(job.sha256, sink, revision)
+                if db.execute("SELECT 1 FROM deliveries WHERE idempotency_key=? AND job_id=?", (key, job_id)).fetchone():
+                    continue  # this revision was approved before: it is already on its way
+                cursor = db.execute(
+                    "INSERT INTO deliveries (job_id, sink, idempotency_key, state, created_at, updated_at, revision) VALUES (?,?,?,?,?,?,?)",
+                    (job_id, sink, key, "pending", now, now, revision),
+                )
+                created.append(int(cursor.lastrowid or 0))
+        return created
+
+    def review_rows(self, review: ReviewFilter = "all", state: JobState | None = None, query: str = "", offset: int = 0, limit: int = 50) -> tuple[list[ReviewRow], int]:
+        """A page of jobs for the review list, newest first, and how many match in all."""
+        where, params = ["1=1"], []
+        if state:
+            where.append("state=?")
+            params.append(state)
+        if review == "needs_review":
+            where.append("needs_review=1 AND approved_revision IS NULL")
+        elif review == "approved":
+            where.append("approved_revision IS NOT NULL")
+        elif review == "unreviewed":
+            where.append("state='done' AND approved_revision IS NULL")
+        if query:
+            where.append("(text LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\')")
+            pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params += [pattern, pattern]
+        clause = " AND ".join(where)
+        total = int(self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()[0])
+        rows = self._db.execute(f"{_REVIEW_SELECT} WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+        return [_review_row(row) for row in rows], total
+
+    def review_row(self, job_id: int) -> ReviewRow | None:
+        row = self._db.execute(f"{_REVIEW_SELECT} WHERE id=?", (job_id,)).fetchone()
+        return _review_row(row) if row else None
+
+    def neighbour_jobs(self, job_id: int) -> tuple[int | None, int | None]:
+        """The done jobs just newer and just older than `job_id`, for next/previous keys."""
+        newer = self._db.execute("SELECT MIN(id) FROM jobs WHERE id>? AND state='done'", (job_id,)).fetchone()[0]
+        older = self._db.execute("SELECT MAX(id) FROM jobs WHERE id<? AND state='done'", (job_id,)).fetchone()[0]
+        return newer, older
 
     def jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
         if state is None:
@@ -274,6 +455,10 @@ class Store:
         rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} ORDER BY id DESC LIMIT ?", params).fetchall()
         return [Delivery(*row) for row in rows]
 
+    def deliveries_of(self, job_id: int) -> list[Delivery]:
+        rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE job_id=? ORDER BY id", (job_id,)).fetchall()
+        return [Delivery(*row) for row in rows]
+
     def requeue_delivery(self, delivery_id: int) -> bool:
         with self._transaction() as db:
             return db.execute(
@@ -298,3 +483,8 @@ class Store:
             "deliveries": self.delivery_counts(),
             "last_errors": [{"job": row[0], "file": row[1], "error": row[2], "at": row[3]} for row in errors],
         }
+
+
+def delivery_key(sha256: str, sink: str, revision: int) -> str:
+    """The idempotency key of one result version for one sink: sha256:sink, plus :rN for revision N."""
+    return f"{sha256}:{sink}" if revision == 0 else f"{sha256}:{sink}:r{revision}"

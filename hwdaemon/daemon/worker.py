@@ -19,6 +19,7 @@ from structlog.contextvars import bound_contextvars
 
 from hwdaemon.daemon.files import move_into, write_error_report
 from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER
+from hwdaemon.daemon.previews import write_previews
 from hwdaemon.daemon.store import Job, Store
 from hwdaemon.errors import HwdaemonError, InputFileError
 from hwdaemon.inputs import load_document
@@ -60,7 +61,8 @@ class Worker(threading.Thread):
             path = Path(job.path)
             try:
                 pipeline = runtime.pipeline(job.profile)
-                result = pipeline.run(load_document(path, runtime.config.inputs))
+                document = load_document(path, runtime.config.inputs)
+                result = pipeline.run(document)
             except InputFileError as exc:
                 self._fail(store, job, exc.reason, permanent=True)
                 return
@@ -76,7 +78,11 @@ class Worker(threading.Thread):
                 return
             inbox = runtime.inbox_for(job.inbox)
             sinks = inbox.sinks if inbox else []
-            store.finish_job(job.id, result, sinks)
+            if runtime.config.ui.previews:
+                write_previews(document, runtime.config.state_dir, job.id, runtime.config.ui.preview_max_side)
+            review_below = runtime.config.profile(job.profile).review_below
+            needs_review = any(line.confidence < review_below for line in result.lines)
+            store.finish_job(job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required")
             self._service.deliveries_available.set()
             final = self._file_original(path, inbox.after if inbox else "keep", Path(job.inbox) / PROCESSED_FOLDER)
             if final is not None:

@@ -46,13 +46,10 @@ class Spelling(Postprocessor):
         if language != "en" and language not in PYSPELLCHECKER_LANGUAGES:
             raise ConfigError(f"spelling: no dictionary for language {language!r}; available: en, {', '.join(sorted(PYSPELLCHECKER_LANGUAGES))}")
         self._language = language
-        protected = {word.casefold() for word in options.user_words}
-        if options.user_words_file is not None:
-            try:
-                protected |= {line.strip().casefold() for line in options.user_words_file.read_text(encoding="utf-8").splitlines() if line.strip()}
-            except OSError as exc:
-                raise ConfigError(f"spelling.user_words_file {options.user_words_file}: {exc.strerror}") from exc
-        self._protected = frozenset(protected)
+        self._listed = frozenset(word.casefold() for word in options.user_words)
+        self._file_words = UserWordsFile(options.user_words_file) if options.user_words_file else None
+        if self._file_words is not None:
+            self._file_words.words()  # an unreadable file is a config error now, not at the first job
 
     def load(self) -> None:
         corrector_for(self._language, self.options.max_edit_distance)  # type: ignore[attr-defined]
@@ -70,10 +67,51 @@ class Spelling(Postprocessor):
         return tuple(fixed)
 
     def _fix_word(self, word: str, correct: Corrector) -> str:
-        if len(word) < self.options.min_word_length or word.casefold() in self._protected:  # type: ignore[attr-defined]
+        if len(word) < self.options.min_word_length:  # type: ignore[attr-defined]
+            return word
+        folded = word.casefold()
+        if folded in self._listed or (self._file_words is not None and folded in self._file_words.words()):
             return word
         suggestion = correct(word.casefold())
         return word if suggestion is None else _same_case(word, suggestion)
+
+
+class UserWordsFile:
+    """The profile's word list on disk, re-read when it changes (the review page adds to it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._words: frozenset[str] = frozenset()
+
+    def words(self) -> frozenset[str]:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return frozenset()  # nothing added yet
+        except OSError as exc:
+            raise ConfigError(f"spelling.user_words_file {self.path}: {exc.strerror}") from exc
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp != self._stamp:
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"spelling.user_words_file {self.path}: {exc.strerror}") from exc
+            self._words = frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
+            self._stamp = stamp
+        return self._words
+
+    def add(self, word: str) -> bool:
+        """Append `word` unless it is there already; returns whether it was added."""
+        word = word.strip()
+        if not word or any(character.isspace() for character in word):
+            raise ValueError("a dictionary entry is one word")
+        if word.casefold() in self.words():
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as stream:
+            stream.write(word + "\n")
+        return True
 
 
 def _same_case(original: str, replacement: str) -> str:

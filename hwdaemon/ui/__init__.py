@@ -1,0 +1,1 @@
+"""The review page: a small Starlette app over the job store (see app.py)."""

@@ -1,0 +1,288 @@
+"""The review page: jobs list, a job's scan beside its lines, save a revision, approve and re-deliver.
+
+Server-rendered Starlette + Jinja2 (autoescaped) with one small script for the
+keyboard and the box ↔ line highlighting; no front-end build. Every request
+opens the store afresh: the daemon writes to it at the same time (WAL).
+Images come only from the previews the worker wrote, found by job id and page
+number, never from a path in the request.
+"""
+
+from __future__ import annotations
+
+import getpass
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from hwdaemon.config import Config
+from hwdaemon.daemon.previews import preview_path
+from hwdaemon.daemon.runtime import inbox_key_of
+from hwdaemon.daemon.store import JobState, ReviewFilter, Store
+from hwdaemon.pipeline.spelling import UserWordsFile
+from hwdaemon.review import apply_edits, changes_between
+from hwdaemon.ui.security import CSRF_COOKIE, SESSION_COOKIE, Guard, checked_form, csrf_token_of, token_for
+
+HERE = Path(__file__).parent
+REVIEWER_COOKIE = "hwdaemon_reviewer"
+JOB_STATES: tuple[JobState, ...] = ("queued", "processing", "done", "failed", "duplicate")
+REVIEW_FILTERS: tuple[ReviewFilter, ...] = ("all", "needs_review", "unreviewed", "approved")
+OPEN_PATHS = ("/login", "/static/")
+
+
+def create_app(config_of: Callable[[], Config]) -> Starlette:
+    """The review app over the store, profiles and inboxes of `config_of()` (the daemon's, swapped on reload).
+
+    Raises ConfigError if it may not be served (off loopback without a token).
+    """
+    guard = Guard(token_for(config_of().ui))
+    templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
+    templates.env.filters["percent"] = lambda value: "–" if value is None else f"{value * 100:.0f}%"
+
+    def store() -> Store:
+        return Store(config_of().state_dir)
+
+    def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+        context = {"csrf_token": csrf_token_of(request), "login_required": guard.token is not None, **context}
+        return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    def reviewer_of(request: Request, form_value: str = "") -> str:
+        name = form_value.strip() or request.cookies.get(REVIEWER_COOKIE, "").strip()
+        return name[:80] or getpass.getuser()
+
+    async def jobs_list(request: Request) -> Response:
+        review = request.query_params.get("review", "all")
+        state = request.query_params.get("state") or None
+        query = request.query_params.get("q", "").strip()
+        if review not in REVIEW_FILTERS or (state is not None and state not in JOB_STATES):
+            raise HTTPException(400, "unknown filter")
+        page = _positive_int(request.query_params.get("page"), 1)
+        size = config_of().ui.page_size
+        db = store()
+        try:
+            rows, total = db.review_rows(review, state, query, offset=(page - 1) * size, limit=size)  # type: ignore[arg-type]
+        finally:
+            db.close()
+        pages = max(1, math.ceil(total / size))
+        base = {"review": review, "state": state or "", "q": query}
+        return render(
+            request,
+            "jobs.html",
+            {
+                "rows": rows,
+                "total": total,
+                "page": page,
+                "pages": pages,
+                "filters": base,
+                "states": JOB_STATES,
+                "reviews": REVIEW_FILTERS,
+                "page_url": lambda number: "/jobs?" + urlencode({**base, "page": number}),
+                "name_of": lambda path: Path(path).name,
+                "threshold_of": lambda profile: _threshold(config_of(), profile),
+            },
+        )
+
+    async def job_page(request: Request) -> Response:
+        job_id = int(request.path_params["job_id"])
+        db = store()
+        try:
+            row = db.review_row(job_id)
+            if row is None:
+                raise HTTPException(404, f"no job {job_id}")
+            revision = db.latest_revision(job_id)
+            original = db.result_of(job_id)
+            current = db.result_of(job_id, revision) if revision else original
+            revisions = db.revisions(job_id)
+            deliveries = db.deliveries_of(job_id)
+            newer, older = db.neighbour_jobs(job_id)
+        finally:
+            db.close()
+        page_numbers = [page.number for page in current.pages] if current else []
+        page_number = _positive_int(request.query_params.get("page"), page_numbers[0] if page_numbers else 1)
+        page = next((p for p in current.pages if p.number == page_number), None) if current else None
+        if current is not None and page is None:
+            raise HTTPException(404, f"job {job_id} has no page {page_number}")
+        has_preview = page is not None and preview_path(config_of().state_dir, job_id, page.number).is_file()
+        changes = changes_between(original, current) if original and current and revision else []
+        return render(
+            request,
+            "job.html",
+            {
+                "row": row,
+                "job": row.job,
+                "result": current,
+                "page": page,
+                "page_numbers": page_numbers,
+                "revision": revision,
+                "revisions": revisions,
+                "changes": changes,
+                "deliveries": deliveries,
+                "threshold": _threshold(config_of(), row.job.profile),
+                "has_preview": has_preview,
+                "newer": newer,
+                "older": older,
+                "reviewer": reviewer_of(request),
+                "words_file": _words_file(config_of(), row.job.profile),
+                "name": Path(row.job.path).name,
+                "message": request.query_params.get("message", ""),
+            },
+        )
+
+    async def page_image(request: Request) -> Response:
+        path = preview_path(config_of().state_dir, int(request.path_params["job_id"]), int(request.path_params["page"]))
+        if not path.is_file():
+            raise HTTPException(404, "no preview for this page")
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+    async def save(request: Request) -> Response:
+        job_id = int(request.path_params["job_id"])
+        form = await checked_form(request)
+        page_number = _positive_int(str(form.get("page", "")), 1)
+        texts = {int(key[5:]): str(value) for key, value in form.multi_items() if key.startswith("line-") and key[5:].isdigit()}
+        reviewer = reviewer_of(request, str(form.get("reviewer", "")))
+        db = store()
+        try:
+            if db.review_row(job_id) is None:
+                raise HTTPException(404, f"no job {job_id}")
+            revision = db.latest_revision(job_id)
+            current = db.result_of(job_id, revision)
+            if current is None:
+                raise HTTPException(409, "this job has no result to correct")
+            edited = apply_edits(current, page_number, texts, revision + 1)
+            if changes_between(current, edited):
+                db.add_revision(job_id, edited, reviewer)
+                message = f"saved as revision {revision + 1}"
+            else:
+                message = "nothing changed"
+        finally:
+            db.close()
+        response = _back_to_job(job_id, page_number, message)
+        response.set_cookie(REVIEWER_COOKIE, reviewer, max_age=365 * 86400, httponly=True, samesite="strict")
+        return response
+
+    async def approve(request: Request) -> Response:
+        job_id = int(request.path_params["job_id"])
+        form = await checked_form(request)
+        reviewer = reviewer_of(request, str(form.get("reviewer", "")))
+        db = store()
+        try:
+            row = db.review_row(job_id)
+            if row is None:
+                raise HTTPException(404, f"no job {job_id}")
+            if row.job.state != "done":
+                raise HTTPException(409, f"job {job_id} is {row.job.state}; only a read job can be approved")
+            inbox = next((inbox for inbox in config_of().inboxes if inbox_key_of(inbox) == row.job.inbox), None)
+            sinks = inbox.sinks if inbox else []
+            revision = db.latest_revision(job_id)
+            queued = db.approve(job_id, revision, reviewer, sinks)
+        finally:
+            db.close()
+        message = f"approved revision {revision}" + (f", {len(queued)} deliver{'y' if len(queued) == 1 else 'ies'} queued" if queued else "")
+        return _back_to_job(job_id, _positive_int(str(form.get("page", "")), 1), message)
+
+    async def add_word(request: Request) -> Response:
+        job_id = int(request.path_params["job_id"])
+        form = await checked_form(request)
+        db = store()
+        try:
+            row = db.review_row(job_id)
+        finally:
+            db.close()
+        if row is None:
+            raise HTTPException(404, f"no job {job_id}")
+        words_file = _words_file(config_of(), row.job.profile)
+        if words_file is None:
+            raise HTTPException(409, f"profile {row.job.profile!r} has no spelling step with a user_words_file")
+        try:
+            added = words_file.add(str(form.get("word", "")))
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        word = str(form.get("word", "")).strip()
+        message = f"added {word!r} to {words_file.path}" if added else f"{word!r} is already in {words_file.path}"
+        return _back_to_job(job_id, _positive_int(str(form.get("page", "")), 1), message)
+
+    async def login_form(request: Request) -> Response:
+        return render(request, "login.html", {"error": "", "next": _safe_next(request.query_params.get("next"))})
+
+    async def login(request: Request) -> Response:
+        form = await checked_form(request)
+        target = _safe_next(str(form.get("next", "")))
+        if not guard.token_matches(str(form.get("token", ""))):
+            return render(request, "login.html", {"error": "That token is not right.", "next": target}, status_code=401)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, guard.session_value, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/jobs", status_code=307)
+
+    async def gate(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """Every route but login and static files needs the token when one is set; every response carries the CSRF cookie."""
+        if not request.url.path.startswith(OPEN_PATHS) and not guard.is_allowed(request):
+            response = render(request, "login.html", {"error": "", "next": _safe_next(request.url.path)}, status_code=401)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="hwdaemon"'
+        else:
+            response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+        new_csrf = getattr(request.state, "new_csrf", None)
+        if new_csrf:
+            response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    routes = [
+        Route("/", home),
+        Route("/jobs", jobs_list),
+        Route("/jobs/{job_id:int}", job_page),
+        Route("/jobs/{job_id:int}/pages/{page:int}.jpg", page_image),
+        Route("/jobs/{job_id:int}/save", save, methods=["POST"]),
+        Route("/jobs/{job_id:int}/approve", approve, methods=["POST"]),
+        Route("/jobs/{job_id:int}/words", add_word, methods=["POST"]),
+        Route("/login", login_form),
+        Route("/login", login, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=gate)])
+
+
+def _threshold(config: Config, profile: str) -> float:
+    found = config.profiles.get(profile)
+    return found.review_below if found else 0.5
+
+
+def _words_file(config: Config, profile: str) -> UserWordsFile | None:
+    """The profile's spelling word list, if it has one the page can add to."""
+    found = config.profiles.get(profile)
+    for piece in found.postprocess if found else []:
+        if piece.type == "spelling" and piece.options.get("user_words_file"):
+            return UserWordsFile(Path(piece.options["user_words_file"]))
+    return None
+
+
+def _positive_int(value: str | None, default: int) -> int:
+    return int(value) if value and value.isdigit() and int(value) > 0 else default
+
+
+def _safe_next(target: str | None) -> str:
+    """Only our own paths: `//host` or `http://…` would make the login an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/jobs"
+
+
+def _back_to_job(job_id: int, page: int, message: str) -> RedirectResponse:
+    return RedirectResponse(f"/jobs/{job_id}?" + urlencode({"page": page, "message": message}), status_code=303)

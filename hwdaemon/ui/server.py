@@ -1,0 +1,47 @@
+"""Serve the review app with uvicorn: on a thread inside the daemon, or alone for `hwdaemon ui`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import uvicorn
+
+from hwdaemon.config import Config
+from hwdaemon.ui.app import create_app
+
+
+class UiServer:
+    """uvicorn on its own daemon thread (it installs no signal handlers off the main thread)."""
+
+    def __init__(self, config_of: Callable[[], Config], host: str | None = None, port: int | None = None) -> None:
+        config = config_of()
+        app = create_app(config_of)  # raises ConfigError before anything listens
+        settings = uvicorn.Config(
+            app, host=host or config.ui.host, port=config.ui.port if port is None else port, log_config=None, access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(settings)
+        self._thread = threading.Thread(target=self._server.run, name="ui", daemon=True)
+
+    def start(self, timeout: float = 15.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the review page could not listen on {self._server.config.host}:{self._server.config.port}")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        """For `hwdaemon ui`: run on the calling thread until Ctrl-C / SIGTERM."""
+        self._server.run()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

@@ -35,6 +35,7 @@ class Pipeline:
             languages=tuple(profile.languages),
             model_dirs=tuple(models.dirs),
             download_enabled=models.download_enabled,
+            trained_model_dir=models.trained_dir / name / "handwriting" if models.trained_dir else None,
         )
         return cls(
             profile_name=name,

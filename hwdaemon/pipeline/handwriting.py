@@ -19,7 +19,11 @@ SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "handwriting"
 
 
 class HandwritingOptions(PieceOptions):
-    model_dir: Path = Field(default=SHIPPED_MODEL, description="weights.pth + model.json as `hwdaemon train` writes them; default: the shipped model")
+    model_dir: Path | None = Field(
+        default=None,
+        description="weights.pth + model.json as `hwdaemon train` writes them; default: the profile's model from"
+        " `train --from-corrections` when one is installed, else the shipped model",
+    )
     batch_size: int = Field(default=16, ge=1, le=256)
 
 
@@ -33,8 +37,20 @@ class HandwritingRecognizer(Recognizer):
     def load(self) -> None:
         self._model()
 
+    def model_dir(self) -> Path:
+        """The folder read from; checked per call, so a model installed by `train --from-corrections` is used from the next job."""
+        configured: Path | None = self.options.model_dir  # type: ignore[attr-defined]
+        if configured is not None:
+            return configured.resolve()
+        trained = self.context.trained_model_dir
+        if trained is not None and (trained / "weights.pth").is_file():
+            return trained.resolve()
+        return SHIPPED_MODEL
+
     def _model(self) -> HandwritingModel:
-        return _cached_model(self.options.model_dir.resolve())  # type: ignore[attr-defined]
+        folder = self.model_dir()
+        weights = folder / "weights.pth"
+        return _cached_model(folder, weights.stat().st_mtime_ns if weights.is_file() else 0)
 
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
         options: HandwritingOptions = self.options  # type: ignore[assignment]
@@ -48,8 +64,9 @@ class HandwritingRecognizer(Recognizer):
         return lines
 
 
-@functools.cache
-def _cached_model(folder: Path) -> HandwritingModel:
+@functools.lru_cache(maxsize=4)
+def _cached_model(folder: Path, weights_mtime_ns: int) -> HandwritingModel:
+    """One loaded model per folder and version of its weights (a reinstalled model is loaded afresh)."""
     return load_model(folder)
 
 

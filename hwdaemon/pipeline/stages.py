@@ -37,6 +37,7 @@ class PieceContext:
     model_dirs: tuple[Path, ...] = ()
     download_enabled: bool = False
     user_words: frozenset[str] = field(default_factory=frozenset)
+    trained_model_dir: Path | None = None  # this profile's model from `train --from-corrections`, once installed
 
 
 class Piece(ABC):

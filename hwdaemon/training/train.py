@@ -25,7 +25,7 @@ from rapidfuzz.distance import Levenshtein
 from torch import nn
 
 from hwdaemon.evaluation import normalise
-from hwdaemon.pipeline.crnn import CHARSET_V1, HandwritingModel, from_english_g2, save_model, to_batch
+from hwdaemon.pipeline.crnn import CHARSET_V1, HandwritingModel, from_english_g2, load_model, save_model, to_batch
 from hwdaemon.training.data import LineSample
 
 Progress = Callable[[dict[str, Any]], None]
@@ -115,12 +115,18 @@ def train(
     settings: TrainSettings,
     progress: Progress | None = None,
 ) -> TrainState:
-    """Train (or resume training) into `out`; returns the final state with the per-epoch history."""
+    """Train (or resume training) into `out`; returns the final state with the per-epoch history.
+
+    `base_weights` is EasyOCR's english_g2.pth (a new model) or one of our model folders (fine-tuning it).
+    """
     out.mkdir(parents=True, exist_ok=True)
     device = _device(settings.device)
     checkpoint_path = out / "checkpoint.pt"
-    charset = CHARSET_V1
-    network = from_english_g2(base_weights, charset).to(device)
+    if base_weights.is_dir():  # one of our models: fine-tune it as it is
+        base = load_model(base_weights)
+        network, charset, base_name = base.network.to(device), base.charset, str(base.card.get("name", base_weights.name))
+    else:
+        network, charset, base_name = from_english_g2(base_weights, CHARSET_V1).to(device), CHARSET_V1, "english_g2"
     optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     state = TrainState()
     rng = random.Random(settings.seed)
@@ -179,7 +185,7 @@ def train(
             progress({"epoch": state.epoch, "validation_cer": cer})
         if not validation_samples or cer < state.best_cer:
             state.best_cer, state.epochs_without_gain = cer, 0
-            save_model(network, charset, out / "model", {"base": "english_g2", "epoch": state.epoch, "steps": state.steps, "validation_cer": round(cer, 4)})
+            save_model(network, charset, out / "model", {"base": base_name, "epoch": state.epoch, "steps": state.steps, "validation_cer": round(cer, 4)})
         else:
             state.epochs_without_gain += 1
         save_checkpoint()

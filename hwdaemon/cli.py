@@ -447,41 +447,103 @@ def evaluate_command(
 
 
 @cli.command()
-@click.option("--source", "sources", multiple=True, required=True, metavar="REPO=PATH",
+@click.option("--source", "sources", multiple=True, metavar="REPO=PATH",
               help="Training data: owner/repo=PATH, PATH an ALTO/PAGE .xml, a folder of them, or a manifest .jsonl. Repeatable.")
-@click.option("--exclusions", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="DO-NOT-TRAIN.tsv: documents that must never be trained on.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.")
-@click.option("--epochs", type=float, default=1.0, show_default=True, help="May be fractional (0.5 = half an epoch).")
+@click.option("--exclusions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="DO-NOT-TRAIN.tsv: documents that must never be trained on (required with --source).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.")
+@click.option("--from-corrections", is_flag=True, help="Fine-tune PROFILE's model on lines approved on the review page (or --manifest).")
+@click.option("--profile", default="default", show_default=True, help="With --from-corrections: whose model learns and is replaced.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --from-corrections: labelled lines of your own (manifest.jsonl) instead of the review page's.")
+@CONFIG_OPTION
+@click.option("--epochs", type=float, help="May be fractional (0.5 = half an epoch). Default 1, or 3 with --from-corrections.")
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--learning-rate", type=float, default=3e-4, show_default=True)
+@click.option("--learning-rate", type=float, help="Default 3e-4, or 1e-4 with --from-corrections.")
 @click.option("--validation-fraction", type=float, default=0.05, show_default=True, help="Documents held back to choose the best epoch.")
+@click.option("--holdout-fraction", type=float, default=0.25, show_default=True, help="With --from-corrections: your documents held back to judge the new model.")
 @click.option("--max-repeats", type=int, default=3, show_default=True, help="Keep a line text at most this often (boilerplate on every form).")
 @click.option("--drop-pattern", "drop_patterns", multiple=True, help="Regex; lines whose text matches are dropped (e.g. file ids).")
 @click.option("--max-minutes", type=float, help="Stop (with a checkpoint) after this long; run again to resume.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda.")
 def train(
-    sources: tuple[str, ...], exclusions: Path, out: Path, epochs: float, batch_size: int, learning_rate: float,
-    validation_fraction: float, max_repeats: int, drop_patterns: tuple[str, ...], max_minutes: float | None, device: str,
+    sources: tuple[str, ...], exclusions: Path | None, out: Path | None, from_corrections: bool, profile: str, manifest: Path | None,
+    config_path: Path | None, epochs: float | None, batch_size: int, learning_rate: float | None, validation_fraction: float,
+    holdout_fraction: float, max_repeats: int, drop_patterns: tuple[str, ...], max_minutes: float | None, device: str,
 ) -> None:  # fmt: skip
-    """Fine-tune the handwriting recognizer from english_g2 on labelled lines; resumes an interrupted run.
+    """Fine-tune the handwriting recognizer on labelled lines; resumes an interrupted run.
 
-    Evaluation documents on the exclusion list are never loaded. The best model
-    by validation CER lands in OUT/model; use it with
+    From public data: `--source … --exclusions … --out DIR` starts from english_g2;
+    evaluation documents on the exclusion list are never loaded. The best model by
+    validation CER lands in OUT/model; use it with
     `recognizer: {type: handwriting, model_dir: OUT/model}` and measure it with `hwdaemon eval`.
 
-    Example: hwdaemon train --source banq-dcn/Copiste-d-un-jour=copiste/alto --exclusions DO-NOT-TRAIN.tsv --out runs/v1
+    From your corrections: `--from-corrections [--profile NAME]` fine-tunes the
+    profile's current model on the lines approved on the review page (or
+    `--manifest`), holds back some of your documents, and installs the new model
+    for that profile only if it reads them better; otherwise it changes nothing.
+
+    Examples:
+      hwdaemon train --source banq-dcn/Copiste-d-un-jour=copiste/alto --exclusions DO-NOT-TRAIN.tsv --out runs/v1
+      hwdaemon train --from-corrections --profile default --config /etc/hwdaemon/config.yaml
     """
+    configure_logging("info")
+    if from_corrections:
+        report = _train_from_corrections(config_path, profile, manifest, exclusions, epochs, batch_size, learning_rate, holdout_fraction, device)
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        if not report["installed"]:
+            click.echo(
+                f"kept the current model: the fine-tuned one read your held-back lines worse or no better "
+                f"(CER {report['new_cer']:.1%} vs {report['current_cer']:.1%})", err=True,
+            )  # fmt: skip
+        return
+    if not sources or exclusions is None or out is None:
+        raise click.UsageError("training from public data needs --source, --exclusions and --out (or use --from-corrections)")
     from hwdaemon.training.run import TrainRequest, run_training
 
-    configure_logging("info")
     request = TrainRequest(
-        sources=[_parse_source(text) for text in sources], exclusions=exclusions, out=out, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, validation_fraction=validation_fraction, max_repeats=max_repeats,
+        sources=[_parse_source(text) for text in sources], exclusions=exclusions, out=out, epochs=epochs or 1.0, batch_size=batch_size,
+        learning_rate=learning_rate or 3e-4, validation_fraction=validation_fraction, max_repeats=max_repeats,
         drop_patterns=list(drop_patterns), max_minutes=max_minutes, device=device,
     )  # fmt: skip
     report = run_training(request)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+def _train_from_corrections(
+    config_path: Path | None, profile: str, manifest: Path | None, exclusions: Path | None, epochs: float | None,
+    batch_size: int, learning_rate: float | None, holdout_fraction: float, device: str,
+) -> dict[str, Any]:  # fmt: skip
+    from hwdaemon.pipeline import Pipeline
+    from hwdaemon.pipeline.handwriting import HandwritingRecognizer
+    from hwdaemon.training.corrections import CorrectionsRequest, approved_lines, check_profile_reads_handwriting, learn_from_corrections, manifest_lines
+    from hwdaemon.training.data import guard
+    from hwdaemon.training.exclusion import ExclusionList
+    from hwdaemon.training.train import TrainSettings
+
+    config, registry = _load(config_path)
+    profile_config = config.profile(profile)
+    check_profile_reads_handwriting(profile_config.recognizer.type, profile)
+    recognizer = Pipeline.from_profile(profile, profile_config, config.models, registry).recognizer
+    assert isinstance(recognizer, HandwritingRecognizer)
+    if manifest is not None:
+        samples = manifest_lines(manifest)
+    else:
+        store = _open_store(config_path)
+        try:
+            samples = approved_lines(store, config.state_dir, profile)
+        finally:
+            store.close()
+    if exclusions is not None:
+        guard(samples, ExclusionList.load(exclusions))
+    explicit = recognizer.options.model_dir  # type: ignore[attr-defined]
+    assert config.models.trained_dir is not None
+    install_to = explicit.resolve() if explicit is not None else config.models.trained_dir / profile / "handwriting"
+    work_dir = config.state_dir / "training"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    settings = TrainSettings(epochs=epochs or 3.0, batch_size=batch_size, learning_rate=learning_rate or 1e-4, patience=99, device=device)
+    request = CorrectionsRequest(profile, recognizer.model_dir(), install_to, samples, work_dir, holdout_fraction, settings)
+    return learn_from_corrections(request)
 
 
 def _parse_source(text: str) -> tuple[str, Path]:

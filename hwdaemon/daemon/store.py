@@ -397,6 +397,13 @@ class Store:
         row = self._db.execute(f"{_REVIEW_SELECT} WHERE id=?", (job_id,)).fetchone()
         return _review_row(row) if row else None
 
+    def approved_jobs(self, profile: str) -> list[tuple[int, int]]:
+        """(job id, approved revision) of every reviewed job read by `profile`: lines a person vouched for."""
+        rows = self._db.execute(
+            "SELECT id, approved_revision FROM jobs WHERE profile=? AND state='done' AND approved_revision IS NOT NULL ORDER BY id", (profile,)
+        ).fetchall()
+        return [(int(job_id), int(revision)) for job_id, revision in rows]
+
     def neighbour_jobs(self, job_id: int) -> tuple[int | None, int | None]:
         """The done jobs just newer and just older than `job_id`, for next/previous keys."""
         newer = self._db.execute("SELECT MIN(id) FROM jobs WHERE id>? AND state='done'", (job_id,)).fetchone()[0]

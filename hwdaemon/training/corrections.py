@@ -1,0 +1,131 @@
+"""Learn the user's hand: fine-tune a profile's model on lines people approved, install it only if it reads them better.
+
+The lines come from jobs approved on the review page (their approved revision,
+cropped from the page previews the daemon kept) or from a manifest the user
+gives. Whole documents are held back; the current model and the fine-tuned
+one are both measured on them, and the new one replaces the profile's model
+only when its CER there is lower. The previous model is kept beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from hwdaemon.daemon.previews import preview_path
+from hwdaemon.daemon.store import Store
+from hwdaemon.errors import ConfigError, NoInputError
+from hwdaemon.pipeline.crnn import load_model
+from hwdaemon.training.data import LineSample, crop_polygon, read_manifest_lines
+from hwdaemon.training.run import split_by_document
+from hwdaemon.training.train import Progress, TrainSettings, character_error_rate, encodable, train
+
+CORRECTIONS_SOURCE = "review-page"
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionsRequest:
+    profile: str
+    current_model: Path  # the folder the profile reads with now
+    install_to: Path  # the profile's trained-model folder
+    samples: list[LineSample]
+    work_dir: Path
+    holdout_fraction: float = 0.25
+    settings: TrainSettings = TrainSettings(epochs=3, learning_rate=1e-4, patience=99)
+
+
+def approved_lines(store: Store, state_dir: Path, profile: str) -> list[LineSample]:
+    """Every line of every approved job of `profile`, cropped from its page preview; one document per job."""
+    samples = []
+    for job_id, revision in store.approved_jobs(profile):
+        result = store.result_of(job_id, revision)
+        if result is None:
+            continue
+        for page in result.pages:
+            path = preview_path(state_dir, job_id, page.number)
+            if not path.is_file():
+                continue
+            with Image.open(path) as opened:
+                preview = opened.convert("L")
+            scale = preview.width / page.width if page.width else 1.0
+            for line in page.lines:
+                if line.text.strip():
+                    polygon = [(x * scale, y * scale) for x, y in line.polygon]
+                    samples.append(LineSample(line.text, CORRECTIONS_SOURCE, f"job-{job_id}", crop_polygon(preview, polygon, margin=4, grow=3)))
+    return samples
+
+
+def manifest_lines(manifest: Path) -> list[LineSample]:
+    """Line items of a user's manifest; each image counts as its own document unless `source` groups them."""
+    return [
+        LineSample(sample.text, sample.repository or CORRECTIONS_SOURCE, sample.document, sample.image) for sample in read_manifest_lines(manifest)
+    ]
+
+
+def hold_back(samples: list[LineSample], fraction: float) -> tuple[list[LineSample], list[LineSample]]:
+    """Training lines and held-back lines: whole documents when there are several, else the last lines."""
+    training, held = split_by_document(samples, fraction)
+    if not held:  # one document: hold back its last lines instead
+        count = max(1, round(len(samples) * fraction))
+        training, held = samples[:-count], samples[-count:]
+    return training, held
+
+
+def learn_from_corrections(request: CorrectionsRequest, progress: Progress | None = None) -> dict[str, Any]:
+    """Fine-tune, compare on the held-back lines, install only a better model; returns what happened."""
+    current = load_model(request.current_model)
+    samples, unspellable = encodable(request.samples, current.charset)
+    if len(samples) < 4:
+        raise NoInputError(f"only {len(samples)} corrected line(s) for profile {request.profile!r}; approve a few more jobs on the review page first")
+    training, held = hold_back(samples, request.holdout_fraction)
+    if not training:
+        raise NoInputError("every corrected line was held back; approve more jobs first")
+    current_cer = character_error_rate(current, held)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"corrections-{request.profile}-", dir=request.work_dir))
+    try:
+        train(training, [], run_dir, request.current_model, request.settings, progress)
+        candidate_dir = run_dir / "model"
+        new_cer = character_error_rate(load_model(candidate_dir), held)
+        installed = new_cer < current_cer
+        if installed:
+            _install(candidate_dir, request.install_to, {"fine_tuned_from": str(request.current_model), "held_back_cer": round(new_cer, 4)})
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return {
+        "profile": request.profile,
+        "training_lines": len(training),
+        "held_back_lines": len(held),
+        "dropped_unspellable": unspellable,
+        "current_model": str(request.current_model),
+        "current_cer": round(current_cer, 4),
+        "new_cer": round(new_cer, 4),
+        "installed": installed,
+        "model": str(request.install_to) if installed else str(request.current_model),
+    }
+
+
+def _install(candidate: Path, target: Path, note: dict[str, Any]) -> None:
+    """Swap `candidate` in as `target`, keeping the old one as `<target>.previous`."""
+    card_path = candidate / "model.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card_path.write_text(json.dumps({**card, **note}, ensure_ascii=False, indent=2), encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(candidate, staging)
+    previous = target.with_name(f"{target.name}.previous")
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        target.rename(previous)
+    staging.rename(target)
+
+
+def check_profile_reads_handwriting(recognizer_type: str, profile: str) -> None:
+    if recognizer_type != "handwriting":
+        raise ConfigError(f"profile {profile!r} reads with {recognizer_type!r}; only the `handwriting` recognizer learns from corrections")

@@ -13,7 +13,7 @@ import click
 import structlog
 
 from hwdaemon import __version__
-from hwdaemon.config import Config, load_config
+from hwdaemon.config import Config, ConfigError, load_config
 from hwdaemon.errors import HwdaemonError, InputFileError, NoInputError
 from hwdaemon.export import FORMATS, Format, render, write_atomic
 from hwdaemon.inputs import expand_inputs, load_document
@@ -236,11 +236,39 @@ def run(config_path: Path | None) -> None:
     from hwdaemon.daemon.service import Service
     from hwdaemon.pipeline import Pipeline
 
-    for name, profile in config.profiles.items():
-        Pipeline.from_profile(name, profile, config.models, registry).check_ready()
+    if config.queue.backend == "local":  # with celery, the models live on the worker hosts
+        for name, profile in config.profiles.items():
+            Pipeline.from_profile(name, profile, config.models, registry).check_ready()
     service = Service(config_path, config, registry)
     service.install_signal_handlers()
     service.run()
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--concurrency", type=int, default=1, show_default=True, help="Worker processes on this host, each with its own loaded model.")
+@click.option("--name", help="Worker name (default hwdaemon-PID); the host name is appended.")
+def worker(config_path: Path | None, concurrency: int, name: str | None) -> None:
+    """Read jobs sent by a daemon with `queue.backend: celery` (run on any host that can reach the broker).
+
+    Serves the profiles in `queue.serve_profiles` (default: every profile in its
+    config), whose model weights must be on this host; it listens only to those
+    profiles' queues. SIGTERM finishes the job in hand; a worker that dies
+    mid-job gives the job back to the broker for another worker.
+
+    Example: REDIS_PASSWORD=… hwdaemon worker --config /etc/hwdaemon/worker.yaml --concurrency 2
+    """
+    config, registry = _load(config_path)
+    configure_logging(config.log.level, config.log.format)
+    if config.queue.backend != "celery":
+        raise ConfigError("hwdaemon worker needs queue.backend: celery and queue.broker_url in its config")
+    from hwdaemon.distributed.worker import ReadingHost, run_worker
+    from hwdaemon.pipeline import Pipeline
+
+    host = ReadingHost(config, registry)
+    for profile in host.profiles:
+        Pipeline.from_profile(profile, config.profile(profile), config.models, registry).check_ready()
+    run_worker(host, concurrency, name)
 
 
 @cli.command()
@@ -283,12 +311,21 @@ def _open_store(config_path: Path | None) -> Store:
 def status(config_path: Path | None, as_json: bool) -> None:
     """Show queue depth, jobs per state and inbox, deliveries per sink, and the last errors.
 
-    Reads the job store, so it works while the daemon runs.
+    Reads the job store, so it works while the daemon runs. With
+    `queue.backend: celery` it also shows the remote workers (seen in the store,
+    and answering a ping now), their hosts and throughput, and the jobs waiting
+    in the broker per profile queue.
 
     Example: hwdaemon status --json
     """
     store = _open_store(config_path)
     summary = store.summary()
+    config, _ = _load(config_path)
+    if config.queue.backend == "celery":
+        from hwdaemon.distributed.celery_app import broker_overview
+
+        summary["workers"] = store.worker_stats()
+        summary["broker"] = broker_overview(config.queue, list(config.profiles))
     store.close()
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -300,6 +337,12 @@ def status(config_path: Path | None, as_json: bool) -> None:
         click.echo(f"sink {sink}: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())))
     for error in summary["last_errors"]:
         click.echo(f"failed job {error['job']}: {error['file']}: {error['error']}")
+    if "broker" in summary:
+        broker = summary["broker"]
+        click.echo(f"broker {broker['broker']}: " + (broker.get("error") or ", ".join(f"{name} {depth} waiting" for name, depth in broker["queues"].items())))
+        click.echo("workers online: " + (", ".join(broker["workers_online"]) or "none"))
+        for seen in summary["workers"]:
+            click.echo(f"worker {seen['worker']}: {seen['jobs_done']} done, {seen['jobs_per_minute']}/min over 10 min")
 
 
 @cli.command()

@@ -123,6 +123,24 @@ class UiConfig(Strict):
     page_size: int = Field(default=50, ge=5, le=500)
 
 
+class QueueConfig(Strict):
+    """Where jobs are read: in this process (local) or by `hwdaemon worker` processes on any host, through Celery."""
+
+    backend: Literal["local", "celery"] = "local"
+    broker_url: str | None = Field(default=None, description="redis://:${REDIS_PASSWORD}@host:6379/0; keep the password in the environment")
+    result_backend: str | None = Field(default=None, description="default: the broker_url")
+    inline_max_bytes: int = Field(default=20_000_000, ge=0, description="files up to this size travel inside the task; larger ones as a path both hosts must see")
+    visibility_timeout_seconds: float = Field(default=900.0, gt=0, description="a job without a result this long is sent again (worker host gone, broker restarted)")
+    max_in_flight: int = Field(default=64, ge=1, description="jobs out with workers at once; the rest wait in the store")
+    serve_profiles: list[str] | None = Field(default=None, description="for `hwdaemon worker`: the profiles this host reads (default: all in its config)")
+
+    @model_validator(mode="after")
+    def _celery_needs_a_broker(self) -> QueueConfig:
+        if self.backend == "celery" and not self.broker_url:
+            raise ValueError("queue.backend celery needs queue.broker_url (e.g. redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0)")
+        return self
+
+
 class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -141,6 +159,7 @@ class Config(Strict):
     log: LogConfig = LogConfig()
     metrics: MetricsConfig = MetricsConfig()
     ui: UiConfig = UiConfig()
+    queue: QueueConfig = QueueConfig()
     models: ModelsConfig = ModelsConfig()
     inputs: InputsConfig = InputsConfig()
     profiles: dict[str, ProfileConfig] = Field(default_factory=lambda: {"default": ProfileConfig()})

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hwdaemon.config import Config, parse_config
-from hwdaemon.daemon.previews import write_previews
+from hwdaemon.daemon.previews import encode_previews, save_previews
 from hwdaemon.daemon.store import Store
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Document, Line, Page, PageResult, Result
@@ -55,7 +55,7 @@ def add_done_job(store: Store, config: Config, result: Result, name: str = "lett
     store.finish_job(job.id, result, ["outbox"], needs_review=needs_review, hold=config.inboxes[0].review == "required")
     if preview:
         image = np.full((200, 400), 255, np.uint8)
-        write_previews(Document(name, result.sha256, (Page(1, image),)), config.state_dir, job.id, 2000)
+        save_previews(encode_previews(Document(name, result.sha256, (Page(1, image),)), 2000), config.state_dir, job.id)
     return job.id
 
 

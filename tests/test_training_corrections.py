@@ -13,7 +13,7 @@ from PIL import Image
 
 from hwdaemon.cli import cli
 from hwdaemon.config import load_config
-from hwdaemon.daemon.previews import write_previews
+from hwdaemon.daemon.previews import encode_previews, save_previews
 from hwdaemon.daemon.store import Store
 from hwdaemon.model import Box, Document, Line, Page, PageResult, Result
 from hwdaemon.plugins import Registry
@@ -62,7 +62,7 @@ def test_approved_revisions_are_cropped_from_the_previews(tmp_path: Path, regist
     result = Result("note.png", "ab" * 32, "mine", (PageResult(1, width, height, lines),))
     job = store.add_job(str(tmp_path / "inbox/note.png"), str(tmp_path / "inbox"), "mine", result.sha256, 1, 1)
     store.finish_job(job.id, result, [])
-    write_previews(Document("note.png", result.sha256, (Page(1, page_image),)), config.state_dir, job.id, max_side=width // 2)
+    save_previews(encode_previews(Document("note.png", result.sha256, (Page(1, page_image),)), max_side=width // 2), config.state_dir, job.id)
     assert approved_lines(store, config.state_dir, "mine") == []  # not approved yet
     store.add_revision(job.id, apply_edits(result, 1, {0: "first line here"}, 1), "ada")
     store.approve(job.id, 1, "ada", [])

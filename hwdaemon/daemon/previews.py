@@ -23,11 +23,9 @@ def preview_path(state_dir: Path, job_id: int, page_number: int) -> Path:
     return state_dir / PREVIEW_FOLDER / str(int(job_id)) / f"{int(page_number)}.jpg"
 
 
-def write_previews(document: Document, state_dir: Path, job_id: int, max_side: int) -> None:
-    """Replace the job's previews with one JPEG per page of `document`, at most `max_side` pixels long."""
-    folder = state_dir / PREVIEW_FOLDER / str(int(job_id))
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
+def encode_previews(document: Document, max_side: int) -> dict[int, bytes]:
+    """One JPEG per page, at most `max_side` pixels long (also sent back by remote workers)."""
+    encoded_pages = {}
     for page in document.pages:
         image = page.image
         scale = max_side / max(image.shape[:2])
@@ -37,4 +35,14 @@ def write_previews(document: Document, state_dir: Path, job_id: int, max_side: i
             image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if ok:
-            write_atomic(preview_path(state_dir, job_id, page.number), encoded.tobytes())
+            encoded_pages[page.number] = encoded.tobytes()
+    return encoded_pages
+
+
+def save_previews(previews: dict[int, bytes], state_dir: Path, job_id: int) -> None:
+    """Replace the job's previews with these JPEGs (page number → bytes)."""
+    folder = state_dir / PREVIEW_FOLDER / str(int(job_id))
+    shutil.rmtree(folder, ignore_errors=True)
+    for page_number, jpeg in previews.items():
+        write_atomic(preview_path(state_dir, job_id, page_number), jpeg)
+

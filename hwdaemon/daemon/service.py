@@ -79,7 +79,8 @@ class Service:
         self._store = Store(config.state_dir)
         recovered = self._store.recover()
         log.info("daemon_starting", pid=os.getpid(), config=config.source, recovered_jobs=recovered, inboxes=[str(i.path) for i in config.inboxes])
-        self._load_models()
+        if config.queue.backend == "local":
+            self._load_models()
         if config.metrics.enabled:
             self._metrics_server = MetricsServer(self.metrics, self.health, config.metrics.host, config.metrics.port)
             self._metrics_server.start()
@@ -89,7 +90,12 @@ class Service:
             self._ui_server = UiServer(lambda: self.runtime.config)
             self._ui_server.start()
             log.info("ui_listening", url=self._ui_server.url)
-        self._workers = [Worker(self, number) for number in range(1, config.workers + 1)]
+        if config.queue.backend == "celery":
+            from hwdaemon.distributed.coordinator import Dispatcher
+
+            self._workers = [Dispatcher(self)]  # type: ignore[list-item]
+        else:
+            self._workers = [Worker(self, number) for number in range(1, config.workers + 1)]
         for worker in self._workers:
             worker.start()
         self._delivery = DeliveryThread(self)

@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     needs_review INTEGER NOT NULL DEFAULT 0,
     approved_revision INTEGER,
     reviewed_by TEXT,
-    reviewed_at REAL
+    reviewed_at REAL,
+    task_id TEXT,
+    dispatched_at REAL,
+    worker TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS jobs_sha256 ON jobs (sha256);
@@ -88,6 +91,9 @@ _ADDED_COLUMNS = {
         "approved_revision": "INTEGER",
         "reviewed_by": "TEXT",
         "reviewed_at": "REAL",
+        "task_id": "TEXT",
+        "dispatched_at": "REAL",
+        "worker": "TEXT",
     },
     "deliveries": {"revision": "INTEGER NOT NULL DEFAULT 0"},
 }
@@ -248,7 +254,7 @@ class Store:
         return Job(*row) if row else None
 
     def claim_next_job(self) -> Job | None:
-        """Atomically take the oldest queued job that is due, marking it `processing`."""
+        """Atomically take the oldest queued job that is due, marking it `processing` and counting the attempt."""
         now = time.time()
         with self._transaction() as db:
             row = db.execute(
@@ -256,8 +262,45 @@ class Store:
             ).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE jobs SET state='processing', attempts=attempts+1, updated_at=? WHERE id=?", (now, row[0]))
+            db.execute("UPDATE jobs SET state='processing', attempts=attempts+1, task_id=NULL, dispatched_at=NULL, updated_at=? WHERE id=?", (now, row[0]))
         return self.job(int(row[0]))
+
+    # remote workers (queue.backend: celery) ----------------------------------
+
+    def mark_dispatched(self, job_id: int, task_id: str) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET task_id=?, dispatched_at=?, updated_at=? WHERE id=? AND state='processing'", (task_id, now, now, job_id))
+
+    def dispatched_jobs(self) -> list[tuple[Job, str, float]]:
+        """Jobs out with a remote worker: (job, Celery task id, when it was sent)."""
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS}, task_id, dispatched_at FROM jobs WHERE state='processing' AND task_id IS NOT NULL ORDER BY dispatched_at"
+        ).fetchall()
+        width = len(_JOB_COLUMNS.split(","))
+        return [(Job(*row[:width]), str(row[width]), float(row[width + 1])) for row in rows]
+
+    def undispatched_processing(self) -> list[Job]:
+        """Jobs claimed for dispatch whose task was never sent (the broker was down, or a crash between the two)."""
+        rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state='processing' AND task_id IS NULL").fetchall()
+        return [Job(*row) for row in rows]
+
+    def set_worker(self, job_id: int, worker: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET worker=? WHERE id=?", (worker, job_id))
+
+    def worker_stats(self, window_seconds: float = 600.0) -> list[dict[str, Any]]:
+        """Per remote worker: jobs done in all, when last seen, and jobs per minute over the last `window_seconds`."""
+        since = time.time() - window_seconds
+        rows = self._db.execute(
+            "SELECT worker, COUNT(*), MAX(updated_at), SUM(CASE WHEN updated_at>=? THEN 1 ELSE 0 END) FROM jobs"
+            " WHERE worker IS NOT NULL AND state='done' GROUP BY worker ORDER BY worker",
+            (since,),
+        ).fetchall()
+        return [
+            {"worker": name, "jobs_done": total, "last_seen": last, "jobs_per_minute": round(recent * 60 / window_seconds, 2)}
+            for name, total, last, recent in rows
+        ]
 
     def finish_job(self, job_id: int, result: Result, sinks: list[str], needs_review: bool = False, hold: bool = False) -> None:
         """Store the result and one delivery per sink, in one transaction.

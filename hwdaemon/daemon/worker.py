@@ -19,10 +19,11 @@ from structlog.contextvars import bound_contextvars
 
 from hwdaemon.daemon.files import move_into, write_error_report
 from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER
-from hwdaemon.daemon.previews import write_previews
+from hwdaemon.daemon.previews import encode_previews, save_previews
 from hwdaemon.daemon.store import Job, Store
 from hwdaemon.errors import HwdaemonError, InputFileError
 from hwdaemon.inputs import load_document
+from hwdaemon.model import Result
 
 if TYPE_CHECKING:
     from hwdaemon.daemon.service import Service
@@ -58,69 +59,76 @@ class Worker(threading.Thread):
         with bound_contextvars(job_id=job.id, file=job.path, inbox=job.inbox, profile=job.profile):
             started = time.perf_counter()
             log.info("job_started", attempt=job.attempts)
-            path = Path(job.path)
             try:
                 pipeline = runtime.pipeline(job.profile)
-                document = load_document(path, runtime.config.inputs)
+                document = load_document(Path(job.path), runtime.config.inputs)
                 result = pipeline.run(document)
             except InputFileError as exc:
-                self._fail(store, job, exc.reason, permanent=True)
+                record_failure(self._service, store, job, exc.reason, permanent=True)
                 return
             except (HwdaemonError, Exception) as exc:  # out of memory, a worker bug, a plugin crash: maybe transient
-                summary = f"{type(exc).__name__}: {exc}"
-                if job.attempts >= runtime.config.max_attempts:
-                    self._fail(store, job, summary, permanent=False, trace=traceback.format_exc(limit=8))
-                else:
-                    delay = min(300.0, 5.0 * 2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)
-                    store.retry_job_later(job.id, summary, delay)
-                    self._service.metrics.jobs_finished.labels("retry_scheduled").inc()
-                    log.warning("job_retry_scheduled", error=summary, delay_seconds=round(delay, 1))
+                record_failure(self._service, store, job, f"{type(exc).__name__}: {exc}", permanent=False, trace=traceback.format_exc(limit=8))
                 return
-            inbox = runtime.inbox_for(job.inbox)
-            sinks = inbox.sinks if inbox else []
-            if runtime.config.ui.previews:
-                write_previews(document, runtime.config.state_dir, job.id, runtime.config.ui.preview_max_side)
-            review_below = runtime.config.profile(job.profile).review_below
-            needs_review = any(line.confidence < review_below for line in result.lines)
-            store.finish_job(job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required")
-            self._service.deliveries_available.set()
-            final = self._file_original(path, inbox.after if inbox else "keep", Path(job.inbox) / PROCESSED_FOLDER)
-            if final is not None:
-                store.set_final_path(job.id, str(final))
-            metrics = self._service.metrics
-            metrics.jobs_finished.labels("done").inc()
-            metrics.job_seconds.observe(time.perf_counter() - started)
-            for stage, seconds in result.timings.items():
-                metrics.stage_seconds.labels(stage).observe(seconds)
-            log.info(
-                "job_done",
-                seconds=round(time.perf_counter() - started, 3),
-                pipeline_seconds=round(sum(result.timings.values()), 3),
-                pages=len(result.pages),
-                lines=len(result.lines),
-                mean_confidence=result.mean_confidence,
-                sinks=sinks,
-            )
-            self._service.call_hook("hwdaemon_job_done", result=result)
+            previews = encode_previews(document, runtime.config.ui.preview_max_side) if runtime.config.ui.previews else {}
+            record_success(self._service, store, job, result, previews, time.perf_counter() - started)
 
-    def _fail(self, store: Store, job: Job, error: str, permanent: bool, trace: str | None = None) -> None:
-        store.fail_job(job.id, error)
-        path = Path(job.path)
-        final = None
-        if path.exists() or path.is_symlink():
-            final = move_into(path, Path(job.inbox) / FAILED_FOLDER)
-            write_error_report(final, error, job.attempts, {"job_id": job.id, "permanent": permanent, "traceback": trace})
-            store.set_final_path(job.id, str(final))
-        self._service.metrics.jobs_finished.labels("failed").inc()
-        log.error("job_failed", error=error, attempts=job.attempts, moved_to=str(final) if final else None)
-        self._service.call_hook("hwdaemon_job_failed", job=job, error=error)
 
-    @staticmethod
-    def _file_original(path: Path, after: str, processed: Path) -> Path | None:
-        if after == "move" and path.exists():
-            if path.absolute().parent == processed.absolute():
-                return path  # reprocessed from processed/: already filed
-            return move_into(path, processed)
-        if after == "delete":
-            path.unlink(missing_ok=True)
-        return None
+def record_success(service: Service, store: Store, job: Job, result: Result, previews: dict[int, bytes], seconds: float) -> None:
+    """A job's result is in (read here or by a remote worker): store it with its deliveries, file the original."""
+    runtime = service.runtime
+    inbox = runtime.inbox_for(job.inbox)
+    sinks = inbox.sinks if inbox else []
+    if previews:
+        save_previews(previews, runtime.config.state_dir, job.id)
+    review_below = runtime.config.profiles[job.profile].review_below if job.profile in runtime.config.profiles else 0.5
+    needs_review = any(line.confidence < review_below for line in result.lines)
+    store.finish_job(job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required")
+    service.deliveries_available.set()
+    final = _file_original(Path(job.path), inbox.after if inbox else "keep", Path(job.inbox) / PROCESSED_FOLDER)
+    if final is not None:
+        store.set_final_path(job.id, str(final))
+    metrics = service.metrics
+    metrics.jobs_finished.labels("done").inc()
+    metrics.job_seconds.observe(seconds)
+    for stage, stage_seconds in result.timings.items():
+        metrics.stage_seconds.labels(stage).observe(stage_seconds)
+    log.info(
+        "job_done",
+        seconds=round(seconds, 3),
+        pipeline_seconds=round(sum(result.timings.values()), 3),
+        pages=len(result.pages),
+        lines=len(result.lines),
+        mean_confidence=result.mean_confidence,
+        sinks=sinks,
+    )
+    service.call_hook("hwdaemon_job_done", result=result)
+
+
+def record_failure(service: Service, store: Store, job: Job, error: str, permanent: bool, trace: str | None = None) -> None:
+    """A job failed: retry a transient failure later (up to max_attempts), else move the file to failed/ with its report."""
+    if not permanent and job.attempts < service.runtime.config.max_attempts:
+        delay = min(300.0, 5.0 * 2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)
+        store.retry_job_later(job.id, error, delay)
+        service.metrics.jobs_finished.labels("retry_scheduled").inc()
+        log.warning("job_retry_scheduled", error=error, delay_seconds=round(delay, 1))
+        return
+    store.fail_job(job.id, error)
+    path = Path(job.path)
+    final = None
+    if path.exists() or path.is_symlink():
+        final = move_into(path, Path(job.inbox) / FAILED_FOLDER)
+        write_error_report(final, error, job.attempts, {"job_id": job.id, "permanent": permanent, "traceback": trace})
+        store.set_final_path(job.id, str(final))
+    service.metrics.jobs_finished.labels("failed").inc()
+    log.error("job_failed", error=error, attempts=job.attempts, moved_to=str(final) if final else None)
+    service.call_hook("hwdaemon_job_failed", job=job, error=error)
+
+
+def _file_original(path: Path, after: str, processed: Path) -> Path | None:
+    if after == "move" and path.exists():
+        if path.absolute().parent == processed.absolute():
+            return path  # reprocessed from processed/: already filed
+        return move_into(path, processed)
+    if after == "delete":
+        path.unlink(missing_ok=True)
+    return None

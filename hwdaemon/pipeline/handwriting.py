@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
 from hwdaemon.pipeline.crnn import HandwritingModel, load_model
@@ -32,7 +33,11 @@ class HandwritingRecognizer(Recognizer):
     Options = HandwritingOptions
 
     def check_ready(self) -> None:
-        self._model()
+        """The files are there; loading waits for load() (a `hwdaemon worker` must not start torch before it forks)."""
+        folder = self.model_dir()
+        for name in ("model.json", "weights.pth"):
+            if not (folder / name).is_file():
+                raise ModelMissingError(f"missing model file {folder / name}; train one with `hwdaemon train` or set the recognizer's model_dir")
 
     def load(self) -> None:
         self._model()

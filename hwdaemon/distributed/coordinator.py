@@ -1,0 +1,139 @@
+"""The daemon's side of `queue.backend: celery`: send queued jobs to workers, take their replies in, resend lost ones.
+
+One thread does it all, so replies are recorded one at a time: a second reply
+for a job that is already done is ignored (and logged), whichever arrives
+first wins. The store stays the source of truth: a job sent but unanswered
+for `visibility_timeout_seconds` (worker host gone, broker restarted without
+its data) is sent again, and a job claimed while the broker was down is sent
+once it is back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from hwdaemon.daemon.store import Job, Store
+from hwdaemon.daemon.worker import record_failure, record_success
+from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for, redacted
+from hwdaemon.distributed.messages import ReadReply, ReadRequest
+from hwdaemon.model import Result
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from hwdaemon.daemon.service import Service
+
+log = structlog.get_logger()
+BROKER_ERRORS_LOG_EVERY_SECONDS = 30.0
+
+
+class Dispatcher(threading.Thread):
+    def __init__(self, service: Service) -> None:
+        super().__init__(name="dispatcher", daemon=True)
+        self._service = service
+        self.busy_since: float | None = None  # never stalls on one job; kept for the health check
+        self._last_broker_error = 0.0
+
+    def run(self) -> None:
+        config = self._service.runtime.config
+        app = make_app(config.queue)
+        store = Store(config.state_dir)
+        log.info("dispatcher_started", broker=redacted(config.queue.broker_url), max_in_flight=config.queue.max_in_flight)
+        try:
+            while not self._service.stopping.is_set():
+                try:
+                    busy = self._round(app, store)
+                except Exception as exc:  # noqa: BLE001 (broker down: the store keeps everything; try again)
+                    self._broker_trouble(exc)
+                    busy = False
+                    self._service.stopping.wait(2.0)
+                if not busy:
+                    self._service.work_available.wait(0.25)
+                    self._service.work_available.clear()
+        finally:
+            store.close()
+
+    def _round(self, app: Celery, store: Store) -> bool:
+        """Collect replies, resend lost jobs, send new ones; True if anything happened."""
+        busy = False
+        queue = self._service.runtime.config.queue
+        now = time.time()
+        for job, task_id, sent_at in store.dispatched_jobs():
+            outcome = app.AsyncResult(task_id)
+            if outcome.ready():
+                self._take_reply(store, job, task_id, outcome.result if outcome.successful() else None, now - sent_at, outcome.state)
+                outcome.forget()
+                busy = True
+            elif now - sent_at > queue.visibility_timeout_seconds:
+                log.warning("task_lost_resending", job_id=job.id, task_id=task_id, waited_seconds=round(now - sent_at))
+                self._send(app, store, job)
+                busy = True
+        for job in store.undispatched_processing():
+            self._send(app, store, job)
+            busy = True
+        in_flight = len(store.dispatched_jobs())
+        while in_flight < queue.max_in_flight and not self._service.stopping.is_set():
+            job = store.claim_next_job()
+            if job is None:
+                break
+            self._send(app, store, job)
+            in_flight += 1
+            busy = True
+        return busy
+
+    def _send(self, app: Celery, store: Store, job: Job) -> None:
+        config = self._service.runtime.config
+        previews = config.ui.preview_max_side if config.ui.previews else None
+        path = job.path
+        try:
+            with open(path, "rb") as stream:
+                size = stream.seek(0, 2)
+                content = None
+                if size <= config.queue.inline_max_bytes:
+                    stream.seek(0)
+                    content = stream.read()
+        except OSError as exc:
+            with bound_contextvars(job_id=job.id, file=job.path):
+                record_failure(self._service, store, job, f"cannot read the file to send it: {exc.strerror}", permanent=True)
+            return
+        name = path.rsplit("/", 1)[-1]
+        if content is not None:
+            request = ReadRequest.inline(job.id, job.sha256, job.profile, name, content, previews)
+        else:
+            request = ReadRequest(job.id, job.sha256, job.profile, name, path=path, previews_max_side=previews)
+        task = app.send_task(READ_TASK, kwargs={"request": request.to_dict()}, queue=queue_for(job.profile))
+        store.mark_dispatched(job.id, task.id)
+        log.info("job_dispatched", job_id=job.id, task_id=task.id, queue=queue_for(job.profile), inline=content is not None, bytes=size)
+
+    def _take_reply(self, store: Store, job: Job, task_id: str, payload: object, seconds: float, state: str) -> None:
+        with bound_contextvars(job_id=job.id, file=job.path, inbox=job.inbox, profile=job.profile, task_id=task_id):
+            current = store.job(job.id)
+            if current is None or current.state != "processing":
+                log.warning("duplicate_result_ignored", state=current.state if current else None)
+                return
+            if not isinstance(payload, dict):
+                record_failure(self._service, store, job, f"the worker's task ended {state}: {payload!r}", permanent=False)
+                return
+            reply = ReadReply.from_dict(payload)
+            if reply.job_id != job.id or reply.sha256 != job.sha256:
+                log.error("result_rejected", reason="job id or sha256 does not match the store", reply_job=reply.job_id)
+                store.retry_job_later(job.id, "a worker answered for another job or file", 0)
+                return
+            store.set_worker(job.id, reply.worker)
+            if reply.result is not None:
+                record_success(self._service, store, job, Result.from_dict(reply.result), reply.preview_bytes(), seconds)
+                return
+            if reply.refused:
+                log.error("job_refused_by_worker", worker=reply.worker, error=reply.error)
+            record_failure(self._service, store, job, reply.error or "the worker gave no result", permanent=reply.permanent)
+
+    def _broker_trouble(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_broker_error > BROKER_ERRORS_LOG_EVERY_SECONDS:
+            log.warning("broker_unavailable", error=f"{type(exc).__name__}: {exc}", retry_seconds=2)
+            self._last_broker_error = now

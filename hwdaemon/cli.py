@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -248,12 +249,14 @@ def run(config_path: Path | None) -> None:
 @CONFIG_OPTION
 @click.option("--concurrency", type=int, default=1, show_default=True, help="Worker processes on this host, each with its own loaded model.")
 @click.option("--name", help="Worker name (default hwdaemon-PID); the host name is appended.")
-def worker(config_path: Path | None, concurrency: int, name: str | None) -> None:
+@click.option("--threads", type=int, help="CPU threads per worker process (default: this host's cores ÷ concurrency).")
+def worker(config_path: Path | None, concurrency: int, name: str | None, threads: int | None) -> None:
     """Read jobs sent by a daemon with `queue.backend: celery` (run on any host that can reach the broker).
 
     Serves the profiles in `queue.serve_profiles` (default: every profile in its
     config), whose model weights must be on this host; it listens only to those
-    profiles' queues. SIGTERM finishes the job in hand; a worker that dies
+    profiles' queues. Run one worker per host and raise --concurrency rather than
+    starting several: each process takes its share of the cores (--threads). SIGTERM finishes the job in hand; a worker that dies
     mid-job gives the job back to the broker for another worker.
 
     Example: REDIS_PASSWORD=… hwdaemon worker --config /etc/hwdaemon/worker.yaml --concurrency 2
@@ -265,7 +268,7 @@ def worker(config_path: Path | None, concurrency: int, name: str | None) -> None
     from hwdaemon.distributed.worker import ReadingHost, run_worker
     from hwdaemon.pipeline import Pipeline
 
-    host = ReadingHost(config, registry)
+    host = ReadingHost(config, registry, threads or max(1, (os.cpu_count() or 1) // concurrency))
     for profile in host.profiles:
         Pipeline.from_profile(profile, config.profile(profile), config.models, registry).check_ready()
     run_worker(host, concurrency, name)
@@ -509,10 +512,17 @@ def evaluate_command(
 @click.option("--drop-pattern", "drop_patterns", multiple=True, help="Regex; lines whose text matches are dropped (e.g. file ids).")
 @click.option("--max-minutes", type=float, help="Stop (with a checkpoint) after this long; run again to resume.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda.")
+@click.option("--base", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Continue from one of our model folders instead of english_g2.")
+@click.option("--synthetic", type=int, default=0, show_default=True, help="Add this many lines rendered in handwriting fonts.")
+@click.option("--font", "fonts", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A font for --synthetic (.ttf/.otf/.woff); repeatable. Default: the Debian handwriting fonts installed.")
+@click.option("--synthetic-language", "synthetic_languages", multiple=True, default=("en",), show_default=True,
+              help="Dictionary the synthetic words come from (en, fr, de, es, it, …); repeatable.")
 def train(
     sources: tuple[str, ...], exclusions: Path | None, out: Path | None, from_corrections: bool, profile: str, manifest: Path | None,
     config_path: Path | None, epochs: float | None, batch_size: int, learning_rate: float | None, validation_fraction: float,
     holdout_fraction: float, max_repeats: int, drop_patterns: tuple[str, ...], max_minutes: float | None, device: str,
+    base: Path | None, synthetic: int, fonts: tuple[Path, ...], synthetic_languages: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Fine-tune the handwriting recognizer on labelled lines; resumes an interrupted run.
 
@@ -547,7 +557,8 @@ def train(
     request = TrainRequest(
         sources=[_parse_source(text) for text in sources], exclusions=exclusions, out=out, epochs=epochs or 1.0, batch_size=batch_size,
         learning_rate=learning_rate or 3e-4, validation_fraction=validation_fraction, max_repeats=max_repeats,
-        drop_patterns=list(drop_patterns), max_minutes=max_minutes, device=device,
+        drop_patterns=list(drop_patterns), max_minutes=max_minutes, device=device, base=base, synthetic=synthetic,
+        fonts=list(fonts) or None, synthetic_languages=list(synthetic_languages),
     )  # fmt: skip
     report = run_training(request)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))

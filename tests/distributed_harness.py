@@ -68,8 +68,9 @@ class Redis:
 class Worker:
     """`hwdaemon worker` in its own process group, so kill -9 takes its pool children too."""
 
-    def __init__(self, config: Path, name: str, env: dict[str, str]) -> None:
-        self.config, self.name = config, name
+    def __init__(self, config: Path, name: str, env: dict[str, str], threads: int | None = 1) -> None:
+        """`threads=1` by default: tests run several workers on one small host."""
+        self.config, self.name, self.threads = config, name, threads
         self.log_path = config.parent / f"worker-{name}.log"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.process: subprocess.Popen[bytes] | None = None
@@ -77,7 +78,8 @@ class Worker:
     def start(self) -> Worker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hwdaemon", "worker", "--config", str(self.config), "--name", self.name],
+            [sys.executable, "-m", "hwdaemon", "worker", "--config", str(self.config), "--name", self.name,
+             *(["--threads", str(self.threads)] if self.threads else [])],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
         )  # fmt: skip
         wait_for(lambda: self._log_has("models_loaded") or self._exited(), timeout=90, what=f"worker {self.name} ready")

@@ -103,3 +103,14 @@ def test_model_dirs_are_searched_before_the_embedded_weights(registry: Registry,
 
     (tmp_path / "latin_g2.pth").write_bytes(b"weights")
     assert resolve_model_dir(("fr",), (tmp_path,), False, "recognizer") == tmp_path
+
+
+def test_celery_queue_needs_a_broker_and_takes_its_password_from_the_environment(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="queue.backend celery needs queue.broker_url"):
+        parse_config("queue: {backend: celery}\n", "c.yaml", registry)
+    monkeypatch.setenv("REDIS_PASSWORD", "hunter2-hunter2")
+    config = parse_config("queue: {backend: celery, broker_url: 'redis://:${REDIS_PASSWORD}@10.0.0.5:6379/0'}\n", "c.yaml", registry)
+    assert config.queue.broker_url == "redis://:hunter2-hunter2@10.0.0.5:6379/0"
+    from hwdaemon.distributed.celery_app import redacted
+
+    assert redacted(config.queue.broker_url) == "redis://:***@10.0.0.5:6379/0"

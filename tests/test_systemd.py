@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 from rendering import render_lines, save
 
 UNIT = REPO_ROOT / "systemd" / "hwdaemon.service"
+UNITS = [UNIT, REPO_ROOT / "systemd" / "hwdaemon-worker.service"]
 NSPAWN_ROOT = Path(os.environ.get("HWDAEMON_NSPAWN_ROOT", "/var/cache/hwdaemon-test/bookworm"))
 
 
@@ -28,25 +29,27 @@ def _require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def _unit_with_real_executable(tmp_path: Path) -> Path:
-    copy = tmp_path / "hwdaemon.service"
+def _unit_with_real_executable(tmp_path: Path, unit: Path = UNIT) -> Path:
+    copy = tmp_path / unit.name
     executable = Path(sys.prefix) / "bin" / "hwdaemon"
-    copy.write_text(UNIT.read_text().replace("/opt/hwdaemon/.venv/bin/hwdaemon", str(executable)))
+    copy.write_text(unit.read_text().replace("/opt/hwdaemon/.venv/bin/hwdaemon", str(executable)))
     return copy
 
 
-def test_unit_verifies_with_empty_stderr(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_unit_verifies_with_empty_stderr(tmp_path: Path, unit: Path) -> None:
     _require(shutil.which("systemd-analyze") is not None, "systemd-analyze not installed")
-    outcome = subprocess.run(["systemd-analyze", "verify", str(_unit_with_real_executable(tmp_path))], capture_output=True, text=True)
+    outcome = subprocess.run(["systemd-analyze", "verify", str(_unit_with_real_executable(tmp_path, unit))], capture_output=True, text=True)
     assert outcome.returncode == 0 and outcome.stderr == "", outcome.stderr
 
 
-def test_unit_security_exposure_is_at_most_two(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_unit_security_exposure_is_at_most_two(tmp_path: Path, unit: Path) -> None:
     _require(shutil.which("systemd-analyze") is not None, "systemd-analyze not installed")
     outcome = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(_unit_with_real_executable(tmp_path))], capture_output=True, text=True
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(_unit_with_real_executable(tmp_path, unit))], capture_output=True, text=True
     )
-    match = re.search(r"Overall exposure level for hwdaemon.service: ([0-9.]+)", outcome.stdout)
+    match = re.search(rf"Overall exposure level for {re.escape(unit.name)}: ([0-9.]+)", outcome.stdout)
     assert match, outcome.stdout[-2000:] + outcome.stderr
     assert float(match.group(1)) <= 2.0
 

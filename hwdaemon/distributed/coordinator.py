@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 BROKER_ERRORS_LOG_EVERY_SECONDS = 30.0
+POLL_SECONDS = 0.05
+IDLE_POLL_SECONDS = 0.5
 
 
 class Dispatcher(threading.Thread):
@@ -38,6 +40,7 @@ class Dispatcher(threading.Thread):
         self._service = service
         self.busy_since: float | None = None  # never stalls on one job; kept for the health check
         self._last_broker_error = 0.0
+        self._in_flight = 0
 
     def run(self) -> None:
         config = self._service.runtime.config
@@ -52,8 +55,8 @@ class Dispatcher(threading.Thread):
                     self._broker_trouble(exc)
                     busy = False
                     self._service.stopping.wait(2.0)
-                if not busy:
-                    self._service.work_available.wait(0.25)
+                if not busy:  # replies are polled: often while jobs are out, rarely when idle
+                    self._service.work_available.wait(POLL_SECONDS if self._in_flight else IDLE_POLL_SECONDS)
                     self._service.work_available.clear()
         finally:
             store.close()
@@ -84,6 +87,7 @@ class Dispatcher(threading.Thread):
             self._send(app, store, job)
             in_flight += 1
             busy = True
+        self._in_flight = in_flight
         return busy
 
     def _send(self, app: Celery, store: Store, job: Job) -> None:

@@ -23,6 +23,10 @@ from hwdaemon.training.exclusion import ExcludedDocumentError, ExclusionList
 Point = tuple[float, float]
 
 
+class PageImageMissingError(ConfigError):
+    """An ALTO/PAGE file whose page image is not on disk."""
+
+
 @dataclass(frozen=True, slots=True)
 class LineSample:
     """One line: its text, where it came from (for the exclusion list and the model card), its crop."""
@@ -117,7 +121,7 @@ def _open_page(xml_path: Path, name: str, image_dir: Path | None) -> Image.Image
         if found is not None:
             with Image.open(found) as image:
                 return image.convert("L")
-    raise ConfigError(f"{xml_path}: page image {name!r} not found beside it or under {image_dir}")
+    raise PageImageMissingError(f"{xml_path}: page image {name!r} not found beside it or under {image_dir}")
 
 
 def read_manifest_lines(manifest: Path) -> Iterator[LineSample]:

@@ -14,8 +14,9 @@ import structlog
 
 from hwdaemon.errors import NoInputError
 from hwdaemon.pipeline.crnn import CHARSET_V1
-from hwdaemon.training.data import LineSample, load_samples
+from hwdaemon.training.data import LineSample, PageImageMissingError, load_samples
 from hwdaemon.training.exclusion import ExclusionList
+from hwdaemon.training.synthetic import SYNTHETIC_SOURCE, default_fonts, synthetic_samples
 from hwdaemon.training.train import TrainSettings, encodable, train
 
 log = structlog.get_logger()
@@ -34,6 +35,10 @@ class TrainRequest:
     drop_patterns: list[str] | None = None
     max_minutes: float | None = None
     device: str = "auto"
+    base: Path | None = None  # one of our model folders to continue from; default EasyOCR's english_g2
+    synthetic: int = 0  # rendered lines added to the real ones
+    fonts: list[Path] | None = None  # for the synthetic lines; default: the Debian handwriting fonts found
+    synthetic_languages: list[str] | None = None
 
 
 def expand_sources(sources: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
@@ -74,14 +79,24 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
     exclusions = ExclusionList.load(request.exclusions)
     image_roots = {repository: path if path.is_dir() else path.parent for repository, path in request.sources}
     samples: list[LineSample] = []
+    skipped = 0
     for repository, path in expand_sources(request.sources):
-        samples.extend(load_samples([(repository, path)], exclusions, image_dir=image_roots[repository].parent))
+        try:
+            samples.extend(load_samples([(repository, path)], exclusions, image_dir=image_roots[repository].parent))
+        except PageImageMissingError as exc:  # snapshots of big repositories lack some images: train on the rest
+            skipped += 1
+            log.warning("training_document_skipped", error=str(exc))
     samples = thin(samples, request.max_repeats, request.drop_patterns or [])
+    if request.synthetic:
+        samples += synthetic_samples(request.synthetic, request.fonts or default_fonts(), CHARSET_V1, request.synthetic_languages or ["en"])
     samples, unspellable = encodable(samples, CHARSET_V1)
     if not samples:
         raise NoInputError("no training lines found in the sources (after exclusions and filters)")
     training, validation = split_by_document(samples, request.validation_fraction)
-    log.info("training_data", lines=len(training), validation_lines=len(validation), dropped_unspellable=unspellable)
+    log.info(
+        "training_data", lines=len(training), validation_lines=len(validation), dropped_unspellable=unspellable,
+        synthetic=sum(1 for sample in training if sample.repository == SYNTHETIC_SOURCE),
+    )  # fmt: skip
     request.out.mkdir(parents=True, exist_ok=True)
     progress_log = (request.out / "train.jsonl").open("a", encoding="utf-8")
 
@@ -96,10 +111,12 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
         max_minutes=request.max_minutes, device=request.device,
     )  # fmt: skip
     try:
-        state = train(training, validation, request.out, embedded_model_dir() / "english_g2.pth", settings, progress)
+        base = request.base or embedded_model_dir() / "english_g2.pth"
+        state = train(training, validation, request.out, base, settings, progress)
     finally:
         progress_log.close()
     return {
+        "documents_skipped": skipped,
         "training_lines": len(training),
         "validation_lines": len(validation),
         "dropped_unspellable": unspellable,

@@ -113,3 +113,25 @@ def test_two_columns_are_read_column_after_column(lines_detector: Detector) -> N
     split = left.shape[1] + 60
     assert all(box.x + box.width <= split for box in boxes[:4]) and all(box.x >= split for box in boxes[4:])
     assert [box.y for box in boxes[:4]] == sorted(box.y for box in boxes[:4])
+
+
+def test_scattered_notes_are_read_note_by_note(lines_detector: Detector) -> None:
+    """A note top left, one lower on the right overlapping its rows, a wide one at the bottom."""
+    top_left = render_lines(TEN_LINES[:3], font_size=30)
+    right = render_lines(TEN_LINES[3:6], font_size=30)
+    bottom = render_lines(TEN_LINES[6:8], font_size=30)
+    gap = 150
+    width = max(top_left.shape[1] + gap + right.shape[1], bottom.shape[1])
+    right_top = top_left.shape[0] // 2  # its first line sits level with the left note's second line
+    bottom_top = max(top_left.shape[0], right_top + right.shape[0]) + 200
+    page = np.full((bottom_top + bottom.shape[0], width), 255, np.uint8)
+    page[: top_left.shape[0], : top_left.shape[1]] = top_left
+    page[right_top : right_top + right.shape[0], top_left.shape[1] + gap : top_left.shape[1] + gap + right.shape[1]] = right
+    page[bottom_top:, : bottom.shape[1]] = bottom
+    boxes = lines_detector.detect(page)
+    assert len(boxes) == 8
+    split = top_left.shape[1] + gap // 2
+    assert all(box.x + box.width <= split and box.y < bottom_top for box in boxes[:3])  # the left note first
+    assert all(box.x >= split and box.y < bottom_top for box in boxes[3:6])  # then the right one
+    assert all(box.y >= bottom_top - 20 for box in boxes[6:])  # then the bottom one
+    assert [box.y for box in boxes[:3]] == sorted(box.y for box in boxes[:3])

@@ -189,3 +189,28 @@ def _run_status(config: Path, env: dict[str, str]) -> str:
         capture_output=True, text=True, env={**os.environ, **env}, check=True, timeout=60,
     )  # fmt: skip
     return completed.stdout
+
+
+@pytest.mark.slow
+def test_a_running_worker_refuses_a_job_for_a_profile_it_does_not_serve(
+    redis: Redis, tmp_path: Path, env: dict[str, str], registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    monkeypatch.setenv("REDIS_PASSWORD", PASSWORD)
+    _, worker_config = configs(tmp_path, redis.url, worker_profiles=["default"])
+    worker = Worker(worker_config, "picky", env).start()
+    try:
+        from hwdaemon.config import load_config
+        from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for
+
+        app = make_app(load_config(worker_config, registry).queue)
+        image = save(render_lines(["hello there"]), tmp_path / "a.png").read_bytes()
+        request = ReadRequest.inline(7, hashlib.sha256(image).hexdigest(), "slow", "a.png", image, None)
+        reply = app.send_task(READ_TASK, kwargs={"request": request.to_dict()}, queue=queue_for("default")).get(timeout=60)
+        assert reply["refused"] is True and "does not serve profile 'slow'" in reply["error"] and reply["result"] is None
+        served = ReadRequest.inline(8, request.sha256, "default", "a.png", image, None)
+        answer = app.send_task(READ_TASK, kwargs={"request": served.to_dict()}, queue=queue_for("default")).get(timeout=60)
+        assert answer["result"] is not None and answer["worker"].startswith("picky@")  # still alive and reading
+    finally:
+        worker.stop()

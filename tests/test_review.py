@@ -233,3 +233,20 @@ def test_serving_off_loopback_without_a_token_is_refused(tmp_path: Path, registr
         create_app(lambda: config)
     monkeypatch.setenv("HWDAEMON_UI_TOKEN", TOKEN)
     create_app(lambda: config)
+
+
+def test_multi_page_documents_are_reviewed_page_by_page(setup: tuple[Config, Store, TestClient]) -> None:
+    config, store, client = setup
+    one = sample_result()
+    second_page = PageResult(2, 400, 200, (Line("Yours sincerely,", 0.4, ((10, 10), (300, 10), (300, 50), (10, 50))),))
+    result = Result(one.source, one.sha256, one.profile, (one.pages[0], second_page))
+    job_id = add_done_job(store, config, result, preview=False)
+    first = client.get(f"/jobs/{job_id}").text
+    assert f'href="/jobs/{job_id}?page=2"' in first and "Dear Margaret," in first and "Yours sincerely," not in first
+    page_two = client.get(f"/jobs/{job_id}", params={"page": 2}).text
+    assert "Yours sincerely," in page_two and "Dear Margaret," not in page_two and 'name="page" value="2"' in page_two
+    token = csrf_of(client, f"/jobs/{job_id}?page=2")
+    saved = client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "2", "line-0": "Yours truly,"})
+    assert saved.headers["location"].startswith(f"/jobs/{job_id}?page=2")
+    revised = store.result_of(job_id, 1)
+    assert revised is not None and revised.pages[1].lines[0].text == "Yours truly," and revised.pages[0] == one.pages[0]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from hwdaemon.hookspecs import hookimpl
@@ -59,50 +60,75 @@ class LinesDetector(Detector):
         height, width = gray.shape
         mask = ink_mask(normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30))))
         mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
-        columns = _columns(mask)
-        if len(columns) == 1:  # the usual page: no need for a masked copy per column
+        regions = reading_regions(mask)
+        if len(regions) <= 1:  # the usual page: no need for a masked copy per region
             return lines_from_ink(mask, options)
         boxes: list[Box] = []
-        for left, right in columns:  # reading order: column after column
-            column = np.zeros_like(mask)
-            column[:, left:right] = mask[:, left:right]
-            boxes.extend(lines_from_ink(column, options))
+        for left, top, right, bottom in regions:  # reading order: block after block
+            block = np.zeros_like(mask)
+            block[top:bottom, left:right] = mask[top:bottom, left:right]
+            boxes.extend(lines_from_ink(block, options))
         return boxes
 
 
-def _columns(mask: Image) -> list[tuple[int, int]]:
-    """Split the page at gutters: blank vertical strips that run through most of the writing.
+Region = tuple[int, int, int, int]  # left, top, right, bottom
+MAX_CUT_DEPTH = 6
 
-    Words far apart on one line leave a gap on that line only, so they are not a gutter.
+
+def reading_regions(mask: Image) -> list[Region]:
+    """Blocks of writing in reading order, by recursive XY-cut.
+
+    A block is cut into blocks above one another at wide blank rows (a gap of
+    several letter heights, not the space between two lines), and into blocks
+    side by side at gutters: blank vertical strips through the whole block.
+    Words far apart on one line leave a gap on that line only, so they are not
+    a gutter. Columns read column after column; scattered notes block by block,
+    top to bottom, left to right.
     """
-    height, width = mask.shape
-    rows = np.where(mask.any(axis=1))[0]
     components = _ink_components(mask)
-    if len(rows) == 0 or not components:
-        return [(0, width)]
+    if not components:
+        return []
     char_height = float(np.median([h for _, _, _, h in components]))
-    top, bottom = int(rows[0]), int(rows[-1]) + 1
-    if bottom - top < 6 * char_height:  # fewer than about three lines: no columns to speak of
-        return [(0, width)]
-    ink_per_column = (mask[top:bottom] > 0).sum(axis=0)
-    blank = ink_per_column <= 0.01 * (bottom - top)
-    min_gutter = max(20, int(2 * char_height), width // 25)
-    columns, start, run_start = [], 0, None
-    for x in range(width + 1):
-        if x < width and blank[x]:
-            run_start = x if run_start is None else run_start
+    height, width = mask.shape
+    return _cut(mask, (0, 0, width, height), char_height, 0)
+
+
+def _cut(mask: Image, region: Region, char_height: float, depth: int) -> list[Region]:
+    left, top, right, bottom = region
+    block = mask[top:bottom, left:right] > 0
+    rows, columns = np.where(block.any(axis=1))[0], np.where(block.any(axis=0))[0]
+    if len(rows) == 0:
+        return []
+    left, right, top, bottom = left + int(columns[0]), left + int(columns[-1]) + 1, top + int(rows[0]), top + int(rows[-1]) + 1
+    if depth >= MAX_CUT_DEPTH:
+        return [(left, top, right, bottom)]
+    block = mask[top:bottom, left:right] > 0
+    stacked = _splits(block.any(axis=1), max(20, int(4 * char_height)))
+    if len(stacked) > 1:
+        return [part for start, end in stacked for part in _cut(mask, (left, top + start, right, top + end), char_height, depth + 1)]
+    if bottom - top >= 6 * char_height:  # fewer than about three lines: no columns to speak of
+        ink_per_column = block.sum(axis=0)
+        blank = ink_per_column <= 0.01 * (bottom - top)
+        side_by_side = _splits(~blank, max(20, int(2 * char_height), mask.shape[1] // 25))
+        if len(side_by_side) > 1:
+            return [part for start, end in side_by_side for part in _cut(mask, (left + start, top, left + end, bottom), char_height, depth + 1)]
+    return [(left, top, right, bottom)]
+
+
+def _splits(has_ink: npt.NDArray[np.bool_], min_gap: int) -> list[tuple[int, int]]:
+    """Spans of `has_ink` separated by blank runs of at least `min_gap`; each cut in the middle of its gap."""
+    spans, start, blank_from = [], 0, None
+    for position in range(len(has_ink) + 1):
+        if position < len(has_ink) and not has_ink[position]:
+            blank_from = position if blank_from is None else blank_from
             continue
-        if run_start is not None:
-            run_end = x
-            has_ink_left = ink_per_column[start:run_start].sum() > 0
-            has_ink_right = ink_per_column[run_end:].sum() > 0
-            if run_end - run_start >= min_gutter and has_ink_left and has_ink_right:
-                middle = (run_start + run_end) // 2
-                columns.append((start, middle))
-                start = middle
-            run_start = None
-    columns.append((start, width))
-    return columns
+        if blank_from is not None and position - blank_from >= min_gap and 0 < blank_from and position < len(has_ink):
+            middle = (blank_from + position) // 2
+            spans.append((start, middle))
+            start = middle
+        blank_from = None
+    spans.append((start, len(has_ink)))
+    return spans
 
 
 def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:

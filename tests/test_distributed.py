@@ -192,19 +192,16 @@ def _run_status(config: Path, env: dict[str, str]) -> str:
 
 
 @pytest.mark.slow
-def test_a_running_worker_refuses_a_job_for_a_profile_it_does_not_serve(
-    redis: Redis, tmp_path: Path, env: dict[str, str], registry: Registry, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_running_worker_refuses_a_job_for_a_profile_it_does_not_serve(redis: Redis, tmp_path: Path, env: dict[str, str]) -> None:
     import hashlib
 
-    monkeypatch.setenv("REDIS_PASSWORD", PASSWORD)
+    from hwdaemon.config import QueueConfig
+    from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for
+
     _, worker_config = configs(tmp_path, redis.url, worker_profiles=["default"])
     worker = Worker(worker_config, "picky", env).start()
     try:
-        from hwdaemon.config import load_config
-        from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for
-
-        app = make_app(load_config(worker_config, registry).queue)
+        app = make_app(QueueConfig(backend="celery", broker_url=redis.url.replace("${REDIS_PASSWORD}", PASSWORD)))
         image = save(render_lines(["hello there"]), tmp_path / "a.png").read_bytes()
         request = ReadRequest.inline(7, hashlib.sha256(image).hexdigest(), "slow", "a.png", image, None)
         reply = app.send_task(READ_TASK, kwargs={"request": request.to_dict()}, queue=queue_for("default")).get(timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
@@ -49,8 +50,14 @@ def render(result: Result, format: Format, page_separator: PageSeparator = "form
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write to a temp file beside `path`, fsync, rename: readers see all or nothing. Text is UTF-8."""
+    """Write to a temp file beside `path`, fsync, rename: readers see all or nothing. Text is UTF-8.
+
+    Temp files of an earlier write of the same `path` that was killed midway are
+    removed first: the retry that follows a crash is what cleans up after it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:

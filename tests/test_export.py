@@ -68,3 +68,12 @@ def test_file_sink_replaces_its_own_file_and_never_anothers(tmp_path: Path, form
     elsewhere = sink.deliver(other, Artifacts("k2", "note.png"))
     assert elsewhere.location.split(", ")[0] == str(tmp_path / "note-ffffffff.txt")
     assert (tmp_path / "note.txt").read_text().startswith("fixed by hand")
+
+
+def test_an_interrupted_write_leaves_nothing_once_retried(tmp_path: Path) -> None:
+    target = tmp_path / "note.txt"
+    (tmp_path / ".note.txt.k3j2h1.tmp").write_text("half a resu")  # what kill -9 mid-write leaves
+    (tmp_path / ".other.txt.abc.tmp").write_text("another file's write in progress")
+    write_atomic(target, "whole")
+    assert target.read_text() == "whole"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".other.txt.abc.tmp", "note.txt"]

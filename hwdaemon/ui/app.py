@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from hwdaemon.config import Config
+from hwdaemon.config import Config, ProfileConfig
 from hwdaemon.daemon.previews import preview_path
 from hwdaemon.daemon.runtime import inbox_key_of
 from hwdaemon.daemon.store import JobState, ReviewFilter, Store
@@ -261,7 +261,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
 
 def _threshold(config: Config, profile: str) -> float:
     found = config.profiles.get(profile)
-    return found.review_below if found else 0.5
+    return (found or ProfileConfig()).review_below
 
 
 def _words_file(config: Config, profile: str) -> UserWordsFile | None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
-from hwdaemon.pipeline.crnn import HandwritingModel, load_model
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
+
+if TYPE_CHECKING:
+    from hwdaemon.pipeline.crnn import HandwritingModel
 
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "handwriting"
@@ -71,7 +74,13 @@ class HandwritingRecognizer(Recognizer):
 
 @functools.lru_cache(maxsize=4)
 def _cached_model(folder: Path, weights_mtime_ns: int) -> HandwritingModel:
-    """One loaded model per folder and version of its weights (a reinstalled model is loaded afresh)."""
+    """One loaded model per folder and version of its weights (a reinstalled model is loaded afresh).
+
+    torch is imported here, not at module level, so `hwdaemon plugins` and
+    `check-config` start without it.
+    """
+    from hwdaemon.pipeline.crnn import load_model
+
     return load_model(folder)
 
 

@@ -66,11 +66,14 @@ class Dispatcher(threading.Thread):
         busy = False
         queue = self._service.runtime.config.queue
         now = time.time()
-        for job, task_id, sent_at in store.dispatched_jobs():
+        dispatched = store.dispatched_jobs()
+        in_flight = len(dispatched)
+        for job, task_id, sent_at in dispatched:
             outcome = app.AsyncResult(task_id)
             if outcome.ready():
                 self._take_reply(store, job, task_id, outcome.result if outcome.successful() else None, now - sent_at, outcome.state)
                 outcome.forget()
+                in_flight -= 1
                 busy = True
             elif now - sent_at > queue.visibility_timeout_seconds:
                 log.warning("task_lost_resending", job_id=job.id, task_id=task_id, waited_seconds=round(now - sent_at))
@@ -78,8 +81,8 @@ class Dispatcher(threading.Thread):
                 busy = True
         for job in store.undispatched_processing():
             self._send(app, store, job)
+            in_flight += 1
             busy = True
-        in_flight = len(store.dispatched_jobs())
         while in_flight < queue.max_in_flight and not self._service.stopping.is_set():
             job = store.claim_next_job()
             if job is None:

@@ -518,11 +518,17 @@ def evaluate_command(
               help="A font for --synthetic (.ttf/.otf/.woff); repeatable. Default: the Debian handwriting fonts installed.")
 @click.option("--synthetic-language", "synthetic_languages", multiple=True, default=("en",), show_default=True,
               help="Dictionary the synthetic words come from (en, fr, de, es, it, …); repeatable.")
+@click.option("--line-type", "line_types", multiple=True, metavar="REPO=TYPE",
+              help="Keep only REPO's lines tagged TYPE in its XML (e.g. Handwritten; Stanford mixes in typescript). Repeatable.")
+@click.option("--oversample", "oversample", multiple=True, metavar="REPO=N", help="Repeat REPO's training lines N times per epoch (a small source). Repeatable.")
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="Learning rate: constant, or cosine decay to 5% over the run.")
 def train(
     sources: tuple[str, ...], exclusions: Path | None, out: Path | None, from_corrections: bool, profile: str, manifest: Path | None,
     config_path: Path | None, epochs: float | None, batch_size: int, learning_rate: float | None, validation_fraction: float,
     holdout_fraction: float, max_repeats: int, drop_patterns: tuple[str, ...], max_minutes: float | None, device: str,
     base: Path | None, synthetic: int, fonts: tuple[Path, ...], synthetic_languages: tuple[str, ...],
+    line_types: tuple[str, ...], oversample: tuple[str, ...], schedule: str,
 ) -> None:  # fmt: skip
     """Fine-tune the handwriting recognizer on labelled lines; resumes an interrupted run.
 
@@ -555,10 +561,11 @@ def train(
     from hwdaemon.training.run import TrainRequest, run_training
 
     request = TrainRequest(
-        sources=[_parse_source(text) for text in sources], exclusions=exclusions, out=out, epochs=epochs or 1.0, batch_size=batch_size,
+        sources=[(repository, Path(path)) for repository, path in _repository_pairs(sources, "--source")], exclusions=exclusions, out=out, epochs=epochs or 1.0, batch_size=batch_size,
         learning_rate=learning_rate or 3e-4, validation_fraction=validation_fraction, max_repeats=max_repeats,
         drop_patterns=list(drop_patterns), max_minutes=max_minutes, device=device, base=base, synthetic=synthetic,
-        fonts=list(fonts) or None, synthetic_languages=list(synthetic_languages),
+        fonts=list(fonts) or None, synthetic_languages=list(synthetic_languages), schedule=schedule,
+        line_types=_line_types(line_types), oversample=_oversample(oversample),
     )  # fmt: skip
     report = run_training(request)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))
@@ -600,11 +607,31 @@ def _train_from_corrections(
     return learn_from_corrections(request)
 
 
-def _parse_source(text: str) -> tuple[str, Path]:
-    repository, separator, path = text.partition("=")
-    if not separator or not path:
-        raise click.BadParameter(f"{text!r}: write owner/repo=PATH", param_hint="--source")
-    return repository, Path(path)
+def _repository_pairs(texts: tuple[str, ...], option: str) -> list[tuple[str, str]]:
+    """`owner/repo=VALUE` options as pairs."""
+    pairs = []
+    for text in texts:
+        repository, separator, value = text.partition("=")
+        if not separator or not repository or not value:
+            raise click.BadParameter(f"{text!r}: write owner/repo=VALUE", param_hint=option)
+        pairs.append((repository, value))
+    return pairs
+
+
+def _line_types(texts: tuple[str, ...]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for repository, line_type in _repository_pairs(texts, "--line-type"):
+        grouped.setdefault(repository, []).append(line_type)
+    return grouped
+
+
+def _oversample(texts: tuple[str, ...]) -> dict[str, int]:
+    times = {}
+    for repository, value in _repository_pairs(texts, "--oversample"):
+        if not value.isdigit() or int(value) < 1:
+            raise click.BadParameter(f"{value!r}: a whole number of times, 1 or more", param_hint="--oversample")
+        times[repository] = int(value)
+    return times
 
 
 def main() -> None:

@@ -9,18 +9,22 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hwdaemon.training.data import LineSample, guard, load_samples, read_alto, read_page_xml
+from hwdaemon.training.data import LineSample, PageImageMissingError, guard, load_samples, read_alto, read_page_xml
 from hwdaemon.training.exclusion import ExcludedDocumentError, ExclusionList
+from hwdaemon.training.run import keep_line_types, repeat_sources
 
 ALTO = """<?xml version="1.0" encoding="UTF-8"?>
 <alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">
   <Description><sourceImageInformation><fileName>page.png</fileName></sourceImageInformation></Description>
+  <Tags>
+    <OtherTag ID="LT1" LABEL="DefaultLine:Handwritten"/><OtherTag ID="LT2" LABEL="DefaultLine:Typewritten"/>
+  </Tags>
   <Layout><Page WIDTH="400" HEIGHT="200"><PrintSpace><TextBlock>
-    <TextLine ID="l1" HPOS="20" VPOS="30" WIDTH="300" HEIGHT="40">
+    <TextLine ID="l1" TAGREFS="LT1" HPOS="20" VPOS="30" WIDTH="300" HEIGHT="40">
       <Shape><Polygon POINTS="20 30 320 30 320 70 20 70"/></Shape>
       <String CONTENT="Chère"/><SP/><String CONTENT="Émilie,"/>
     </TextLine>
-    <TextLine ID="l2" HPOS="20" VPOS="110" WIDTH="200" HEIGHT="40">
+    <TextLine ID="l2" TAGREFS="LT2" HPOS="20" VPOS="110" WIDTH="200" HEIGHT="40">
       <String CONTENT="merci"/>
     </TextLine>
   </TextBlock></PrintSpace></Page></Layout>
@@ -31,9 +35,9 @@ PAGE = """<?xml version="1.0" encoding="UTF-8"?>
 <PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">
   <Page imageFilename="page.png" imageWidth="400" imageHeight="200">
     <TextRegion id="r1"><Coords points="0,0 400,0 400,200 0,200"/>
-      <TextLine id="l1"><Coords points="20,30 320,30 320,70 20,70"/>
+      <TextLine id="l1" custom="readingOrder {index:0;} structure {type:Handwritten;}"><Coords points="20,30 320,30 320,70 20,70"/>
         <TextEquiv><Unicode>Chère Émilie,</Unicode></TextEquiv></TextLine>
-      <TextLine id="l2"><Coords points="20,110 220,110 220,150 20,150"/>
+      <TextLine id="l2" custom="structure {type:Typewritten;}"><Coords points="20,110 220,110 220,150 20,150"/>
         <TextEquiv><Unicode>merci</Unicode></TextEquiv></TextLine>
       <TextEquiv><Unicode>Chère Émilie,\nmerci</Unicode></TextEquiv>
     </TextRegion>
@@ -97,3 +101,26 @@ def test_guard_refuses_a_set_with_an_excluded_document(tmp_path: Path) -> None:
     sample = LineSample("texte", "banq-dcn/Copiste-d-un-jour", "forms/wikitexte_0135_1.xml", np.zeros((4, 4), np.uint8))
     with pytest.raises(ExcludedDocumentError, match="must never be trained on"):
         guard([sample], ExclusionList.load(rules))
+
+
+@pytest.mark.parametrize("name", ["doc.alto.xml", "doc.page.xml"])
+def test_only_the_line_types_asked_for_are_kept(page_folder: Path, name: str) -> None:
+    samples = load_samples([("owner/repo", page_folder / name)], ExclusionList(rules=()))
+    assert [sample.text for sample in keep_line_types(samples, {"owner/repo": ["Handwritten"]})] == ["Chère Émilie,"]
+    assert len(keep_line_types(samples, {"other/repo": ["Handwritten"]})) == 2  # other repositories keep everything
+
+
+def test_a_small_source_is_repeated_on_the_training_side() -> None:
+    small = LineSample("a", "small/repo", "d", np.zeros((4, 4), np.uint8))
+    big = LineSample("b", "big/repo", "d", np.zeros((4, 4), np.uint8))
+    assert [sample.text for sample in repeat_sources([small, big], {"small/repo": 3})] == ["a", "a", "a", "b"]
+
+
+def test_other_xml_is_skipped_and_an_image_named_after_the_xml_is_found(page_folder: Path) -> None:
+    (page_folder / "METS.xml").write_text('<?xml version="1.0"?><mets:mets xmlns:mets="http://www.loc.gov/METS/"/>')
+    (page_folder / "scan.alto.xml").write_text(ALTO.replace("page.png", "scan.pdf_page_1.png"))
+    with pytest.raises(PageImageMissingError, match="scan.pdf_page_1.png"):
+        load_samples([("owner/repo", page_folder / "scan.alto.xml")], ExclusionList(rules=()))
+    (page_folder / "page.png").rename(page_folder / "scan.alto.png")
+    samples = load_samples([("owner/repo", page_folder / "METS.xml"), ("owner/repo", page_folder / "scan.alto.xml")], ExclusionList(rules=()))
+    assert [sample.text for sample in samples] == ["Chère Émilie,", "merci"]

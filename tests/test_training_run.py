@@ -18,7 +18,7 @@ from hwdaemon.pipeline.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_
 from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
 from hwdaemon.plugins import Registry
 from hwdaemon.training.data import LineSample
-from hwdaemon.training.train import TrainSettings, train
+from hwdaemon.training.train import TrainSettings, learning_rate_at, planned_steps, train
 from rendering import render_lines, save
 
 TEXTS = ["Chère Émilie", "merci beaucoup", "à bientôt", "le garçon", "où est-il", "déjà vu"]
@@ -67,6 +67,16 @@ def test_interrupted_run_resumes_from_its_checkpoint(samples: list[LineSample], 
     assert [entry["epoch"] for entry in resumed.history] == [1, 2]
 
 
+def test_cosine_schedule_falls_from_the_rate_to_five_percent_over_the_planned_steps() -> None:
+    settings = TrainSettings(epochs=1.5, batch_size=16, learning_rate=2e-4, schedule="cosine")
+    total = planned_steps(160, settings)
+    assert total == 10 + 5
+    rates = [learning_rate_at(step, total, settings) for step in range(total + 1)]
+    assert rates[0] == pytest.approx(2e-4) and rates[-1] == pytest.approx(1e-5)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    assert learning_rate_at(7, total, TrainSettings(learning_rate=2e-4)) == 2e-4  # constant is the default
+
+
 def test_trained_model_reads_as_the_handwriting_recognizer(trained: tuple[Path, list[dict[str, float]]], registry: Registry) -> None:
     out, _ = trained
     config = parse_config(f"profiles:\n  mine: {{recognizer: {{type: handwriting, model_dir: '{out / 'model'}'}}}}\n", "cfg.yaml", registry)
@@ -112,3 +122,12 @@ def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     crop = page[rows.min() - 8 : rows.max() + 9, columns.min() - 8 : columns.max() + 9]  # as a detector crops a line
     ((text, confidence),) = model.read([crop])
     assert character_error_rate("The quick brown fox jumps over", text) < 0.3 and 0 < confidence <= 1
+
+
+@pytest.mark.parametrize("option, value, message", [("--oversample", "x/y=0", "whole number"), ("--line-type", "Handwritten", "owner/repo=VALUE")])
+def test_train_options_name_their_mistakes(tmp_path: Path, option: str, value: str, message: str) -> None:
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("")
+    arguments = ["train", "--source", f"x/y={tmp_path}", "--exclusions", str(rules), "--out", str(tmp_path / "run"), option, value]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 2 and message in result.output

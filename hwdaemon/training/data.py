@@ -9,6 +9,7 @@ exclusion list and drops evaluation documents; `guard` raises if one slips in.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from hwdaemon.errors import ConfigError
 from hwdaemon.training.exclusion import ExcludedDocumentError, ExclusionList
 
 Point = tuple[float, float]
+PAGE_LINE_TYPE = re.compile(r"structure\s*\{[^}]*type:\s*([^;}]+)")
 
 
 class PageImageMissingError(ConfigError):
@@ -35,6 +37,11 @@ class LineSample:
     repository: str
     document: str  # path of the source file inside its repository
     image: np.ndarray  # uint8 greyscale crop
+    line_type: str = ""  # as the XML tags it (ALTO OtherTag label, PAGE custom type), e.g. "DefaultLine:Handwritten"
+
+    def is_type(self, wanted: str) -> bool:
+        """`Handwritten` matches `DefaultLine:Handwritten` and `InterlinearLine:Handwritten`; a full label matches itself."""
+        return wanted.casefold() in {self.line_type.casefold(), self.line_type.rsplit(":", 1)[-1].casefold()}
 
 
 def crop_polygon(page: Image.Image, polygon: list[Point], margin: int = 13, grow: int = 7) -> np.ndarray:
@@ -68,9 +75,11 @@ def read_alto(xml_path: Path, repository: str, document: str, image_dir: Path | 
     """TextLine elements of an ALTO file: polygon from Shape/Polygon (else the HPOS/VPOS box), text from String CONTENT."""
     root = ElementTree.parse(xml_path).getroot()
     image = _open_page(xml_path, _alto_image_name(root), image_dir)
+    labels = {tag.get("ID", ""): tag.get("LABEL", "") for tag in root.iter() if _local(tag.tag) == "OtherTag"}
     for element in root.iter():
         if _local(element.tag) != "TextLine":
             continue
+        line_type = next((labels[ref] for ref in element.get("TAGREFS", "").split() if ref in labels), "")
         words = [child.get("CONTENT", "") for child in element.iter() if _local(child.tag) == "String"]
         text = " ".join(word for word in words if word).strip()
         polygon = next((_points(child.get("POINTS", "")) for child in element.iter() if _local(child.tag) == "Polygon"), None)
@@ -79,7 +88,7 @@ def read_alto(xml_path: Path, repository: str, document: str, image_dir: Path | 
             w, h = float(element.get("WIDTH", 0)), float(element.get("HEIGHT", 0))
             polygon = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
         if text and len(polygon) >= 3:
-            yield LineSample(text, repository, document, crop_polygon(image, polygon))
+            yield LineSample(text, repository, document, crop_polygon(image, polygon), line_type)
 
 
 def _alto_image_name(root: ElementTree.Element) -> str:
@@ -104,24 +113,27 @@ def read_page_xml(xml_path: Path, repository: str, document: str, image_dir: Pat
         unicode = next((child for child in (equiv if equiv is not None else []) if _local(child.tag) == "Unicode"), None)
         text = (unicode.text or "").strip() if unicode is not None else ""
         polygon = _points(coords.get("points", "")) if coords is not None else []
+        line_type = PAGE_LINE_TYPE.search(element.get("custom", ""))
         if text and len(polygon) >= 3:
-            yield LineSample(text, repository, document, crop_polygon(image, polygon))
+            yield LineSample(text, repository, document, crop_polygon(image, polygon), line_type.group(1) if line_type else "")
 
 
 def _open_page(xml_path: Path, name: str, image_dir: Path | None) -> Image.Image:
-    """The page image beside the XML, in `image_dir`, or anywhere below `image_dir` (eScriptorium exports split alto/ and jpg/)."""
+    """The page image beside the XML, in `image_dir`, or anywhere below `image_dir` (eScriptorium exports split alto/ and jpg/).
+
+    Failing the recorded name, an image beside the XML with the XML's own stem
+    (exports from PDFs record `page2_A.pdf_page_1.png` but ship `page2_A.png`).
+    """
     folders = [xml_path.parent] + ([image_dir] if image_dir else [])
-    for folder in folders:
-        for candidate in (folder / name, folder / Path(name).name):
-            if candidate.is_file():
-                with Image.open(candidate) as image:
-                    return image.convert("L")
-    if image_dir is not None:
+    candidates = [folder / option for folder in folders for option in (name, Path(name).name)]
+    candidates += [xml_path.with_suffix(suffix) for suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff")]
+    found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if found is None and image_dir is not None:
         found = next(image_dir.rglob(Path(name).name), None)
-        if found is not None:
-            with Image.open(found) as image:
-                return image.convert("L")
-    raise PageImageMissingError(f"{xml_path}: page image {name!r} not found beside it or under {image_dir}")
+    if found is None:
+        raise PageImageMissingError(f"{xml_path}: page image {name!r} not found beside it or under {image_dir}")
+    with Image.open(found) as image:
+        return image.convert("L")
 
 
 def read_manifest_lines(manifest: Path) -> Iterator[LineSample]:
@@ -147,16 +159,24 @@ def load_samples(sources: Iterable[tuple[str, Path]], exclusions: ExclusionList,
         document = path.name
         if exclusions.is_excluded(repository, str(path)) or exclusions.is_excluded(repository, document):
             continue
-        reader = read_page_xml if _is_page_xml(path) else read_alto
+        kind = _xml_kind(path)
+        if kind is None:
+            continue  # METS and other XML beside the transcriptions
+        reader = read_page_xml if kind == "page" else read_alto
         samples.extend(reader(path, repository, document, image_dir))
     guard(samples, exclusions)
     return samples
 
 
-def _is_page_xml(path: Path) -> bool:
+def _xml_kind(path: Path) -> str | None:
+    """"page", "alto", or None for XML that holds no transcription."""
     with path.open("rb") as stream:
-        head = stream.read(2048)
-    return b"PcGts" in head
+        head = stream.read(4096)
+    if b"<PcGts" in head or b":PcGts" in head:
+        return "page"
+    if b"<alto" in head or b":alto" in head:
+        return "alto"
+    return None
 
 
 def guard(samples: Iterable[LineSample], exclusions: ExclusionList) -> None:

@@ -39,6 +39,9 @@ class TrainRequest:
     synthetic: int = 0  # rendered lines added to the real ones
     fonts: list[Path] | None = None  # for the synthetic lines; default: the Debian handwriting fonts found
     synthetic_languages: list[str] | None = None
+    line_types: dict[str, list[str]] | None = None  # repository -> the only line types kept (e.g. Handwritten)
+    oversample: dict[str, int] | None = None  # repository -> times its training lines are repeated per epoch
+    schedule: str = "constant"
 
 
 def expand_sources(sources: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
@@ -65,6 +68,16 @@ def thin(samples: list[LineSample], max_repeats: int, drop_patterns: list[str]) 
     return kept
 
 
+def keep_line_types(samples: list[LineSample], line_types: dict[str, list[str]]) -> list[LineSample]:
+    """Where a repository is given line types, only its lines of those types (Stanford: handwriting, not typescript)."""
+    return [s for s in samples if s.repository not in line_types or any(s.is_type(wanted) for wanted in line_types[s.repository])]
+
+
+def repeat_sources(samples: list[LineSample], times: dict[str, int]) -> list[LineSample]:
+    """A small source weighs more when its lines come round several times an epoch (training side only)."""
+    return [copy for sample in samples for copy in [sample] * max(1, times.get(sample.repository, 1))]
+
+
 def split_by_document(samples: list[LineSample], fraction: float, seed: int = 1) -> tuple[list[LineSample], list[LineSample]]:
     """Hold out whole documents (never lines of a document seen in training) for validation."""
     documents = sorted({(sample.repository, sample.document) for sample in samples})
@@ -86,6 +99,7 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
         except PageImageMissingError as exc:  # snapshots of big repositories lack some images: train on the rest
             skipped += 1
             log.warning("training_document_skipped", error=str(exc))
+    samples = keep_line_types(samples, request.line_types or {})
     samples = thin(samples, request.max_repeats, request.drop_patterns or [])
     if request.synthetic:
         samples += synthetic_samples(request.synthetic, request.fonts or default_fonts(), CHARSET_V1, request.synthetic_languages or ["en"])
@@ -93,6 +107,7 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
     if not samples:
         raise NoInputError("no training lines found in the sources (after exclusions and filters)")
     training, validation = split_by_document(samples, request.validation_fraction)
+    training = repeat_sources(training, request.oversample or {})
     log.info(
         "training_data", lines=len(training), validation_lines=len(validation), dropped_unspellable=unspellable,
         synthetic=sum(1 for sample in training if sample.repository == SYNTHETIC_SOURCE),
@@ -108,7 +123,7 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
 
     settings = TrainSettings(
         epochs=request.epochs, batch_size=request.batch_size, learning_rate=request.learning_rate,
-        max_minutes=request.max_minutes, device=request.device,
+        max_minutes=request.max_minutes, device=request.device, schedule=request.schedule,
     )  # fmt: skip
     try:
         base = request.base or embedded_model_dir() / "english_g2.pth"

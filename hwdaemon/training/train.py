@@ -43,6 +43,7 @@ class TrainSettings:
     augment: bool = True
     max_minutes: float | None = None
     device: str = "auto"
+    schedule: str = "constant"  # or "cosine": the rate falls to 5% of itself by the run's last step
 
 
 @dataclass
@@ -101,6 +102,20 @@ def _batches(samples: list[LineSample], batch_size: int, rng: random.Random) -> 
     return batches
 
 
+def planned_steps(samples: int, settings: TrainSettings) -> int:
+    """Optimiser steps the whole run takes, as the loop below counts them."""
+    batches = math.ceil(samples / settings.batch_size)
+    whole, fraction = divmod(settings.epochs, 1)
+    return int(whole) * batches + (max(1, int(batches * fraction)) if fraction else 0)
+
+
+def learning_rate_at(step: int, total: int, settings: TrainSettings) -> float:
+    if settings.schedule == "constant" or total <= 0:
+        return settings.learning_rate
+    floor = 0.05
+    return settings.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total))))
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -140,6 +155,7 @@ def train(
     index = {char: position + 1 for position, char in enumerate(charset)}
     started = time.monotonic()
     total_epochs = math.ceil(settings.epochs)
+    total_steps = planned_steps(len(train_samples), settings)
 
     epoch_start_rng = rng.getstate()
 
@@ -166,6 +182,8 @@ def train(
             target_lengths = torch.tensor([len(text) for text in texts], dtype=torch.long)
             input_lengths = torch.full((len(batch),), log_probs.size(0), dtype=torch.long)
             loss = ctc(log_probs, targets, input_lengths, target_lengths)
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate_at(state.steps, total_steps, settings)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)

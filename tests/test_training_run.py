@@ -131,3 +131,14 @@ def test_train_options_name_their_mistakes(tmp_path: Path, option: str, value: s
     arguments = ["train", "--source", f"x/y={tmp_path}", "--exclusions", str(rules), "--out", str(tmp_path / "run"), option, value]
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_lines_of_a_page_come_back_in_reading_order_whatever_their_widths(registry: Registry) -> None:
+    """The recognizer batches lines by width; the result must still follow the detector's order."""
+    texts = ["The quick brown fox jumps over", "milk", "bread and tea", "Thursday"]
+    config = parse_config("profiles:\n  default: {recognizer: {type: handwriting}}\n", "cfg.yaml", registry)
+    pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
+    result = pipeline.run(Document("x.png", "0" * 64, (Page(1, render_lines(texts, font_size=40)),)))
+    assert len(result.lines) == len(texts)
+    for expected, line in zip(texts, result.lines, strict=True):  # each line reads closest to its own text
+        assert min(texts, key=lambda text: character_error_rate(text, line.text)) == expected, (expected, line.text)

@@ -61,15 +61,17 @@ class HandwritingRecognizer(Recognizer):
         return _cached_model(folder, weights.stat().st_mtime_ns if weights.is_file() else 0)
 
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
+        """Lines of similar width share a batch (less padding to compute); results come back in the boxes' order."""
         options: HandwritingOptions = self.options  # type: ignore[assignment]
         gray = as_gray(image)
         crops = [gray[box.y : box.y + box.height, box.x : box.x + box.width] for box in boxes]
         model = self._model()
-        lines: list[Line] = []
-        for start in range(0, len(crops), options.batch_size):
-            read = model.read(crops[start : start + options.batch_size])
-            lines.extend(Line(text, confidence, box.polygon) for (text, confidence), box in zip(read, boxes[start : start + options.batch_size], strict=True))
-        return lines
+        order = sorted(range(len(crops)), key=lambda index: crops[index].shape[1] / max(1, crops[index].shape[0]))
+        read: dict[int, tuple[str, float]] = {}
+        for start in range(0, len(order), options.batch_size):
+            chunk = order[start : start + options.batch_size]
+            read.update(zip(chunk, model.read([crops[index] for index in chunk]), strict=True))
+        return [Line(*read[index], box.polygon) for index, box in enumerate(boxes)]
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,95 @@
+"""The handwriting recognizer alone: model load time and seconds per line on the dev line crops.
+
+Issue #9's targets are about the recognizer, not the whole pipeline: inference
+≤ 0.1 s per line and model load ≤ 3 s on 2 CPU cores. Three figures:
+
+- cold start, in a fresh process: importing torch, then loading the model (weights + card);
+- lines one at a time (a scan with one line, the worst case per line);
+- lines in batches of 16 of similar width (a page: the recognizer batches a page's lines).
+
+    .venv/bin/python benchmarks/recognizer_speed.py [--model-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEV_DATA  # noqa: E402
+
+COLD_START = """
+import json, sys, time
+started = time.perf_counter()
+import torch
+imported = time.perf_counter()
+from hwdaemon.pipeline.crnn import load_model
+model = load_model(__import__("pathlib").Path(sys.argv[1]))
+print(json.dumps({"import_torch_s": imported - started, "load_model_s": time.perf_counter() - imported}))
+"""
+
+
+def dev_line_crops() -> list[np.ndarray]:
+    manifest = DEV_DATA / "manifest.jsonl"
+    if not manifest.is_file():
+        raise SystemExit(f"no dev data at {DEV_DATA}; set HWDAEMON_DEV_DATA")
+    items = [item for item in map(json.loads, manifest.read_text().splitlines()) if item["kind"] == "line"]
+    crops = []
+    for item in items:
+        with Image.open(DEV_DATA / item["image"]) as image:
+            crops.append(np.asarray(image.convert("L")))
+    return crops
+
+
+def main() -> None:
+    from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
+    parser.add_argument("--repeats", type=int, default=3, help="cold starts to take the median of")
+    args = parser.parse_args()
+
+    colds = [json.loads(subprocess.run([sys.executable, "-c", COLD_START, str(args.model_dir)], capture_output=True, text=True, check=True).stdout) for _ in range(args.repeats)]
+    from hwdaemon.pipeline.crnn import load_model
+
+    model = load_model(args.model_dir)
+    crops = dev_line_crops()
+    model.read(crops[:2])  # warm-up: first call allocates
+
+    single = []
+    for crop in crops:
+        started = time.perf_counter()
+        model.read([crop])
+        single.append(time.perf_counter() - started)
+
+    ordered = sorted(crops, key=lambda crop: crop.shape[1] / crop.shape[0])
+    started = time.perf_counter()
+    for start in range(0, len(ordered), 16):
+        model.read(ordered[start : start + 16])
+    batched = (time.perf_counter() - started) / len(crops)
+
+    import torch
+
+    report = {
+        "model": str(args.model_dir),
+        "lines": len(crops),
+        "torch_threads": torch.get_num_threads(),
+        "cold_import_torch_s": round(statistics.median(cold["import_torch_s"] for cold in colds), 2),
+        "cold_load_model_s": round(statistics.median(cold["load_model_s"] for cold in colds), 2),
+        "one_at_a_time_s_per_line": round(statistics.mean(single), 4),
+        "one_at_a_time_p95_s": round(sorted(single)[int(0.95 * len(single))], 4),
+        "batched_16_s_per_line": round(batched, 4),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

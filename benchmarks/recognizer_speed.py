@@ -3,7 +3,7 @@
 Issue #9's targets are about the recognizer, not the whole pipeline: inference
 ≤ 0.1 s per line and model load ≤ 3 s on 2 CPU cores. Three figures:
 
-- cold start, in a fresh process: importing torch, then loading the model (weights + card);
+- cold start, in a fresh process: importing torch, importing our code (OpenCV, numpy), loading the model (weights + card);
 - lines one at a time (a scan with one line, the worst case per line);
 - lines in batches of 16 of similar width (a page: the recognizer batches a page's lines).
 
@@ -32,8 +32,9 @@ started = time.perf_counter()
 import torch
 imported = time.perf_counter()
 from hwdaemon.pipeline.crnn import load_model
+code = time.perf_counter()
 model = load_model(__import__("pathlib").Path(sys.argv[1]))
-print(json.dumps({"import_torch_s": imported - started, "load_model_s": time.perf_counter() - imported}))
+print(json.dumps({"import_torch_s": imported - started, "import_code_s": code - imported, "load_model_s": time.perf_counter() - code}))
 """
 
 
@@ -83,6 +84,7 @@ def main() -> None:
         "lines": len(crops),
         "torch_threads": torch.get_num_threads(),
         "cold_import_torch_s": round(statistics.median(cold["import_torch_s"] for cold in colds), 2),
+        "cold_import_hwdaemon_s": round(statistics.median(cold["import_code_s"] for cold in colds), 2),
         "cold_load_model_s": round(statistics.median(cold["load_model_s"] for cold in colds), 2),
         "one_at_a_time_s_per_line": round(statistics.mean(single), 4),
         "one_at_a_time_p95_s": round(sorted(single)[int(0.95 * len(single))], 4),

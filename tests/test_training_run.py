@@ -47,6 +47,19 @@ def test_widened_output_layer_keeps_english_rows_and_seeds_accents() -> None:
     assert torch.equal(widened[CHARSET_V1.index("é") + 1], old[ENGLISH_G2_CHARSET.index("e") + 1])
 
 
+def test_our_network_is_easyocrs_layer_for_layer() -> None:
+    """english_g2's weights load into our CRNN by name and compute the same logits (we skip importing easyocr for speed)."""
+    from easyocr.model.vgg_model import Model
+
+    reference = Model(input_channel=1, output_channel=256, hidden_size=256, num_class=len(CHARSET_V1) + 1).eval()
+    ours = from_english_g2(embedded_model_dir() / "english_g2.pth").eval()
+    assert [(key, value.shape) for key, value in reference.state_dict().items()] == [(key, value.shape) for key, value in ours.state_dict().items()]
+    reference.load_state_dict(ours.state_dict())
+    images = torch.rand(2, 1, 64, 200) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(reference(images, None), ours(images, None), atol=1e-5)
+
+
 def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(trained: tuple[Path, list[dict[str, float]]]) -> None:
     out, events = trained
     losses = [event["loss"] for event in events if "loss" in event]
@@ -115,7 +128,7 @@ def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
 
     model = load_model(SHIPPED_MODEL)
-    assert model.card["name"] == "hwdaemon-handwriting-v2" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])
+    assert model.card["name"] == "hwdaemon-handwriting-v3" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])
     assert (SHIPPED_MODEL / "weights.pth").stat().st_size < 50_000_000
     page = render_lines(["The quick brown fox jumps over"], font_size=40)
     rows, columns = np.where(page < 128)

@@ -30,10 +30,50 @@ EXTRA_LATIN = "ÀÂÄÆÇÉÈÊËÎÏÔŒÙÛÜŸàâäæçéèêëîïôœùû�
 CHARSET_V1 = ENGLISH_G2_CHARSET + EXTRA_LATIN
 
 
-def build_network(num_class: int) -> nn.Module:
-    from easyocr.model.vgg_model import Model
+class BidirectionalLSTM(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, hidden_size, bidirectional=True, batch_first=True)
+        self.linear = nn.Linear(hidden_size * 2, output_size)
 
-    return Model(input_channel=1, output_channel=256, hidden_size=256, num_class=num_class)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        recurrent, _ = self.rnn(features)
+        return self.linear(recurrent)
+
+
+class CRNN(nn.Module):
+    """EasyOCR's generation-2 recognition network, layer for layer (its weights load as they are).
+
+    Our own definition rather than `easyocr.model.vgg_model.Model`: importing that
+    imports all of easyocr and torchvision, 3 s of a 3.5 s model load.
+    """
+
+    def __init__(self, num_class: int, channels: int = 256, hidden_size: int = 256) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = channels // 8, channels // 4, channels // 2, channels
+        self.FeatureExtraction = nn.Module()
+        self.FeatureExtraction.ConvNet = nn.Sequential(
+            nn.Conv2d(1, c1, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2, 2),
+            nn.Conv2d(c1, c2, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(2, 2),
+            nn.Conv2d(c2, c3, 3, 1, 1), nn.ReLU(True),
+            nn.Conv2d(c3, c3, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d((2, 1), (2, 1)),
+            nn.Conv2d(c3, c4, 3, 1, 1, bias=False), nn.BatchNorm2d(c4), nn.ReLU(True),
+            nn.Conv2d(c4, c4, 3, 1, 1, bias=False), nn.BatchNorm2d(c4), nn.ReLU(True), nn.MaxPool2d((2, 1), (2, 1)),
+            nn.Conv2d(c4, c4, 2, 1, 0), nn.ReLU(True),
+        )  # fmt: skip
+        self.AdaptiveAvgPool = nn.AdaptiveAvgPool2d((None, 1))
+        self.SequenceModeling = nn.Sequential(BidirectionalLSTM(c4, hidden_size, hidden_size), BidirectionalLSTM(hidden_size, hidden_size, hidden_size))
+        self.Prediction = nn.Linear(hidden_size, num_class)
+
+    def forward(self, images: torch.Tensor, text: object = None) -> torch.Tensor:
+        """(batch, 1, 64, width) greyscale in [-1, 1] → (batch, width/4 - 1, classes) logits."""
+        features = self.FeatureExtraction.ConvNet(images)
+        features = self.AdaptiveAvgPool(features.permute(0, 3, 1, 2)).squeeze(3)
+        return self.Prediction(self.SequenceModeling(features).contiguous())
+
+
+def build_network(num_class: int) -> nn.Module:
+    return CRNN(num_class)
 
 
 def _base_letter(char: str) -> str:

@@ -135,3 +135,20 @@ def test_scattered_notes_are_read_note_by_note(lines_detector: Detector) -> None
     assert all(box.x >= split and box.y < bottom_top for box in boxes[3:6])  # then the right one
     assert all(box.y >= bottom_top - 20 for box in boxes[6:])  # then the bottom one
     assert [box.y for box in boxes[:3]] == sorted(box.y for box in boxes[:3])
+
+
+def test_a_stamp_beside_the_lines_does_not_swallow_them(lines_detector: Detector) -> None:
+    """An official stamp (a ringed seal several lines tall) in the left margin, as on wills and forms."""
+    import cv2
+
+    lines = TEN_LINES[:4]
+    page = np.full((520, 1100), 255, dtype=np.uint8)
+    text = render_lines(lines, font_size=36, line_spacing=1.5)
+    page[40 : 40 + text.shape[0], 220 : 220 + min(text.shape[1], 880)] = text[:, :880]
+    cv2.circle(page, (110, 160), 95, 30, 6)
+    cv2.circle(page, (110, 160), 60, 30, 3)
+    cv2.line(page, (60, 110), (160, 210), 30, 5)  # the seal's inner drawing, joined to its rings
+    cv2.line(page, (60, 210), (160, 110), 30, 5)
+    boxes = lines_detector.detect(page)
+    assert len(boxes) == 4
+    assert all(box.x > 200 and box.height < 36 * 2.5 for box in boxes)  # each box one line of text, none the seal's

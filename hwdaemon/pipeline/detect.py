@@ -60,6 +60,7 @@ class LinesDetector(Detector):
         height, width = gray.shape
         mask = ink_mask(normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30))))
         mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
+        mask = _remove_graphics(mask)
         regions = reading_regions(mask)
         if len(regions) <= 1:  # the usual page: no need for a masked copy per region
             return lines_from_ink(mask, options)
@@ -212,6 +213,36 @@ def _remove_ruling(mask: Image, min_length: int) -> Image:
     rejoined = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9)))
     near_rule = cv2.dilate(ruling, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5))) > 0
     cleaned[near_rule] = rejoined[near_rule]
+    return cleaned
+
+
+GRAPHIC_HEIGHT = 4.0  # in median letter heights
+GRAPHIC_MAX_ASPECT = 1.5  # width / height
+
+
+def _remove_graphics(mask: Image) -> Image:
+    """Erase stamps, seals and drawings: single ink components many letters tall and not much wider than tall.
+
+    Beside the text they would otherwise be grouped with every line they span,
+    and their ink fills the valleys that separate those lines. Several lines
+    whose descenders touch also make a tall component, but a wide one: kept.
+    So does anything taller than 40% of the image: in a line crop, that is a word.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 2:
+        return mask  # a line crop, or one blob: nothing to compare against
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    letter_height = float(np.median(heights[heights >= 4])) if (heights >= 4).any() else 0.0
+    graphics = [
+        index for index in range(1, count)
+        if GRAPHIC_HEIGHT * letter_height <= stats[index, cv2.CC_STAT_HEIGHT] <= 0.4 * mask.shape[0]
+        and letter_height > 0
+        and stats[index, cv2.CC_STAT_WIDTH] <= GRAPHIC_MAX_ASPECT * stats[index, cv2.CC_STAT_HEIGHT]
+    ]  # fmt: skip
+    if not graphics:
+        return mask
+    cleaned = mask.copy()
+    cleaned[np.isin(labels, graphics)] = 0
     return cleaned
 
 

@@ -58,10 +58,10 @@ class ProfileConfig(Strict):
     detector: PieceConfig = PieceConfig(type="lines")
     recognizer: PieceConfig = PieceConfig(type="easyocr")
     postprocess: list[PieceConfig] = Field(default_factory=list)
-    # 0.8 measured on the dev lines with handwriting v2: confidence tracks CER closely (r = -0.91);
-    # below 0.8 flags 62 of 114 lines and catches 58 of the 67 with CER > 20%, while the lines
-    # above it average 13% CER. At 0.5 a single line was flagged.
-    review_below: float = Field(default=0.8, ge=0, le=1, description="lines read with less confidence are flagged on the review page")
+    # 0.85 measured on the dev lines with handwriting v3 (docs/accuracy.md): confidence tracks CER
+    # (r = -0.83); below 0.85 flags 63 of 114 lines and catches 48 of the 55 with CER > 20%, while
+    # the lines above it average 12% CER. v3 is surer of itself than v2: 0.8 would catch 37 of 55.
+    review_below: float = Field(default=0.85, ge=0, le=1, description="lines read with less confidence are flagged on the review page")
 
 
 class ModelsConfig(Strict):

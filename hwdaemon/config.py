@@ -188,6 +188,10 @@ class Config(Strict):
         except KeyError:
             raise ConfigError(f"{self.source}: no profile {name!r}; defined: {', '.join(sorted(self.profiles))}") from None
 
+    def review_below(self, profile: str) -> float:
+        """The profile's review threshold; the default for a job whose profile was since removed from the config."""
+        return self.profiles.get(profile, ProfileConfig()).review_below
+
 
 def load_config(path: Path | None, registry: Registry) -> Config:
     """Read `path` (or the embedded default when None), validate it and its plugins' options."""

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from hwdaemon.config import ProfileConfig
 from hwdaemon.daemon.files import move_into, write_error_report
 from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER
 from hwdaemon.daemon.previews import encode_previews, save_previews
@@ -81,7 +80,7 @@ def record_success(service: Service, store: Store, job: Job, result: Result, pre
     sinks = inbox.sinks if inbox else []
     if previews:
         save_previews(previews, runtime.config.state_dir, job.id)
-    review_below = runtime.config.profiles.get(job.profile, ProfileConfig()).review_below
+    review_below = runtime.config.review_below(job.profile)
     needs_review = any(line.confidence < review_below for line in result.lines)
     store.finish_job(job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required")
     service.deliveries_available.set()

@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from hwdaemon.config import Config, ProfileConfig
+from hwdaemon.config import Config
 from hwdaemon.daemon.previews import preview_path
 from hwdaemon.daemon.runtime import inbox_key_of
 from hwdaemon.daemon.store import JobState, ReviewFilter, Store
@@ -90,7 +90,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
                 "reviews": REVIEW_FILTERS,
                 "page_url": lambda number: "/jobs?" + urlencode({**base, "page": number}),
                 "name_of": lambda path: Path(path).name,
-                "threshold_of": lambda profile: _threshold(config_of(), profile),
+                "threshold_of": lambda profile: config_of().review_below(profile),
             },
         )
 
@@ -129,7 +129,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
                 "revisions": revisions,
                 "changes": changes,
                 "deliveries": deliveries,
-                "threshold": _threshold(config_of(), row.job.profile),
+                "threshold": config_of().review_below(row.job.profile),
                 "has_preview": has_preview,
                 "newer": newer,
                 "older": older,
@@ -257,11 +257,6 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=gate)])
-
-
-def _threshold(config: Config, profile: str) -> float:
-    found = config.profiles.get(profile)
-    return (found or ProfileConfig()).review_below
 
 
 def _words_file(config: Config, profile: str) -> UserWordsFile | None:

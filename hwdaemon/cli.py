@@ -456,12 +456,20 @@ def redeliver(delivery_id: int | None, all_failed: bool, config_path: Path | Non
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--profile", "profiles", multiple=True, help="Profile to evaluate; repeat to compare (default: default).")
 @click.option("--kind", "kinds", multiple=True, help="Only items of this kind (line, page, word); repeatable.")
+@click.option("--lang", "languages", multiple=True, help="Only items in this language (the manifest's lang), e.g. to read them with a profile set to it; repeatable.")
 @click.option("--limit", type=int, help="Only the first N items (after filtering).")
 @click.option("--readings", type=click.Path(dir_okay=False, path_type=Path), help="Write every item's truth and reading here (JSON Lines).")
 @CONFIG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def evaluate_command(
-    manifest: Path, profiles: tuple[str, ...], kinds: tuple[str, ...], limit: int | None, readings: Path | None, config_path: Path | None, as_json: bool
+    manifest: Path,
+    profiles: tuple[str, ...],
+    kinds: tuple[str, ...],
+    languages: tuple[str, ...],
+    limit: int | None,
+    readings: Path | None,
+    config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Measure profiles on labelled scans: CER, WER, seconds per item, peak memory.
 
@@ -475,9 +483,10 @@ def evaluate_command(
 
     configure_logging("warning")
     config, registry = _load(config_path)
-    items = [item for item in read_manifest(manifest) if not kinds or item.kind in kinds][:limit]
+    items = [item for item in read_manifest(manifest) if (not kinds or item.kind in kinds) and (not languages or item.lang in languages)][:limit]
     if not items:
-        raise NoInputError(f"{manifest}: no items{' of kind ' + ', '.join(kinds) if kinds else ''}")
+        wanted = " ".join(part for part in (f"of kind {', '.join(kinds)}" if kinds else "", f"in {', '.join(languages)}" if languages else "") if part)
+        raise NoInputError(f"{manifest}: no items{' ' + wanted if wanted else ''}")
     reports = []
     for name in profiles or ("default",):
         pipeline = Pipeline.from_profile(name, config.profile(name), config.models, registry)

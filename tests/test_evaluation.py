@@ -89,3 +89,13 @@ def test_eval_command_on_dev_lines_prints_a_table(dev_manifest: list[dict[str, s
     assert report["profile"] == "default" and report["all"]["items"] == 3
     assert 0 <= report["all"]["cer"] <= 1.5 and report["peak_rss_mb"] > 100
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3
+
+
+def test_eval_reads_only_the_languages_asked_for(manifest: Path) -> None:
+    """`--lang fr` lets a French profile read the French items alone (its decoder spells French)."""
+    outcome = CliRunner().invoke(cli, ["eval", str(manifest), "--lang", "fr", "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads(outcome.stdout)[0]
+    assert report["all"]["items"] == 1 and [group["lang"] for group in report["groups"]] == ["fr"]
+    missing = CliRunner().invoke(cli, ["eval", str(manifest), "--lang", "de", "--kind", "line"])
+    assert missing.exit_code != 0 and "no items of kind line in de" in missing.output

@@ -14,6 +14,7 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -28,6 +29,8 @@ ENGLISH_G2_CHARSET = "0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €ABCDEFGHIJ
 # Letters and marks that English, French, German, Spanish and Italian handwriting needs beyond english_g2.
 EXTRA_LATIN = "ÀÂÄÆÇÉÈÊËÎÏÔŒÙÛÜŸàâäæçéèêëîïôœùûüÿÁÍÑÓÚáíñóúÖößÌÒìò«»’‘“”°§£–—…"
 CHARSET_V1 = ENGLISH_G2_CHARSET + EXTRA_LATIN
+# Turns one crop's (steps, classes) softmax output into text, given the charset (beamsearch.BeamDecoder).
+TextDecoder = Callable[[np.ndarray, str], str]
 
 
 class BidirectionalLSTM(nn.Module):
@@ -107,17 +110,31 @@ class HandwritingModel:
     charset: str
     card: dict[str, Any]
 
-    def read(self, crops: list[np.ndarray], max_width: int = 2400) -> list[tuple[str, float]]:
-        """Text and confidence for each greyscale line crop."""
+    def read(self, crops: list[np.ndarray], decoder: TextDecoder | None = None, max_width: int = 2400) -> list[tuple[str, float]]:
+        """Text and confidence for each greyscale line crop; greedy decoding unless a decoder is given.
+
+        The confidence is always the greedy path's (mean best-class probability of the
+        kept steps): it measures how sure the network is, whichever decoder spells the
+        text, so review thresholds keep their meaning.
+        """
+        results = []
+        for probabilities in self.probabilities(crops, max_width):
+            text, confidence = greedy(probabilities, self.charset)
+            results.append((text if decoder is None else decoder(probabilities, self.charset), confidence))
+        return results
+
+    def probabilities(self, crops: list[np.ndarray], max_width: int = 2400) -> list[np.ndarray]:
+        """Per crop, its (steps, classes) softmax output, without the steps computed over another crop's padding."""
         if not crops:
             return []
         was_training = self.network.training
         self.network.eval()
         device = next(self.network.parameters()).device
+        batch, widths = to_batch(crops, max_width)
         with torch.inference_mode():
-            logits = self.network(to_batch(crops, max_width).to(device), None)
+            output = self.network(batch.to(device), None).softmax(dim=2).cpu().numpy()
         self.network.train(was_training)
-        return decode(logits.cpu(), self.charset)
+        return [rows[: max(1, width // 4 - 1)] for rows, width in zip(output, widths, strict=True)]
 
 
 def save_model(network: nn.Module, charset: str, folder: Path, card: dict[str, Any]) -> None:
@@ -148,28 +165,22 @@ def resize_to_height(crop: np.ndarray, height: int = HEIGHT, max_width: int = 24
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if rows > height else cv2.INTER_CUBIC)
 
 
-def to_batch(crops: list[np.ndarray], max_width: int = 2400) -> torch.Tensor:
-    """Crops → (N, 1, 64, W) in [-1, 1], right-padded with each crop's last column, as EasyOCR does."""
+def to_batch(crops: list[np.ndarray], max_width: int = 2400) -> tuple[torch.Tensor, list[int]]:
+    """Crops → (N, 1, 64, W) in [-1, 1], right-padded with each crop's last column as EasyOCR does; and each crop's width."""
     resized = [resize_to_height(crop, HEIGHT, max_width) for crop in crops]
     width = max(image.shape[1] for image in resized)
     batch = np.empty((len(resized), 1, HEIGHT, width), dtype=np.float32)
     for index, image in enumerate(resized):
         batch[index, 0, :, : image.shape[1]] = image
         batch[index, 0, :, image.shape[1] :] = image[:, -1:]
-    return torch.from_numpy(batch / 127.5 - 1.0)
+    return torch.from_numpy(batch / 127.5 - 1.0), [image.shape[1] for image in resized]
 
 
-def decode(logits: torch.Tensor, charset: str) -> list[tuple[str, float]]:
-    """Greedy CTC: best class per step, repeats collapsed, blanks dropped; confidence = mean of kept maxima."""
-    probabilities = logits.softmax(dim=2)
-    best, indices = probabilities.max(dim=2)
-    results = []
-    for row_best, row_indices in zip(best.tolist(), indices.tolist(), strict=True):
-        characters, kept, previous = [], [], 0
-        for probability, index in zip(row_best, row_indices, strict=True):
-            if index != 0 and index != previous:
-                characters.append(charset[index - 1])
-                kept.append(probability)
-            previous = index
-        results.append(("".join(characters), float(np.mean(kept)) if kept else 0.0))
-    return results
+def greedy(probabilities: np.ndarray, charset: str) -> tuple[str, float]:
+    """Best class per step, repeats collapsed, blanks dropped; confidence = mean probability of the kept steps."""
+    best = probabilities.argmax(axis=1)
+    keep = (best != 0) & np.concatenate(([True], best[1:] != best[:-1]))
+    if not keep.any():
+        return "", 0.0
+    kept = best[keep]
+    return "".join(charset[index - 1] for index in kept.tolist()), float(probabilities[keep, kept].mean())

@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
+from hwdaemon.pipeline import charlm
+from hwdaemon.pipeline.beamsearch import BeamDecoder, BeamSettings
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
 
@@ -29,6 +31,12 @@ class HandwritingOptions(PieceOptions):
         " `train --from-corrections` when one is installed, else the shipped model",
     )
     batch_size: int = Field(default=16, ge=1, le=256)
+    decoder: Literal["beam", "greedy"] = Field(
+        default="beam", description="beam: weigh the network's readings against the profile's languages' spelling; greedy: its best guess per step"
+    )
+    beam_width: int = Field(default=8, ge=1, le=64, description="readings kept at each step; wider is slower and rarely better")
+    lm_weight: float = Field(default=0.3, ge=0, le=5, description="how much the language model counts against the network")
+    length_bonus: float = Field(default=1.0, ge=-5, le=5, description="log-score per character, against the model's bias for short readings")
 
 
 class HandwritingRecognizer(Recognizer):
@@ -41,9 +49,12 @@ class HandwritingRecognizer(Recognizer):
         for name in ("model.json", "weights.pth"):
             if not (folder / name).is_file():
                 raise ModelMissingError(f"missing model file {folder / name}; train one with `hwdaemon train` or set the recognizer's model_dir")
+        if self.options.decoder == "beam":  # type: ignore[attr-defined]
+            charlm.check_languages(self.context.languages)
 
     def load(self) -> None:
         self._model()
+        self._decoder()
 
     def model_dir(self) -> Path:
         """The folder read from; checked per call, so a model installed by `train --from-corrections` is used from the next job."""
@@ -60,17 +71,24 @@ class HandwritingRecognizer(Recognizer):
         weights = folder / "weights.pth"
         return _cached_model(folder, weights.stat().st_mtime_ns if weights.is_file() else 0)
 
+    def _decoder(self) -> BeamDecoder | None:
+        options: HandwritingOptions = self.options  # type: ignore[assignment]
+        if options.decoder == "greedy":
+            return None
+        settings = BeamSettings(beam_width=options.beam_width, lm_weight=options.lm_weight, length_bonus=options.length_bonus)
+        return BeamDecoder(charlm.for_languages(tuple(self.context.languages)), settings)
+
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
         """Lines of similar width share a batch (less padding to compute); results come back in the boxes' order."""
         options: HandwritingOptions = self.options  # type: ignore[assignment]
         gray = as_gray(image)
         crops = [gray[box.y : box.y + box.height, box.x : box.x + box.width] for box in boxes]
-        model = self._model()
+        model, decoder = self._model(), self._decoder()
         order = sorted(range(len(crops)), key=lambda index: crops[index].shape[1] / max(1, crops[index].shape[0]))
         read: dict[int, tuple[str, float]] = {}
         for start in range(0, len(order), options.batch_size):
             chunk = order[start : start + options.batch_size]
-            read.update(zip(chunk, model.read([crops[index] for index in chunk]), strict=True))
+            read.update(zip(chunk, model.read([crops[index] for index in chunk], decoder), strict=True))
         return [Line(*read[index], box.polygon) for index, box in enumerate(boxes)]
 
 

@@ -176,7 +176,7 @@ def train(
                 continue  # done before the interruption
             images = [augment(sample.image, rng) if settings.augment else sample.image for sample in batch]
             texts = [unicodedata.normalize("NFC", sample.text) for sample in batch]
-            inputs = to_batch(images, settings.max_width).to(device)
+            inputs = to_batch(images, settings.max_width)[0].to(device)
             log_probs = network(inputs, None).log_softmax(2).permute(1, 0, 2)
             targets = torch.tensor([index[char] for text in texts for char in text], dtype=torch.long)
             target_lengths = torch.tensor([len(text) for text in texts], dtype=torch.long)

@@ -1,0 +1,102 @@
+"""The beam decoder: a character language model of words, and CTC prefix beam search that listens to it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import character_error_rate
+from hwdaemon.config import parse_config
+from hwdaemon.errors import ConfigError
+from hwdaemon.model import Document, Page
+from hwdaemon.pipeline import Pipeline, charlm
+from hwdaemon.pipeline.beamsearch import BeamSettings, beam_search
+from hwdaemon.plugins import Registry
+from rendering import render_lines
+
+WORDS = [("hello", 50.0), ("help", 20.0), ("yellow", 10.0), ("world", 30.0), ("word", 15.0), ("don't", 5.0)]
+CHARSET = " 'dehlorwy"
+
+
+@pytest.fixture(scope="module")
+def small_model() -> charlm.CharLanguageModel:
+    return charlm.train(WORDS, order=4)
+
+
+def steps(*columns: dict[str, float]) -> np.ndarray:
+    """A (steps, classes) softmax output: each step's listed characters get their probability, the blank the rest."""
+    rows = np.full((len(columns), len(CHARSET) + 1), 1e-6)
+    for row, column in zip(rows, columns, strict=True):
+        for character, probability in column.items():
+            row[CHARSET.index(character) + 1] = probability
+        row[0] = max(1e-6, 1 - sum(column.values()))
+    return rows / rows.sum(axis=1, keepdims=True)
+
+
+def test_probabilities_after_a_context_sum_to_one() -> None:
+    """Witten–Bell in backoff form must still be a distribution, for seen and unseen contexts alike.
+
+    Every symbol of the alphabet, plus the one slot the floor keeps for a symbol never
+    seen ("§" stands for it), must share exactly all the mass.
+    """
+    model = charlm.train([(word, 1.0) for word, _ in WORDS], order=4)
+    alphabet = {charlm.symbol(character) for word, _ in WORDS for character in word} | {charlm.BOUNDARY}
+    for context in ["#", "#he", "#hel", "wor", "#zz", ""]:
+        total = sum(math.exp(model.log_probability(context, symbol)) for symbol in alphabet | {"§"})
+        assert total == pytest.approx(1.0, abs=1e-9), context
+
+
+def test_a_word_outscores_its_misspelling_and_case_and_punctuation_are_folded(small_model: charlm.CharLanguageModel) -> None:
+    assert small_model.text_log_probability("hello world") > small_model.text_log_probability("hrllo wordl") + 5
+    assert small_model.text_log_probability("Hello, World!") == pytest.approx(small_model.text_log_probability("hello world"))
+    assert small_model.text_log_probability("don’t") == pytest.approx(small_model.text_log_probability("don't"))
+
+
+def test_the_language_model_settles_what_the_network_half_saw(small_model: charlm.CharLanguageModel) -> None:
+    # The network is unsure whether the fourth letter is an l or an r, and leans to r.
+    output = steps({"h": 0.9}, {"e": 0.9}, {"l": 0.9}, {}, {"r": 0.5, "l": 0.4}, {"o": 0.9})
+    assert beam_search(output, CHARSET, small_model, BeamSettings(lm_weight=0.0, length_bonus=0.0)) == "helro"
+    assert beam_search(output, CHARSET, small_model, BeamSettings(lm_weight=1.0, length_bonus=0.0)) == "hello"
+
+
+def test_a_held_character_is_one_and_a_blank_between_makes_two(small_model: charlm.CharLanguageModel) -> None:
+    held = steps({"w": 0.9}, {"o": 0.9}, {"o": 0.9}, {"r": 0.9}, {"d": 0.9})
+    assert beam_search(held, CHARSET, small_model, BeamSettings(lm_weight=0.0, length_bonus=0.0)) == "word"
+    separated = steps({"w": 0.9}, {"o": 0.9}, {}, {"o": 0.9}, {"r": 0.9}, {"d": 0.9})
+    assert beam_search(separated, CHARSET, small_model, BeamSettings(lm_weight=0.0, length_bonus=0.0)) == "woord"
+
+
+def test_all_blank_output_reads_as_nothing(small_model: charlm.CharLanguageModel) -> None:
+    assert beam_search(steps({}, {}, {}), CHARSET, small_model, BeamSettings()) == ""
+
+
+def test_a_profile_language_without_a_word_list_is_named() -> None:
+    with pytest.raises(ConfigError, match="'ja'.*decoder: greedy"):
+        charlm.check_languages(["en", "ja"])
+
+
+def test_profile_languages_each_weigh_the_same(small_model: charlm.CharLanguageModel) -> None:
+    """In an [en, fr] profile a French word is not drowned by the English counts."""
+    mixed = charlm.for_languages(("en", "fr"), words=5000)
+    english = charlm.for_languages(("en",), words=5000)
+    assert mixed.text_log_probability("maison") > english.text_log_probability("maison") + 3
+    assert mixed.text_log_probability("house") > mixed.text_log_probability("hsuoe") + 5
+
+
+@pytest.mark.parametrize("decoder", ["beam", "greedy"])
+def test_both_decoders_read_a_rendered_line(decoder: str, registry: Registry) -> None:
+    config = parse_config(f"profiles:\n  default: {{recognizer: {{type: handwriting, decoder: {decoder}}}}}\n", "cfg.yaml", registry)
+    pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
+    pipeline.check_ready()
+    result = pipeline.run(Document("x.png", "0" * 64, (Page(1, render_lines(["The quick brown fox jumps over"], font_size=40)),)))
+    (line,) = result.lines
+    assert character_error_rate("The quick brown fox jumps over", line.text) < 0.3 and 0 < line.confidence <= 1
+
+
+def test_check_config_names_a_language_the_beam_decoder_cannot_spell(registry: Registry) -> None:
+    config = parse_config("profiles:\n  default: {languages: [ja], recognizer: handwriting}\n", "cfg.yaml", registry)
+    pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
+    with pytest.raises(ConfigError, match="'ja'"):
+        pipeline.check_ready()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,18 @@ def test_profile_languages_each_weigh_the_same(small_model: charlm.CharLanguageM
     english = charlm.for_languages(("en",), words=5000)
     assert mixed.text_log_probability("maison") > english.text_log_probability("maison") + 3
     assert mixed.text_log_probability("house") > mixed.text_log_probability("hsuoe") + 5
+
+
+def test_a_built_model_is_cached_and_a_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = charlm.for_languages(("fr",), words=300)
+    (cache,) = (tmp_path / "hwdaemon").glob("charlm-*-fr-300-6-*.json.gz")
+    charlm.for_languages.cache_clear()
+    assert charlm.for_languages(("fr",), words=300).log_probabilities == built.log_probabilities
+    cache.write_bytes(b"not gzip")
+    charlm.for_languages.cache_clear()
+    assert charlm.for_languages(("fr",), words=300).text_log_probability("maison") == pytest.approx(built.text_log_probability("maison"))
+    assert cache.read_bytes() != b"not gzip"  # written again
 
 
 @pytest.mark.parametrize("decoder", ["beam", "greedy"])

@@ -6,7 +6,8 @@ models letters inside words only: every character that is not a letter or an
 apostrophe is a word boundary, and a word's first letter is predicted from the
 boundary. Letters are folded to lower case (a capital is not less likely).
 Smoothing is interpolated Witten–Bell, stored in backoff form: one dictionary of
-seen n-grams and one of backoff weights, as an ARPA file would hold them.
+seen n-grams and one of backoff weights, as an ARPA file would hold them. Built
+once per machine and kept in ~/.cache/hwdaemon ($XDG_CACHE_HOME), as JSON.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import functools
 import gzip
 import json
 import math
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.resources import files
+from pathlib import Path
 
 from hwdaemon.errors import ConfigError
 
@@ -79,56 +82,84 @@ class CharLanguageModel:
 
 def train(words: Iterable[tuple[str, float]], order: int = 6) -> CharLanguageModel:
     """Witten–Bell n-grams over `#word#` sequences, each word counted with its weight."""
-    counts: list[dict[str, dict[str, float]]] = [defaultdict(lambda: defaultdict(float)) for _ in range(order)]
-    alphabet: set[str] = {BOUNDARY}
+    counts: dict[str, float] = defaultdict(float)  # n-gram (context + symbol) → weighted count
     for word, weight in words:
-        symbols = BOUNDARY + "".join(symbol(character) for character in word) + BOUNDARY
+        symbols = BOUNDARY + "".join(map(symbol, word)) + BOUNDARY
         if BOUNDARY in symbols[1:-1]:
             continue
-        alphabet.update(symbols)
-        for end in range(1, len(symbols)):
-            for length in range(order):
-                start = end - length
-                if start < 0:
-                    break
-                counts[length][symbols[start:end]][symbols[end]] += weight
+        for end in range(2, len(symbols) + 1):
+            for start in range(max(0, end - order), end):
+                counts[symbols[start:end]] += weight
+    totals: dict[str, float] = defaultdict(float)
+    distinct: dict[str, int] = defaultdict(int)
+    for ngram, count in counts.items():
+        totals[ngram[:-1]] += count
+        distinct[ngram[:-1]] += 1
+    alphabet = {ngram for ngram in counts if len(ngram) == 1}
     log_floor = -math.log(len(alphabet) + 1)
+    log_backoffs = {context: math.log(distinct[context] / (total + distinct[context])) for context, total in totals.items()}
     log_probabilities: dict[str, float] = {}
-    log_backoffs: dict[str, float] = {}
-    for length in range(order):
-        for context, followers in counts[length].items():
-            total, distinct = sum(followers.values()), len(followers)
-            left = distinct / (total + distinct)
-            for follower, count in followers.items():
-                lower = math.exp(_lower_order(log_probabilities, context[1:], follower, log_floor)) if context else math.exp(log_floor)
-                log_probabilities[context + follower] = math.log(count / (total + distinct) + left * lower)
-            log_backoffs[context] = math.log(left)
+    for ngram in sorted(counts, key=len):  # shorter first: each n-gram interpolates with the one without its first symbol
+        context = ngram[:-1]
+        lower = log_probabilities[ngram[1:]] if context else log_floor
+        total, left = totals[context], math.exp(log_backoffs[context])
+        log_probabilities[ngram] = math.log(counts[ngram] / (total + distinct[context]) + left * math.exp(lower))
     return CharLanguageModel(order=order, log_probabilities=log_probabilities, log_backoffs=log_backoffs, log_floor=log_floor)
 
 
-def _lower_order(log_probabilities: dict[str, float], context: str, follower: str, log_floor: float) -> float:
-    while context + follower not in log_probabilities:
-        if not context:
-            return log_floor
-        context = context[1:]
-    return log_probabilities[context + follower]
+CACHE_VERSION = 1
 
 
 @functools.cache
 def for_languages(languages: tuple[str, ...], words: int = 30_000, order: int = 6) -> CharLanguageModel:
-    """The model for a profile's languages, built on first use (about 2 s a language).
+    """The model for a profile's languages: built once (about 2 s a language), then read from the user's cache.
 
     Each language contributes its `words` most frequent words, weighted so that
     every language carries the same total: a French word is not drowned by
     English counts in an `[en, fr]` profile.
     """
+    check_languages(languages)
+    stamp = sum(_word_list(language).stat().st_size for language in languages) % 1_000_000  # a new word list, a new file
+    cache = _cache_dir() / f"charlm-v{CACHE_VERSION}-{'-'.join(languages)}-{words}-{order}-{stamp}.json.gz"
+    cached = _read_cache(cache, order)
+    if cached is not None:
+        return cached
     weighted: list[tuple[str, float]] = []
     for language in languages:
         ranked = _frequent_words(language, words)
         total = sum(frequency for _, frequency in ranked)
         weighted.extend((word, frequency / total) for word, frequency in ranked)
     smallest = min(weight for _, weight in weighted)
-    return train(((word, weight / smallest) for word, weight in weighted), order)
+    model = train(((word, weight / smallest) for word, weight in weighted), order)
+    _write_cache(cache, model)
+    return model
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwdaemon"
+
+
+def _read_cache(path: Path, order: int) -> CharLanguageModel | None:
+    """A damaged or foreign cache file is rebuilt, never trusted (JSON: reading it runs no code)."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as stream:
+            stored = json.load(stream)
+        return CharLanguageModel(order=order, log_probabilities=stored["log_probabilities"], log_backoffs=stored["log_backoffs"], log_floor=float(stored["log_floor"]))
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return None
+
+
+def _write_cache(path: Path, model: CharLanguageModel) -> None:
+    """Best effort: a read-only home only means building again next start."""
+    stored = {"log_probabilities": model.log_probabilities, "log_backoffs": model.log_backoffs, "log_floor": model.log_floor}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with gzip.open(temporary, "wt", encoding="utf-8", compresslevel=3) as stream:
+            json.dump(stored, stream, separators=(",", ":"))
+        temporary.replace(path)
+    except OSError:
+        pass
 
 
 def check_languages(languages: Iterable[str]) -> None:
@@ -140,8 +171,11 @@ def check_languages(languages: Iterable[str]) -> None:
             )
 
 
+def _word_list(language: str) -> Path:
+    return Path(str(files("spellchecker") / "resources" / f"{language}.json.gz"))
+
+
 def _frequent_words(language: str, words: int) -> list[tuple[str, int]]:
-    check_languages([language])
-    with gzip.open(str(files("spellchecker") / "resources" / f"{language}.json.gz"), "rt", encoding="utf-8") as stream:
+    with gzip.open(_word_list(language), "rt", encoding="utf-8") as stream:
         frequencies: dict[str, int] = json.load(stream)
     return sorted(frequencies.items(), key=lambda item: -item[1])[:words]

@@ -13,7 +13,7 @@ from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
 from hwdaemon.pipeline import charlm
-from hwdaemon.pipeline.beamsearch import BeamDecoder, BeamSettings
+from hwdaemon.pipeline.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
 
@@ -34,9 +34,9 @@ class HandwritingOptions(PieceOptions):
     decoder: Literal["beam", "greedy"] = Field(
         default="beam", description="beam: weigh the network's readings against the profile's languages' spelling; greedy: its best guess per step"
     )
-    beam_width: int = Field(default=8, ge=1, le=64, description="readings kept at each step; wider is slower and rarely better")
-    lm_weight: float = Field(default=0.3, ge=0, le=5, description="how much the language model counts against the network")
-    length_bonus: float = Field(default=1.0, ge=-5, le=5, description="log-score per character, against the model's bias for short readings")
+    beam_width: int = Field(default=DEFAULT_SETTINGS.beam_width, ge=1, le=64, description="readings kept at each step; wider is slower and rarely better")
+    lm_weight: float = Field(default=DEFAULT_SETTINGS.lm_weight, ge=0, le=5, description="how much the language model counts against the network")
+    length_bonus: float = Field(default=DEFAULT_SETTINGS.length_bonus, ge=-5, le=5, description="log-score per character, against the model's bias for short readings")
 
 
 class HandwritingRecognizer(Recognizer):

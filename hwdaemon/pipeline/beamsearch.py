@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwdaemon.pipeline.charlm import BOUNDARY, CharLanguageModel, symbol
+from hwdaemon.pipeline.charlm import BOUNDARY, CharLanguageModel
 
 _NEGATIVE_INFINITY = -math.inf
 
@@ -86,20 +86,11 @@ def beam_search(probabilities: np.ndarray, charset: str, language_model: CharLan
                 extended_text = text + character
                 extended = following.get(extended_text)
                 if extended is None:
-                    context, score = _advance(language_model, prefix.lm_context, prefix.lm_score, character)
-                    extended = following[extended_text] = _Prefix(_NEGATIVE_INFINITY, _NEGATIVE_INFINITY, class_index, context, score)
+                    context, step = language_model.advance(prefix.lm_context, character)
+                    extended = following[extended_text] = _Prefix(_NEGATIVE_INFINITY, _NEGATIVE_INFINITY, class_index, context, prefix.lm_score + step)
                 extended.ends_character = _log_add(extended.ends_character, reach + row[class_index])
         beams = dict(sorted(following.items(), key=lambda item: -_ranking(item[0], item[1], settings))[: settings.beam_width])
     return max(beams.items(), key=lambda item: _final_ranking(item[0], item[1], language_model, settings))[0]
-
-
-def _advance(language_model: CharLanguageModel, context: str, score: float, character: str) -> tuple[str, float]:
-    next_symbol = symbol(character)
-    if next_symbol == BOUNDARY:
-        if context.endswith(BOUNDARY):
-            return context, score  # spaces and punctuation after a boundary cost nothing more
-        return BOUNDARY, score + language_model.log_probability(context, BOUNDARY)
-    return context + next_symbol, score + language_model.log_probability(context, next_symbol)
 
 
 def _ranking(text: str, prefix: _Prefix, settings: BeamSettings) -> float:
@@ -108,5 +99,5 @@ def _ranking(text: str, prefix: _Prefix, settings: BeamSettings) -> float:
 
 def _final_ranking(text: str, prefix: _Prefix, language_model: CharLanguageModel, settings: BeamSettings) -> float:
     """The line's end closes its last word: a word cut short scores lower than a whole one."""
-    _, closed = _advance(language_model, prefix.lm_context, prefix.lm_score, " ")
-    return prefix.network_score() + settings.lm_weight * closed + settings.length_bonus * len(text)
+    _, closing = language_model.advance(prefix.lm_context, " ")
+    return prefix.network_score() + settings.lm_weight * (prefix.lm_score + closing) + settings.length_bonus * len(text)

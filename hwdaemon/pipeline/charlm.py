@@ -20,13 +20,12 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 
 from hwdaemon.errors import ConfigError
+from hwdaemon.pipeline import wordlists
 
 BOUNDARY = "#"
-LM_LANGUAGES = frozenset({"ar", "de", "en", "es", "eu", "fa", "fr", "it", "lv", "nl", "pt", "ru"})
 
 
 def symbol(character: str) -> str:
@@ -68,15 +67,25 @@ class CharLanguageModel:
                 return penalty + self.log_floor
             context = context[1:]
 
+    def advance(self, context: str, character: str) -> tuple[str, float]:
+        """One character read after `context` (symbols): the new context, and ln P of that step.
+
+        A boundary closes the word and starts the next one's context afresh; spaces and
+        punctuation after a boundary cost nothing more.
+        """
+        next_symbol = symbol(character)
+        if next_symbol == BOUNDARY:
+            if context.endswith(BOUNDARY):
+                return context, 0.0
+            return BOUNDARY, self.log_probability(context, BOUNDARY)
+        return context + next_symbol, self.log_probability(context, next_symbol)
+
     def text_log_probability(self, text: str) -> float:
-        """ln P of a whole text's words (boundaries after boundaries are free); for tests and tuning."""
+        """ln P of a whole text's words; for tests and tuning."""
         total, context = 0.0, BOUNDARY
         for character in text + " ":
-            current = symbol(character)
-            if current == BOUNDARY and context.endswith(BOUNDARY):
-                continue
-            total += self.log_probability(context, current)
-            context = BOUNDARY if current == BOUNDARY else context + current
+            context, step = self.advance(context, character)
+            total += step
         return total
 
 
@@ -119,14 +128,14 @@ def for_languages(languages: tuple[str, ...], words: int = 30_000, order: int = 
     English counts in an `[en, fr]` profile.
     """
     check_languages(languages)
-    stamp = sum(_word_list(language).stat().st_size for language in languages) % 1_000_000  # a new word list, a new file
+    stamp = sum(wordlists.path(language).stat().st_size for language in languages) % 1_000_000  # a new word list, a new file
     cache = _cache_dir() / f"charlm-v{CACHE_VERSION}-{'-'.join(languages)}-{words}-{order}-{stamp}.json.gz"
     cached = _read_cache(cache, order)
     if cached is not None:
         return cached
     weighted: list[tuple[str, float]] = []
     for language in languages:
-        ranked = _frequent_words(language, words)
+        ranked = wordlists.ranked(language)[:words]
         total = sum(frequency for _, frequency in ranked)
         weighted.extend((word, frequency / total) for word, frequency in ranked)
     smallest = min(weight for _, weight in weighted)
@@ -164,18 +173,8 @@ def _write_cache(path: Path, model: CharLanguageModel) -> None:
 
 def check_languages(languages: Iterable[str]) -> None:
     for language in languages:
-        if language not in LM_LANGUAGES:
+        if language not in wordlists.LANGUAGES:
             raise ConfigError(
                 f"no word list for language {language!r} to build the beam decoder's language model from;"
-                f" available: {', '.join(sorted(LM_LANGUAGES))} (or set the recognizer's decoder: greedy)"
+                f" available: {', '.join(sorted(wordlists.LANGUAGES))} (or set the recognizer's decoder: greedy)"
             )
-
-
-def _word_list(language: str) -> Path:
-    return Path(str(files("spellchecker") / "resources" / f"{language}.json.gz"))
-
-
-def _frequent_words(language: str, words: int) -> list[tuple[str, int]]:
-    with gzip.open(_word_list(language), "rt", encoding="utf-8") as stream:
-        frequencies: dict[str, int] = json.load(stream)
-    return sorted(frequencies.items(), key=lambda item: -item[1])[:words]

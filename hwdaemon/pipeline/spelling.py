@@ -19,10 +19,10 @@ from pydantic import Field
 
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Line
+from hwdaemon.pipeline import wordlists
 from hwdaemon.pipeline.stages import PieceContext, PieceOptions, Postprocessor
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
-PYSPELLCHECKER_LANGUAGES = frozenset({"ar", "de", "en", "es", "eu", "fa", "fr", "it", "lv", "nl", "pt", "ru"})
 Corrector = Callable[[str], str | None]
 
 
@@ -43,8 +43,8 @@ class Spelling(Postprocessor):
     def __init__(self, options: SpellingOptions, context: PieceContext) -> None:  # type: ignore[override]
         super().__init__(options, context)
         language = context.languages[0]
-        if language != "en" and language not in PYSPELLCHECKER_LANGUAGES:
-            raise ConfigError(f"spelling: no dictionary for language {language!r}; available: en, {', '.join(sorted(PYSPELLCHECKER_LANGUAGES))}")
+        if language != "en" and language not in wordlists.LANGUAGES:
+            raise ConfigError(f"spelling: no dictionary for language {language!r}; available: en, {', '.join(sorted(wordlists.LANGUAGES))}")
         self._language = language
         self._listed = frozenset(word.casefold() for word in options.user_words)
         self._file_words = UserWordsFile(options.user_words_file) if options.user_words_file else None

@@ -11,18 +11,16 @@ actually has (a missing glyph would teach the model to read blanks).
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from collections.abc import Iterable
 from functools import cache
-from importlib.resources import files
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from hwdaemon.pipeline import wordlists
 from hwdaemon.training.data import LineSample
 
 SYNTHETIC_SOURCE = "synthetic"
@@ -45,9 +43,7 @@ def default_fonts() -> list[Path]:
 @cache
 def frequent_words(language: str, count: int = 20000) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """The `count` most frequent words of pyspellchecker's dictionary for `language`, with weights."""
-    with gzip.open(str(files("spellchecker") / "resources" / f"{language}.json.gz"), "rt", encoding="utf-8") as stream:
-        frequencies: dict[str, int] = json.load(stream)
-    ranked = sorted(((word, frequency) for word, frequency in frequencies.items() if word.isalpha()), key=lambda item: -item[1])[:count]
+    ranked = [(word, frequency) for word, frequency in wordlists.ranked(language) if word.isalpha()][:count]
     return tuple(word for word, _ in ranked), tuple(float(frequency) ** 0.5 for _, frequency in ranked)  # flatten: rarer words appear too
 
 

@@ -152,3 +152,21 @@ def test_a_stamp_beside_the_lines_does_not_swallow_them(lines_detector: Detector
     boxes = lines_detector.detect(page)
     assert len(boxes) == 4
     assert all(box.x > 200 and box.height < 36 * 2.5 for box in boxes)  # each box one line of text, none the seal's
+
+
+def test_a_line_crop_with_stray_marks_is_still_one_line(lines_detector: Detector) -> None:
+    """Cut from a page, a line keeps tips of its neighbours' strokes, each at its own height.
+
+    Those slivers outnumber the one real line, so the typical line height is weighed by width.
+    """
+    line = render_lines(["pleine propriete, sans aucune obligation"], font_size=40)
+    ink_rows = np.where((line < 128).any(axis=1))[0]
+    crop = line[max(0, ink_rows[0] - 20) : ink_rows[-1] + 21].copy()
+    width = crop.shape[1]
+    for top, x in ((1, 0.2), (7, 0.45), (13, 0.7)):
+        crop[top : top + 4, int(width * x) : int(width * x) + 30] = 0  # tips of the line above
+    for bottom, x in ((-2, 0.3), (-8, 0.6)):
+        crop[bottom - 4 : bottom, int(width * x) : int(width * x) + 40] = 0  # and of the line below
+    boxes = lines_detector.detect(crop)
+    assert len(boxes) == 1
+    assert boxes[0].width > width * 0.8

@@ -143,13 +143,11 @@ def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:
     bands = _group_into_bands(_smeared_blobs(mask, smear, char_height), options.min_overlap)
     if not bands:
         return []
-    heights = sorted(band.bottom - band.top for band in bands)
-    line_height = float(np.median(heights[len(heights) // 2 :]))  # typical height of a full line
-    bands = _attach_fragments(bands, line_height * options.min_line_height_factor)
+    bands = _attach_fragments(bands, _line_height(bands) * options.min_line_height_factor)
     split = [part for band in bands for part in _split_touching(mask, band, char_height)]
-    if len(split) > len(bands):  # pieces of a split may be slivers, or the same line as another band
-        heights = sorted(band.bottom - band.top for band in split)
-        bands = _merge_same_rows(_attach_fragments(split, float(np.median(heights[len(heights) // 2 :])) * options.min_line_height_factor))
+    if len(split) > len(bands):  # pieces of a split may be slivers
+        bands = _attach_fragments(split, _line_height(split) * options.min_line_height_factor)
+    bands = _merge_same_rows(bands)
     pad = int(round(char_height * options.padding_factor))
     boxes = []
     for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
@@ -305,6 +303,18 @@ def _group_into_bands(blobs: list[tuple[int, int, int, int]], min_overlap: float
             core = h * 0.2  # the core ignores ascenders and descenders
             bands.append(_Band(y, y + h, x, x + w, y + core, y + h - core))
     return bands
+
+
+def _line_height(bands: list[_Band]) -> float:
+    """Typical height of a full line: the median band height, each band counted by its width.
+
+    Counting by width lets the long bands speak for the page: in a line crop with
+    a few accents and stray marks beside its one line, the line still sets the height.
+    """
+    ordered = sorted(bands, key=lambda band: band.bottom - band.top)
+    widths = np.cumsum([band.right - band.left for band in ordered])
+    middle = int(np.searchsorted(widths, widths[-1] / 2))
+    return float(ordered[middle].bottom - ordered[middle].top)
 
 
 def _attach_fragments(bands: list[_Band], min_height: float) -> list[_Band]:

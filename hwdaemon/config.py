@@ -58,6 +58,8 @@ class ProfileConfig(Strict):
     detector: PieceConfig = PieceConfig(type="lines")
     recognizer: PieceConfig = PieceConfig(type="easyocr")
     postprocess: list[PieceConfig] = Field(default_factory=list)
+    user_words: list[str] = Field(default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them")
+    user_words_file: Path | None = Field(default=None, description="more of them, one per line; the review page's \"add word\" appends here")
     # 0.85 measured on the dev lines with handwriting v3 (docs/accuracy.md): confidence tracks CER
     # (r = -0.83); below 0.85 flags 63 of 114 lines and catches 48 of the 55 with CER > 20%, while
     # the lines above it average 12% CER. v3 is surer of itself than v2: 0.8 would catch 37 of 55.

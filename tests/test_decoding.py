@@ -113,3 +113,40 @@ def test_check_config_names_a_language_the_beam_decoder_cannot_spell(registry: R
     pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
     with pytest.raises(ConfigError, match="'ja'"):
         pipeline.check_ready()
+
+
+def test_a_profile_word_is_spelled_where_the_network_half_saw_it() -> None:
+    """A name no dictionary holds: the network barely sees its e; the profile's word list settles it."""
+    charset = " abcdefghijklmnopqrstuvwxyz"
+    rows = np.full((6, len(charset) + 1), 1e-6)
+    for row, (character, probability) in zip(rows, [("r", 0.9), ("o", 0.9), ("w", 0.9), ("l", 0.9), ("e", 0.3), ("y", 0.9)], strict=True):
+        row[charset.index(character) + 1], row[0] = probability, 1 - probability
+    output = rows / rows.sum(axis=1, keepdims=True)
+    assert beam_search(output, charset, charlm.for_languages(("en",), words=5000), BeamSettings()) == "rowly"
+    assert beam_search(output, charset, charlm.for_languages(("en",), frozenset({"Rowley"}), words=5000), BeamSettings()) == "rowley"
+
+
+def test_profile_words_change_nothing_else() -> None:
+    english = charlm.for_languages(("en",), words=5000)
+    with_names = charlm.for_languages(("en",), frozenset({"legros", "jouen", "branner", "lathrop"}), words=5000)
+    assert with_names.text_log_probability("Legros") > english.text_log_probability("legros") + 5
+    text = "the quick brown fox jumps over the lazy dog"
+    assert with_names.text_log_probability(text) == pytest.approx(english.text_log_probability(text), abs=0.5)
+
+
+def test_a_word_added_to_the_profile_file_is_used_by_the_next_line(tmp_path: Path, registry: Registry) -> None:
+    words = tmp_path / "words.txt"
+    config = parse_config(f"profiles:\n  default: {{recognizer: handwriting, user_words_file: {words}}}\n", "cfg.yaml", registry)
+    pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
+    before = pipeline.recognizer._decoder()  # type: ignore[attr-defined]
+    words.write_text("Lathrop\n")
+    after = pipeline.recognizer._decoder()  # type: ignore[attr-defined]
+    assert before is not None and after is not None
+    assert after.language_model.text_log_probability("lathrop") > before.language_model.text_log_probability("lathrop") + 3
+
+
+def test_only_the_newest_models_with_profile_words_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for count in range(charlm.USER_WORD_CACHES + 2):
+        charlm.for_languages(("fr",), frozenset({f"nom{count}"}), words=300)
+    assert len(list((tmp_path / "hwdaemon").glob("charlm-*-fr-300-6-*-u*.json.gz"))) == charlm.USER_WORD_CACHES

@@ -30,8 +30,9 @@ profiles:
   default:
     recognizer: handwriting
     review_below: 0.6
+    user_words_file: {folder / 'words.txt'}
     postprocess:
-      - {{type: spelling, user_words_file: {folder / 'words.txt'}}}
+      - {{type: spelling}}
 inboxes:
   - {{path: {folder / 'inbox'}, sinks: [outbox], review: {review}}}
 sinks:

@@ -8,12 +8,13 @@ from hwdaemon.config import ConfigError
 from hwdaemon.model import Box, Line
 from hwdaemon.pipeline.spelling import Spelling, SpellingOptions
 from hwdaemon.pipeline.stages import PieceContext
+from hwdaemon.pipeline.userwords import UserWords
 
 BOX = Box(0, 0, 100, 20).polygon
 
 
-def correct(text: str, confidence: float = 0.2, languages: tuple[str, ...] = ("en",), **options: object) -> str:
-    speller = Spelling(SpellingOptions(**options), PieceContext(languages=languages))  # type: ignore[arg-type]
+def correct(text: str, confidence: float = 0.2, languages: tuple[str, ...] = ("en",), user_words: UserWords | None = None, **options: object) -> str:
+    speller = Spelling(SpellingOptions(**options), PieceContext(languages=languages, user_words=user_words or UserWords()))  # type: ignore[arg-type]
     return speller.apply((Line(text, confidence, BOX),))[0].text
 
 
@@ -22,13 +23,18 @@ def test_doubtful_misspellings_are_corrected_keeping_case_and_punctuation() -> N
 
 
 def test_user_words_are_never_corrected() -> None:
-    assert correct("Gaitskel spoke", user_words=["Gaitskel"]) == "Gaitskel spoke"
+    assert correct("Gaitskel spoke", user_words=UserWords(["Gaitskel"])) == "Gaitskel spoke"
 
 
 def test_user_words_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
     words = tmp_path / "words.txt"
     words.write_text("Hendersonn\n")
-    assert correct("Hendersonn arrived", user_words_file=words) == "Hendersonn arrived"
+    assert correct("Hendersonn arrived", user_words=UserWords(path=words)) == "Hendersonn arrived"
+
+
+def test_user_words_on_the_spelling_step_point_to_the_profile() -> None:
+    with pytest.raises(ValueError, match="set on the profile"):
+        SpellingOptions(user_words=["Gaitskel"])  # type: ignore[call-arg]
 
 
 def test_confident_lines_are_left_alone() -> None:

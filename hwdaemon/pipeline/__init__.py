@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from hwdaemon.config import ModelsConfig, ProfileConfig
 from hwdaemon.model import Document, PageResult, Result
 from hwdaemon.pipeline.stages import Detector, PieceContext, Postprocessor, Recognizer, Step
+from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.plugins import Registry
 
 STAGES = ("preprocess", "detect", "recognize", "postprocess")
@@ -35,8 +36,10 @@ class Pipeline:
             languages=tuple(profile.languages),
             model_dirs=tuple(models.dirs),
             download_enabled=models.download_enabled,
+            user_words=UserWords(profile.user_words, profile.user_words_file),
             trained_model_dir=models.trained_dir / name / "handwriting" if models.trained_dir else None,
         )
+        context.user_words.words()  # an unreadable words file is a config error now, not at the first job
         return cls(
             profile_name=name,
             steps=tuple(registry.create("step", step, context) for step in profile.preprocess),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -117,31 +118,53 @@ def train(words: Iterable[tuple[str, float]], order: int = 6) -> CharLanguageMod
 
 
 CACHE_VERSION = 1
+USER_WORD_RANK = 1000  # a profile's own word counts as often as the language's 1,000th most frequent word
+USER_WORD_CACHES = 4  # per set of languages: each change to a profile's words builds a new model
 
 
-@functools.cache
-def for_languages(languages: tuple[str, ...], words: int = 30_000, order: int = 6) -> CharLanguageModel:
-    """The model for a profile's languages: built once (about 2 s a language), then read from the user's cache.
+@functools.lru_cache(maxsize=8)
+def for_languages(languages: tuple[str, ...], user_words: frozenset[str] = frozenset(), words: int = 30_000, order: int = 6) -> CharLanguageModel:
+    """The model for a profile's languages and its own words: built once (about 2 s a language), then read from the user's cache.
 
     Each language contributes its `words` most frequent words, weighted so that
     every language carries the same total: a French word is not drowned by
-    English counts in an `[en, fr]` profile.
+    English counts in an `[en, fr]` profile. The profile's own words (names,
+    jargon: userwords.py) join them as fairly common words, so the decoder spells
+    them as readily as any, while text that holds none of them reads as before.
     """
     check_languages(languages)
     stamp = sum(wordlists.path(language).stat().st_size for language in languages) % 1_000_000  # a new word list, a new file
-    cache = _cache_dir() / f"charlm-v{CACHE_VERSION}-{'-'.join(languages)}-{words}-{order}-{stamp}.json.gz"
+    own = sorted({word.casefold() for word in user_words})
+    suffix = f"-u{hashlib.sha256(chr(10).join(own).encode()).hexdigest()[:12]}" if own else ""
+    cache = _cache_dir() / f"charlm-v{CACHE_VERSION}-{'-'.join(languages)}-{words}-{order}-{stamp}{suffix}.json.gz"
     cached = _read_cache(cache, order)
     if cached is not None:
         return cached
     weighted: list[tuple[str, float]] = []
+    common = 0.0
     for language in languages:
         ranked = wordlists.ranked(language)[:words]
         total = sum(frequency for _, frequency in ranked)
         weighted.extend((word, frequency / total) for word, frequency in ranked)
+        common += ranked[min(USER_WORD_RANK, len(ranked) - 1)][1] / total / len(languages)
+    weighted.extend((word, common) for word in own)
     smallest = min(weight for _, weight in weighted)
     model = train(((word, weight / smallest) for word, weight in weighted), order)
     _write_cache(cache, model)
+    if own:
+        _forget_old_user_word_models(cache)
     return model
+
+
+def _forget_old_user_word_models(kept: Path) -> None:
+    """Keep the newest few models with user words per set of languages; the review page may add a word a day."""
+    prefix = kept.name[: kept.name.rindex("-u") + 2]
+    try:
+        siblings = sorted(kept.parent.glob(f"{prefix}*.json.gz"), key=lambda path: path.stat().st_mtime, reverse=True)
+        for old in siblings[USER_WORD_CACHES:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # another process tidied first, or the cache is read-only
 
 
 def _cache_dir() -> Path:

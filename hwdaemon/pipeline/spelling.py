@@ -3,9 +3,9 @@
 English uses SymSpell with the frequency dictionary symspellpy ships; other
 languages use pyspellchecker's bundled word-frequency lists (de, es, fr, it,
 nl, pt, ru, …). EasyOCR reports confidence per line, so a line's confidence
-stands for its words: only lines below `confidence_below` are touched. Words in
-the user's list, words with digits, and short words are never changed; the
-original's case pattern and surrounding punctuation are kept.
+stands for its words: only lines below `confidence_below` are touched. The
+profile's own words (userwords.py), words with digits, and short words are never
+changed; the original's case pattern and surrounding punctuation are kept.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Line
@@ -32,8 +31,13 @@ class SpellingOptions(PieceOptions):
     # turned misread words into other wrong words and raised CER on pages.
     max_edit_distance: int = Field(default=1, ge=1, le=2)
     min_word_length: int = Field(default=6, ge=1, description="shorter words are left alone")
-    user_words: list[str] = Field(default_factory=list, description="names and jargon that are never corrected")
-    user_words_file: Path | None = Field(default=None, description="one protected word per line")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _words_belong_to_the_profile(cls, data: object) -> object:
+        if isinstance(data, dict) and {"user_words", "user_words_file"} & data.keys():
+            raise ValueError("user_words and user_words_file are set on the profile now (the decoder uses them too), not on its spelling step")
+        return data
 
 
 class Spelling(Postprocessor):
@@ -46,10 +50,6 @@ class Spelling(Postprocessor):
         if language != "en" and language not in wordlists.LANGUAGES:
             raise ConfigError(f"spelling: no dictionary for language {language!r}; available: en, {', '.join(sorted(wordlists.LANGUAGES))}")
         self._language = language
-        self._listed = frozenset(word.casefold() for word in options.user_words)
-        self._file_words = UserWordsFile(options.user_words_file) if options.user_words_file else None
-        if self._file_words is not None:
-            self._file_words.words()  # an unreadable file is a config error now, not at the first job
 
     def load(self) -> None:
         corrector_for(self._language, self.options.max_edit_distance)  # type: ignore[attr-defined]
@@ -69,49 +69,10 @@ class Spelling(Postprocessor):
     def _fix_word(self, word: str, correct: Corrector) -> str:
         if len(word) < self.options.min_word_length:  # type: ignore[attr-defined]
             return word
-        folded = word.casefold()
-        if folded in self._listed or (self._file_words is not None and folded in self._file_words.words()):
+        if word.casefold() in self.context.user_words.words():
             return word
         suggestion = correct(word.casefold())
         return word if suggestion is None else _same_case(word, suggestion)
-
-
-class UserWordsFile:
-    """The profile's word list on disk, re-read when it changes (the review page adds to it)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._stamp: tuple[int, int] | None = None
-        self._words: frozenset[str] = frozenset()
-
-    def words(self) -> frozenset[str]:
-        try:
-            info = self.path.stat()
-        except FileNotFoundError:
-            return frozenset()  # nothing added yet
-        except OSError as exc:
-            raise ConfigError(f"spelling.user_words_file {self.path}: {exc.strerror}") from exc
-        stamp = (info.st_mtime_ns, info.st_size)
-        if stamp != self._stamp:
-            try:
-                text = self.path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"spelling.user_words_file {self.path}: {exc.strerror}") from exc
-            self._words = frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
-            self._stamp = stamp
-        return self._words
-
-    def add(self, word: str) -> bool:
-        """Append `word` unless it is there already; returns whether it was added."""
-        word = word.strip()
-        if not word or any(character.isspace() for character in word):
-            raise ValueError("a dictionary entry is one word")
-        if word.casefold() in self.words():
-            return False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as stream:
-            stream.write(word + "\n")
-        return True
 
 
 def _same_case(original: str, replacement: str) -> str:

@@ -17,6 +17,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from hwdaemon.model import Box, Image, Line
+from hwdaemon.pipeline.userwords import UserWords
 
 
 class NoOptions(BaseModel):
@@ -31,12 +32,12 @@ class PieceOptions(NoOptions):
 
 @dataclass(frozen=True, slots=True)
 class PieceContext:
-    """What a piece may know about its profile: languages and where model weights live."""
+    """What a piece may know about its profile: languages, its own words, and where model weights live."""
 
     languages: tuple[str, ...] = ("en",)
     model_dirs: tuple[Path, ...] = ()
     download_enabled: bool = False
-    user_words: frozenset[str] = field(default_factory=frozenset)
+    user_words: UserWords = field(default_factory=UserWords)  # the profile's names and jargon
     trained_model_dir: Path | None = None  # this profile's model from `train --from-corrections`, once installed
 
 

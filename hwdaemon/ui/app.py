@@ -31,7 +31,7 @@ from hwdaemon.config import Config
 from hwdaemon.daemon.previews import preview_path
 from hwdaemon.daemon.runtime import inbox_key_of
 from hwdaemon.daemon.store import JobState, ReviewFilter, Store
-from hwdaemon.pipeline.spelling import UserWordsFile
+from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.review import apply_edits, changes_between
 from hwdaemon.ui.security import CSRF_COOKIE, SESSION_COOKIE, Guard, checked_form, csrf_token_of, token_for
 
@@ -204,7 +204,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
             raise HTTPException(404, f"no job {job_id}")
         words_file = _words_file(config_of(), row.job.profile)
         if words_file is None:
-            raise HTTPException(409, f"profile {row.job.profile!r} has no spelling step with a user_words_file")
+            raise HTTPException(409, f"profile {row.job.profile!r} has no user_words_file")
         try:
             added = words_file.add(str(form.get("word", "")))
         except ValueError as exc:
@@ -259,13 +259,10 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=gate)])
 
 
-def _words_file(config: Config, profile: str) -> UserWordsFile | None:
-    """The profile's spelling word list, if it has one the page can add to."""
+def _words_file(config: Config, profile: str) -> UserWords | None:
+    """The profile's own word list, if it has a file the page can add to."""
     found = config.profiles.get(profile)
-    for piece in found.postprocess if found else []:
-        if piece.type == "spelling" and piece.options.get("user_words_file"):
-            return UserWordsFile(Path(piece.options["user_words_file"]))
-    return None
+    return UserWords(path=found.user_words_file) if found and found.user_words_file else None
 
 
 def _positive_int(value: str | None, default: int) -> int:

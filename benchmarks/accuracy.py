@@ -37,7 +37,6 @@ def read_all(name: str, items: list[ManifestItem], config: Config, registry: Reg
     merged = ProfileReport(profile=name)
     for profile, chosen in batches:
         pipeline = Pipeline.from_profile(profile, config.profile(profile), config.models, registry)
-        pipeline.load()
         report = evaluate(pipeline, chosen, config.inputs)
         merged.groups.update(report.groups)
     return merged.to_dict()

@@ -88,6 +88,7 @@ def test_eval_command_on_dev_lines_prints_a_table(dev_manifest: list[dict[str, s
     report = json.loads(outcome.stdout)[0]
     assert report["profile"] == "default" and report["all"]["items"] == 3
     assert 0 <= report["all"]["cer"] <= 1.5 and report["peak_rss_mb"] > 100
+    assert report["load_seconds"] > 0  # loaded before the first item: seconds per item are the steady state
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3
 
 

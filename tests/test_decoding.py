@@ -128,8 +128,9 @@ def test_a_profile_word_is_spelled_where_the_network_half_saw_it() -> None:
 
 def test_profile_words_change_nothing_else() -> None:
     english = charlm.for_languages(("en",), words=5000)
-    with_names = charlm.for_languages(("en",), frozenset({"legros", "jouen", "branner", "lathrop"}), words=5000)
+    with_names = charlm.for_languages(("en",), frozenset({"legros", "jouen", "branner", "Saint-Exupéry"}), words=5000)
     assert with_names.text_log_probability("Legros") > english.text_log_probability("legros") + 5
+    assert with_names.text_log_probability("Saint-Exupéry") > english.text_log_probability("saint exupéry") + 5
     text = "the quick brown fox jumps over the lazy dog"
     assert with_names.text_log_probability(text) == pytest.approx(english.text_log_probability(text), abs=0.5)
 
@@ -148,5 +149,5 @@ def test_a_word_added_to_the_profile_file_is_used_by_the_next_line(tmp_path: Pat
 def test_only_the_newest_models_with_profile_words_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     for count in range(charlm.USER_WORD_CACHES + 2):
-        charlm.for_languages(("fr",), frozenset({f"nom{count}"}), words=300)
+        charlm.for_languages(("fr",), frozenset({"nom" + "abcdefghij"[count]}), words=300)
     assert len(list((tmp_path / "hwdaemon").glob("charlm-*-fr-300-6-*-u*.json.gz"))) == charlm.USER_WORD_CACHES

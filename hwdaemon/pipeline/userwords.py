@@ -20,7 +20,7 @@ class UserWords:
         self.path = path
         self._listed = frozenset(word.strip().casefold() for word in listed if word.strip())
         self._stamp: tuple[int, int] | None = None
-        self._from_file: frozenset[str] = frozenset()
+        self._words = self._listed
 
     def words(self) -> frozenset[str]:
         """Case-folded; an unreadable file is a ConfigError, a missing one is simply empty (nothing added yet)."""
@@ -38,9 +38,9 @@ class UserWords:
                 text = self.path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"user_words_file {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
-            self._from_file = frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
+            self._words = self._listed | {line.strip().casefold() for line in text.splitlines() if line.strip()}
             self._stamp = stamp
-        return self._listed | self._from_file
+        return self._words
 
     def add(self, word: str) -> bool:
         """Append `word` to the file unless it is known already; returns whether it was added."""

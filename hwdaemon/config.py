@@ -59,7 +59,7 @@ class ProfileConfig(Strict):
     recognizer: PieceConfig = PieceConfig(type="easyocr")
     postprocess: list[PieceConfig] = Field(default_factory=list)
     user_words: list[str] = Field(default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them")
-    user_words_file: Path | None = Field(default=None, description="more of them, one per line; the review page's \"add word\" appends here")
+    user_words_file: Path | None = Field(default=None, description="more of them, one per line; the review page's \"add word\" appends here; default state_dir/words/PROFILE.txt")
     # 0.85 measured on the dev lines with handwriting v3 (docs/accuracy.md): confidence tracks CER
     # (r = -0.83); below 0.85 flags 63 of 114 lines and catches 48 of the 55 with CER > 20%, while
     # the lines above it average 12% CER. v3 is surer of itself than v2: 0.8 would catch 37 of 55.
@@ -172,9 +172,13 @@ class Config(Strict):
     sinks: dict[str, PieceConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _trained_models_under_state(self) -> Config:
+    def _defaults_under_state(self) -> Config:
+        """Trained models and each profile's words file live in state_dir unless placed elsewhere."""
         if self.models.trained_dir is None:
             object.__setattr__(self, "models", self.models.model_copy(update={"trained_dir": self.state_dir / "models"}))
+        for name, profile in self.profiles.items():
+            if profile.user_words_file is None:
+                self.profiles[name] = profile.model_copy(update={"user_words_file": self.state_dir / "words" / f"{name}.txt"})
         return self
 
     @field_validator("profiles")

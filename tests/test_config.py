@@ -114,3 +114,10 @@ def test_celery_queue_needs_a_broker_and_takes_its_password_from_the_environment
     from hwdaemon.distributed.celery_app import redacted
 
     assert redacted(config.queue.broker_url) == "redis://:***@10.0.0.5:6379/0"
+
+
+def test_each_profile_has_a_words_file_under_the_state_folder_unless_placed_elsewhere(registry: Registry) -> None:
+    """So the review page's "Add word" works without any configuration."""
+    config = parse_config("state_dir: /srv/hw\nprofiles:\n  letters: {}\n  forms: {user_words_file: /etc/hw/forms.txt}\n", "cfg.yaml", registry)
+    assert config.profile("letters").user_words_file == Path("/srv/hw/words/letters.txt")
+    assert config.profile("forms").user_words_file == Path("/etc/hw/forms.txt")

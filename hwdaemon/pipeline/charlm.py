@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -119,7 +118,6 @@ def train(words: Iterable[tuple[str, float]], order: int = 6) -> CharLanguageMod
 
 
 CACHE_VERSION = 1
-_NOT_IN_WORDS = re.compile(r"[^\w'’]|[\d_]")
 USER_WORD_RANK = 1000  # a profile's own word counts as often as the language's 1,000th most frequent word
 USER_WORD_CACHES = 4  # per set of languages: each change to a profile's words builds a new model
 
@@ -136,7 +134,7 @@ def for_languages(languages: tuple[str, ...], user_words: frozenset[str] = froze
     """
     check_languages(languages)
     stamp = sum(wordlists.path(language).stat().st_size for language in languages) % 1_000_000  # a new word list, a new file
-    own = sorted({part for word in user_words for part in _NOT_IN_WORDS.split(word.casefold()) if part})  # Jean-Pierre: jean, pierre
+    own = sorted({part for word in user_words for part in "".join(map(symbol, word)).split(BOUNDARY) if part})  # Jean-Pierre: jean, pierre
     suffix = f"-u{hashlib.sha256(chr(10).join(own).encode()).hexdigest()[:12]}" if own else ""
     cache = _cache_dir() / f"charlm-v{CACHE_VERSION}-{'-'.join(languages)}-{words}-{order}-{stamp}{suffix}.json.gz"
     cached = _read_cache(cache, order)

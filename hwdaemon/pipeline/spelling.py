@@ -57,19 +57,20 @@ class Spelling(Postprocessor):
     def apply(self, lines: tuple[Line, ...]) -> tuple[Line, ...]:
         options: SpellingOptions = self.options  # type: ignore[assignment]
         correct = corrector_for(self._language, options.max_edit_distance)
+        protected = self.context.user_words.words()  # once per page, not per word
         fixed = []
         for line in lines:
             if line.confidence >= options.confidence_below:
                 fixed.append(line)
                 continue
-            text = _WORD.sub(lambda match: self._fix_word(match.group(0), correct), line.text)
+            text = _WORD.sub(lambda match: self._fix_word(match.group(0), correct, protected), line.text)
             fixed.append(Line(text=text, confidence=line.confidence, polygon=line.polygon))
         return tuple(fixed)
 
-    def _fix_word(self, word: str, correct: Corrector) -> str:
+    def _fix_word(self, word: str, correct: Corrector, protected: frozenset[str]) -> str:
         if len(word) < self.options.min_word_length:  # type: ignore[attr-defined]
             return word
-        if word.casefold() in self.context.user_words.words():
+        if word.casefold() in protected:
             return word
         suggestion = correct(word.casefold())
         return word if suggestion is None else _same_case(word, suggestion)

@@ -616,6 +616,23 @@ def _train_from_corrections(
     return learn_from_corrections(request)
 
 
+@cli.command("average-models")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The new model folder.")
+def average_models_command(folders: tuple[Path, ...], out: Path) -> None:
+    """Average two or more models fine-tuned from one another into one (a "model soup").
+
+    The mean of runs that continued from the same model is usually better than
+    each of them, and reads as fast. Measure it with `hwdaemon eval` before you use it.
+
+    Example:
+      hwdaemon average-models hwdaemon/models/handwriting runs/v8/model --out runs/v4/model
+    """
+    from hwdaemon.training.average import average_models
+
+    click.echo(average_models(list(folders), out))
+
+
 def _repository_pairs(texts: tuple[str, ...], option: str) -> list[tuple[str, str]]:
     """`owner/repo=VALUE` options as pairs."""
     pairs = []

@@ -128,7 +128,7 @@ def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
 
     model = load_model(SHIPPED_MODEL)
-    assert model.card["name"] == "hwdaemon-handwriting-v3" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])
+    assert model.card["name"] == "hwdaemon-handwriting-v4" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])
     assert (SHIPPED_MODEL / "weights.pth").stat().st_size < 50_000_000
     page = render_lines(["The quick brown fox jumps over"], font_size=40)
     rows, columns = np.where(page < 128)

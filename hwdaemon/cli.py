@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -512,9 +512,9 @@ def evaluate_command(
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --from-corrections: labelled lines of your own (manifest.jsonl) instead of the review page's.")
 @CONFIG_OPTION
-@click.option("--epochs", type=float, help="May be fractional (0.5 = half an epoch). Default 1, or 3 with --from-corrections.")
+@click.option("--epochs", type=float, help="May be fractional (0.5 = half an epoch). Default 1, or 10 with --from-corrections.")
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--learning-rate", type=float, help="Default 3e-4, or 1e-4 with --from-corrections.")
+@click.option("--learning-rate", type=float, help="Default 3e-4.")
 @click.option("--validation-fraction", type=float, default=0.05, show_default=True, help="Documents held back to choose the best epoch.")
 @click.option("--holdout-fraction", type=float, default=0.25, show_default=True, help="With --from-corrections: your documents held back to judge the new model.")
 @click.option("--max-repeats", type=int, default=3, show_default=True, help="Keep a line text at most this often (boilerplate on every form).")
@@ -561,8 +561,8 @@ def train(
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         if not report["installed"]:
             click.echo(
-                f"kept the current model: the fine-tuned one read your held-back lines worse or no better "
-                f"(CER {report['new_cer']:.1%} vs {report['current_cer']:.1%})", err=True,
+                f"kept the current model: neither the fine-tuned one nor its mean with the current one read your held-back "
+                f"lines better (CER {report['fine_tuned_cer']:.1%} and {report['mean_cer']:.1%} vs {report['current_cer']:.1%})", err=True,
             )  # fmt: skip
         return
     if not sources or exclusions is None or out is None:
@@ -586,10 +586,9 @@ def _train_from_corrections(
 ) -> dict[str, Any]:  # fmt: skip
     from hwdaemon.pipeline import Pipeline
     from hwdaemon.pipeline.handwriting import HandwritingRecognizer
-    from hwdaemon.training.corrections import CorrectionsRequest, approved_lines, check_profile_reads_handwriting, learn_from_corrections, manifest_lines
+    from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, CorrectionsRequest, approved_lines, check_profile_reads_handwriting, learn_from_corrections, manifest_lines
     from hwdaemon.training.data import guard
     from hwdaemon.training.exclusion import ExclusionList
-    from hwdaemon.training.train import TrainSettings
 
     config, registry = _load(config_path)
     profile_config = config.profile(profile)
@@ -611,7 +610,8 @@ def _train_from_corrections(
     install_to = explicit.resolve() if explicit is not None else config.models.trained_dir / profile / "handwriting"
     work_dir = config.state_dir / "training"
     work_dir.mkdir(parents=True, exist_ok=True)
-    settings = TrainSettings(epochs=epochs or 3.0, batch_size=batch_size, learning_rate=learning_rate or 1e-4, patience=99, device=device)
+    defaults = CORRECTIONS_SETTINGS
+    settings = replace(defaults, epochs=epochs or defaults.epochs, batch_size=batch_size, learning_rate=learning_rate or defaults.learning_rate, device=device)
     request = CorrectionsRequest(profile, recognizer.model_dir(), install_to, samples, work_dir, holdout_fraction, settings)
     return learn_from_corrections(request)
 

@@ -101,7 +101,9 @@ def test_a_better_model_is_installed_for_that_profile_only(tmp_path: Path, regis
     report = json.loads(result.stdout)
     assert report["installed"] is True and report["new_cer"] < report["current_cer"], report
     installed = tmp_path / "state" / "models" / "mine" / "handwriting"
-    assert (installed / "weights.pth").is_file() and json.loads((installed / "model.json").read_text())["held_back_cer"] == report["new_cer"]
+    card = json.loads((installed / "model.json").read_text())
+    assert (installed / "weights.pth").is_file() and card["held_back_cer"] == report["new_cer"]
+    assert report["new_cer"] == min(report["fine_tuned_cer"], report["mean_cer"]) and card["kind"] == report["new_model"]
 
     from hwdaemon.pipeline import Pipeline
     from hwdaemon.pipeline.handwriting import SHIPPED_MODEL

@@ -1,0 +1,72 @@
+"""Learning a user's hand: held-back CER after fine-tuning on N of one writer's lines.
+
+Plays a user of `hwdaemon train --from-corrections` with a writer the shipped
+model never saw: the writer's ALTO pages (one folder of one hand, e.g. a
+CREMMA-MSS-19 manuscript, `git clone https://github.com/HTR-United/CREMMA-MSS-19`),
+the first N lines of their pages to learn from, the last quarter of their pages
+held back. Prints one JSON line per N with the greedy CER on the held-back lines
+of the current model, the fine-tuned one and the mean of the two (the command's
+two candidates), and the training time.
+
+    .venv/bin/python benchmarks/learn_hand.py CREMMA-MSS-19/data/manuscrit-verne-20000 --lines 25,50,100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEV_DATA  # noqa: E402
+
+from hwdaemon.logging import configure_logging  # noqa: E402
+from hwdaemon.pipeline.crnn import load_model  # noqa: E402
+from hwdaemon.pipeline.handwriting import SHIPPED_MODEL  # noqa: E402
+from hwdaemon.training.average import average_models  # noqa: E402
+from hwdaemon.training.corrections import CORRECTIONS_SETTINGS  # noqa: E402
+from hwdaemon.training.data import LineSample, load_samples  # noqa: E402
+from hwdaemon.training.exclusion import ExclusionList  # noqa: E402
+from hwdaemon.training.train import character_error_rate, encodable, train  # noqa: E402
+
+
+def writer_lines(folder: Path, exclusions: ExclusionList, charset: str) -> tuple[list[LineSample], list[LineSample]]:
+    """Lines to learn from (the first three quarters of the pages) and held-back lines (the last quarter)."""
+    sources = [(folder.name, xml) for xml in sorted(folder.glob("*.xml"))]
+    samples, _ = encodable(load_samples(sources, exclusions, image_dir=folder), charset)
+    pages = sorted({sample.document for sample in samples})
+    held_pages = set(pages[-max(1, len(pages) // 4) :])
+    return [s for s in samples if s.document not in held_pages], [s for s in samples if s.document in held_pages]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("writer", type=Path, help="a folder of one writer's ALTO pages with their images")
+    parser.add_argument("--lines", default="25,50,100", help="how many of the writer's lines to learn from; comma-separated")
+    parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
+    parser.add_argument("--exclusions", type=Path, default=DEV_DATA / "DO-NOT-TRAIN.tsv")
+    args = parser.parse_args()
+    configure_logging("warning")
+    current = load_model(args.model_dir)
+    pool, held = writer_lines(args.writer, ExclusionList.load(args.exclusions), current.charset)
+    current_cer = character_error_rate(current, held)
+    for count in (int(text) for text in args.lines.split(",")):
+        if count > len(pool):
+            print(f"{args.writer.name}: only {len(pool)} lines to learn from, skipping {count}", file=sys.stderr)
+            continue
+        with tempfile.TemporaryDirectory() as run:
+            started = time.perf_counter()
+            train(pool[:count], [], Path(run), args.model_dir, CORRECTIONS_SETTINGS, None)
+            seconds = time.perf_counter() - started
+            average_models([args.model_dir, Path(run) / "model"], Path(run) / "mean")
+            tuned, mean = (character_error_rate(load_model(Path(run) / name), held) for name in ("model", "mean"))
+        row = {"writer": args.writer.name, "lines": count, "held_back_lines": len(held), "current_cer": round(current_cer, 4),
+               "fine_tuned_cer": round(tuned, 4), "mean_cer": round(mean, 4), "train_seconds": round(seconds, 1)}  # fmt: skip
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

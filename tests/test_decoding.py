@@ -13,6 +13,7 @@ from hwdaemon.config import parse_config
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Document, Page
 from hwdaemon.pipeline import Pipeline, charlm
+from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.pipeline.beamsearch import BeamSettings, beam_search
 from hwdaemon.plugins import Registry
 from rendering import render_lines
@@ -133,6 +134,14 @@ def test_profile_words_change_nothing_else() -> None:
     assert with_names.text_log_probability("Saint-Exupéry") > english.text_log_probability("saint exupéry") + 5
     text = "the quick brown fox jumps over the lazy dog"
     assert with_names.text_log_probability(text) == pytest.approx(english.text_log_probability(text), abs=0.5)
+
+
+def test_a_profile_word_with_sharp_s_reaches_the_word_model_as_written() -> None:
+    """Case folding would hand the model "strasse"; the decoder reads "straße"."""
+    english = charlm.for_languages(("en",), words=5000)
+    with_word = charlm.for_languages(("en",), UserWords(["Hauptstraße"]).words(), words=5000)
+    assert with_word.text_log_probability("Hauptstraße") > english.text_log_probability("hauptstraße") + 5
+    assert with_word.text_log_probability("Hauptstraße") > with_word.text_log_probability("Hauptstrasse") + 3
 
 
 def test_a_word_added_to_the_profile_file_is_used_by_the_next_line(tmp_path: Path, registry: Registry) -> None:

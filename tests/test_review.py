@@ -30,6 +30,7 @@ profiles:
   default:
     recognizer: handwriting
     review_below: 0.6
+    user_words: [Legros]
     user_words_file: {folder / 'words.txt'}
     postprocess:
       - {{type: spelling}}
@@ -203,6 +204,8 @@ def test_add_word_protects_it_from_spelling(setup: tuple[Config, Store, TestClie
     assert added.status_code == 303 and "added" in added.headers["location"]
     assert (config.state_dir.parent / "words.txt").read_text() == "Margarett\n"
     assert "already" in client.post(f"/jobs/{job_id}/words", data={"csrf_token": token, "word": "margarett"}).headers["location"]
+    assert "already" in client.post(f"/jobs/{job_id}/words", data={"csrf_token": token, "word": "legros"}).headers["location"]  # listed
+    assert (config.state_dir.parent / "words.txt").read_text() == "Margarett\n"
     assert spelling.apply(doubtful)[0].text == "Dear Margarett"
 
 

@@ -26,6 +26,10 @@ def test_user_words_are_never_corrected() -> None:
     assert correct("Gaitskel spoke", user_words=UserWords(["Gaitskel"])) == "Gaitskel spoke"
 
 
+def test_a_user_word_is_protected_whatever_its_case_and_sharp_s() -> None:
+    assert correct("STRASSE and Straße", user_words=UserWords(["Straße"])) == "STRASSE and Straße"
+
+
 def test_user_words_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
     words = tmp_path / "words.txt"
     words.write_text("Hendersonn\n")

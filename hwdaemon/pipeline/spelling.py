@@ -57,7 +57,7 @@ class Spelling(Postprocessor):
     def apply(self, lines: tuple[Line, ...]) -> tuple[Line, ...]:
         options: SpellingOptions = self.options  # type: ignore[assignment]
         correct = corrector_for(self._language, options.max_edit_distance)
-        protected = self.context.user_words.words()  # once per page, not per word
+        protected = {word.casefold() for word in self.context.user_words.words()}  # once per page, not per word
         fixed = []
         for line in lines:
             if line.confidence >= options.confidence_below:
@@ -67,7 +67,7 @@ class Spelling(Postprocessor):
             fixed.append(Line(text=text, confidence=line.confidence, polygon=line.polygon))
         return tuple(fixed)
 
-    def _fix_word(self, word: str, correct: Corrector, protected: frozenset[str]) -> str:
+    def _fix_word(self, word: str, correct: Corrector, protected: set[str]) -> str:
         if len(word) < self.options.min_word_length:  # type: ignore[attr-defined]
             return word
         if word.casefold() in protected:

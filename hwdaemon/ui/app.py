@@ -210,7 +210,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         word = str(form.get("word", "")).strip()
-        message = f"added {word!r} to {words_file.path}" if added else f"{word!r} is already in {words_file.path}"
+        message = f"added {word!r} to {words_file.path}" if added else f"{word!r} is already among the profile's words"
         return _back_to_job(job_id, _positive_int(str(form.get("page", "")), 1), message)
 
     async def login_form(request: Request) -> Response:
@@ -262,7 +262,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
 def _words_file(config: Config, profile: str) -> UserWords | None:
     """The profile's own word list, if it has a file the page can add to."""
     found = config.profiles.get(profile)
-    return UserWords(path=found.user_words_file) if found and found.user_words_file else None
+    return UserWords(found.user_words, found.user_words_file) if found and found.user_words_file else None
 
 
 def _positive_int(value: str | None, default: int) -> int:

@@ -42,3 +42,22 @@ def test_a_font_never_writes_a_character_it_lacks() -> None:
 def test_no_font_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no handwriting font"):
         synthetic_samples(3, [], CHARSET_V1, ["en"])
+
+
+def test_elastic_distortion_bends_strokes_by_a_few_pixels_without_breaking_them() -> None:
+    import random
+
+    import cv2
+
+    from hwdaemon.training.synthetic import elastic
+
+    grid = np.full((64, 240), 255, np.uint8)
+    grid[:, 20::40] = 0  # vertical strokes, 1 px wide
+    bent = elastic(grid, random.Random(1), alpha=3.0, sigma=6.0)
+    assert not np.array_equal(bent, grid)
+    ink, bent_ink = grid < 128, bent < 128
+    near_original = cv2.dilate(ink.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert bent_ink.any() and near_original[bent_ink].all()  # nothing moved more than 4 px
+    columns = [np.flatnonzero(row) for row in bent[:, 10:30] < 200]
+    assert all(len(found) for found in columns)  # the first stroke is still there on every row: bent, not broken
+    assert len({int(found.mean()) for found in columns}) > 1  # and it is bent, not shifted whole

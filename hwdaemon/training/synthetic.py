@@ -3,8 +3,8 @@
 Real modern English handwriting is scarce in public data, so English letter
 shapes come from many fonts (Debian's fonts-dkg-handwriting, fonts-sjfonts,
 … and Google's handwriting families from npm @fontsource) and augmentation:
-slant, rotation, ink width, a wavy baseline, ruled lines, paper tone, noise
-and blur. Text is drawn from the spelling dictionaries' frequent words, with
+slant, rotation, elastic distortion (every stroke wobbles a little, as a pen
+does), ink width, a wavy baseline, ruled lines, paper tone, noise and blur. Text is drawn from the spelling dictionaries' frequent words, with
 capitals, digits and punctuation mixed in. A font only writes characters it
 actually has (a missing glyph would teach the model to read blanks).
 """
@@ -115,12 +115,33 @@ def _distort(image: np.ndarray, rng: random.Random) -> np.ndarray:
     map_x = np.tile(columns, (height, 1))
     map_y = np.arange(height, dtype=np.float32)[:, None] + amplitude * np.sin(columns / period * 2 * np.pi + phase)[None, :]
     image = cv2.remap(image, map_x, map_y.astype(np.float32), cv2.INTER_LINEAR, borderValue=255)
+    if rng.random() < 0.5:
+        image = elastic(image, rng)
     stroke = rng.random()
     if stroke < 0.25:
         image = cv2.erode(image, np.ones((2, 2), np.uint8))  # thicker ink (erosion of white)
     elif stroke < 0.4:
         image = cv2.dilate(image, np.ones((2, 2), np.uint8))  # thinner ink
     return image
+
+
+def elastic(image: np.ndarray, rng: random.Random, alpha: float | None = None, sigma: float | None = None) -> np.ndarray:
+    """Local elastic distortion (Simard et al. 2003): a smooth random displacement field of a few pixels.
+
+    A font draws every "a" alike; a hand never does. Smoothing over `sigma` pixels
+    (about a stroke's length) bends strokes without breaking them.
+    """
+    alpha = rng.uniform(1.5, 3.5) if alpha is None else alpha
+    sigma = rng.uniform(5, 9) if sigma is None else sigma
+    noise = np.random.default_rng(rng.randint(0, 2**31))
+    height, width = image.shape
+    fields = []
+    for _ in range(2):
+        field = cv2.GaussianBlur(noise.uniform(-1, 1, (height, width)).astype(np.float32), (0, 0), sigma)
+        fields.append(field * (alpha / max(1e-6, float(np.abs(field).max()))))
+    map_x = np.arange(width, dtype=np.float32)[None, :] + fields[0]
+    map_y = np.arange(height, dtype=np.float32)[:, None] + fields[1]
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderValue=255)
 
 
 def _crop_to_ink(image: np.ndarray, margin: int) -> np.ndarray:

@@ -3,8 +3,8 @@
 Runs that continue from the same model stay close enough in weight space that
 their mean is itself a good model, and usually a better one: the runs' noise
 cancels while what they learnt in common stays. It costs no training time and
-reads as fast as any one of them. Models with different alphabets or
-architectures cannot be averaged, and are refused with the difference named.
+reads as fast as any one of them. Models with different alphabets (and so
+different output layers) cannot be averaged, and are refused with a message.
 """
 
 from __future__ import annotations

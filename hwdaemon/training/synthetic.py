@@ -4,9 +4,10 @@ Real modern English handwriting is scarce in public data, so English letter
 shapes come from many fonts (Debian's fonts-dkg-handwriting, fonts-sjfonts,
 … and Google's handwriting families from npm @fontsource) and augmentation:
 slant, rotation, elastic distortion (every stroke wobbles a little, as a pen
-does), ink width, a wavy baseline, ruled lines, paper tone, noise and blur. Text is drawn from the spelling dictionaries' frequent words, with
-capitals, digits and punctuation mixed in. A font only writes characters it
-actually has (a missing glyph would teach the model to read blanks).
+does), ink width, a wavy baseline, ruled lines, paper tone, noise and blur.
+Text is drawn from the spelling dictionaries' frequent words, with capitals,
+digits and punctuation mixed in. A font only writes characters it actually has
+(a missing glyph would teach the model to read blanks).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ CREMMA-MSS-19 manuscript, `git clone https://github.com/HTR-United/CREMMA-MSS-19
 the first N lines of their pages to learn from, the last quarter of their pages
 held back. Prints one JSON line per N with the greedy CER on the held-back lines
 of the current model, the fine-tuned one and the mean of the two (the command's
-two candidates), and the training time.
+two candidates), and the time to train and measure them.
 
     .venv/bin/python benchmarks/learn_hand.py CREMMA-MSS-19/data/manuscrit-verne-20000 --lines 25,50,100
 """
@@ -26,11 +26,10 @@ from _common import DEV_DATA  # noqa: E402
 from hwdaemon.logging import configure_logging  # noqa: E402
 from hwdaemon.pipeline.crnn import load_model  # noqa: E402
 from hwdaemon.pipeline.handwriting import SHIPPED_MODEL  # noqa: E402
-from hwdaemon.training.average import average_models  # noqa: E402
-from hwdaemon.training.corrections import CORRECTIONS_SETTINGS  # noqa: E402
+from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, fine_tune_candidates  # noqa: E402
 from hwdaemon.training.data import LineSample, load_samples  # noqa: E402
 from hwdaemon.training.exclusion import ExclusionList  # noqa: E402
-from hwdaemon.training.train import character_error_rate, encodable, train  # noqa: E402
+from hwdaemon.training.train import character_error_rate, encodable  # noqa: E402
 
 
 def writer_lines(folder: Path, exclusions: ExclusionList, charset: str) -> tuple[list[LineSample], list[LineSample]]:
@@ -59,12 +58,11 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory() as run:
             started = time.perf_counter()
-            train(pool[:count], [], Path(run), args.model_dir, CORRECTIONS_SETTINGS, None)
+            candidates = fine_tune_candidates(args.model_dir, pool[:count], held, Path(run), CORRECTIONS_SETTINGS)
             seconds = time.perf_counter() - started
-            average_models([args.model_dir, Path(run) / "model"], Path(run) / "mean")
-            tuned, mean = (character_error_rate(load_model(Path(run) / name), held) for name in ("model", "mean"))
         row = {"writer": args.writer.name, "lines": count, "held_back_lines": len(held), "current_cer": round(current_cer, 4),
-               "fine_tuned_cer": round(tuned, 4), "mean_cer": round(mean, 4), "train_seconds": round(seconds, 1)}  # fmt: skip
+               "fine_tuned_cer": round(candidates["fine-tuned"].cer, 4), "mean_cer": round(candidates["mean"].cer, 4),
+               "train_and_measure_seconds": round(seconds, 1)}  # fmt: skip
         print(json.dumps(row), flush=True)
 
 

@@ -83,6 +83,22 @@ def hold_back(samples: list[LineSample], fraction: float) -> tuple[list[LineSamp
     return training, held
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    folder: Path  # a model folder
+    cer: float  # on the held-back lines
+
+
+def fine_tune_candidates(
+    current_model: Path, training: list[LineSample], held: list[LineSample], run_dir: Path, settings: TrainSettings, progress: Progress | None = None,
+) -> dict[str, Candidate]:  # fmt: skip
+    """The two models that may replace the current one, each with its CER on `held`: "fine-tuned" and its "mean" with the current."""
+    train(training, [], run_dir, current_model, settings, progress)
+    average_models([current_model, run_dir / "model"], run_dir / "mean")
+    folders = {"fine-tuned": run_dir / "model", "mean": run_dir / "mean"}
+    return {kind: Candidate(folder, character_error_rate(load_model(folder), held)) for kind, folder in folders.items()}
+
+
 def learn_from_corrections(request: CorrectionsRequest, progress: Progress | None = None) -> dict[str, Any]:
     """Fine-tune, compare on the held-back lines, install only a better model; returns what happened."""
     current = load_model(request.current_model)
@@ -95,15 +111,13 @@ def learn_from_corrections(request: CorrectionsRequest, progress: Progress | Non
     current_cer = character_error_rate(current, held)
     run_dir = Path(tempfile.mkdtemp(prefix=f"corrections-{request.profile}-", dir=request.work_dir))
     try:
-        train(training, [], run_dir, request.current_model, request.settings, progress)
-        average_models([request.current_model, run_dir / "model"], run_dir / "mean")
-        candidates = {kind: character_error_rate(load_model(run_dir / folder), held) for kind, folder in (("fine-tuned", "model"), ("mean", "mean"))}
-        chosen = min(candidates, key=candidates.__getitem__)
-        new_cer = candidates[chosen]
+        candidates = fine_tune_candidates(request.current_model, training, held, run_dir, request.settings, progress)
+        chosen = min(candidates, key=lambda kind: candidates[kind].cer)
+        new_cer = candidates[chosen].cer
         installed = new_cer < current_cer
         if installed:
             note = {"fine_tuned_from": str(request.current_model), "kind": chosen, "held_back_cer": round(new_cer, 4)}
-            _install(run_dir / ("model" if chosen == "fine-tuned" else "mean"), request.install_to, note)
+            _install(candidates[chosen].folder, request.install_to, note)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return {
@@ -114,8 +128,8 @@ def learn_from_corrections(request: CorrectionsRequest, progress: Progress | Non
         "current_model": str(request.current_model),
         "current_cer": round(current_cer, 4),
         "new_cer": round(new_cer, 4),
-        "fine_tuned_cer": round(candidates["fine-tuned"], 4),
-        "mean_cer": round(candidates["mean"], 4),
+        "fine_tuned_cer": round(candidates["fine-tuned"].cer, 4),
+        "mean_cer": round(candidates["mean"].cer, 4),
         "new_model": chosen,
         "installed": installed,
         "model": str(request.install_to) if installed else str(request.current_model),

@@ -124,6 +124,36 @@ def test_train_command_refuses_an_excluded_document_and_trains_on_the_rest(tmp_p
     assert report["training_lines"] == 1  # the excluded line never loaded
 
 
+def test_seed_varies_the_synthetic_lines_and_batch_order_and_zero_repeats_the_documented_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run continued from another with the same options would otherwise see the very same synthetic lines in the same order."""
+    import json
+
+    from hwdaemon.training import run as run_module
+    from hwdaemon.training.synthetic import SYNTHETIC_SOURCE, default_fonts
+    from hwdaemon.training.train import TrainState
+
+    seen: list[tuple[list[str], int]] = []
+
+    def record(training: list[LineSample], validation: list[LineSample], out: Path, base: Path, settings: TrainSettings, progress: object) -> TrainState:
+        seen.append((sorted(sample.text for sample in training if sample.repository == SYNTHETIC_SOURCE), settings.seed))
+        return TrainState()
+
+    monkeypatch.setattr(run_module, "train", record)
+    save(render_lines(["bonjour Paris"], font_size=40), tmp_path / "kept.png")
+    manifest = tmp_path / "lines.jsonl"
+    manifest.write_text(json.dumps({"image": "kept.png", "text": "bonjour Paris"}))
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("")
+    for seed in ("0", "3", "0"):
+        arguments = ["train", "--source", f"any/repo={manifest}", "--exclusions", str(rules), "--out", str(tmp_path / f"run{len(seen)}"),
+                     "--validation-fraction", "0", "--synthetic", "6", "--font", str(default_fonts()[0]), "--seed", seed]  # fmt: skip
+        outcome = CliRunner().invoke(cli, arguments)
+        assert outcome.exit_code == 0, outcome.output
+    (first, first_seed), (other, other_seed), (again, again_seed) = seen
+    assert first != other and first_seed != other_seed
+    assert (again, again_seed) == (first, first_seed) and first_seed == TrainSettings().seed
+
+
 def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
 

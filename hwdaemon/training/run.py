@@ -16,7 +16,7 @@ from hwdaemon.errors import NoInputError
 from hwdaemon.pipeline.crnn import CHARSET_V1
 from hwdaemon.training.data import LineSample, PageImageMissingError, load_samples
 from hwdaemon.training.exclusion import ExclusionList
-from hwdaemon.training.synthetic import SYNTHETIC_SOURCE, default_fonts, synthetic_samples
+from hwdaemon.training.synthetic import SYNTHETIC_SEED, SYNTHETIC_SOURCE, default_fonts, synthetic_samples
 from hwdaemon.training.train import TrainSettings, encodable, train
 
 log = structlog.get_logger()
@@ -42,6 +42,7 @@ class TrainRequest:
     line_types: dict[str, list[str]] | None = None  # repository -> the only line types kept (e.g. Handwritten)
     oversample: dict[str, int] | None = None  # repository -> times its training lines are repeated per epoch
     schedule: str = "constant"
+    seed: int = 0  # added to the fixed seeds of the synthetic lines, batch order and augmentation; 0 repeats the documented runs
 
 
 def expand_sources(sources: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
@@ -102,7 +103,8 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
     samples = keep_line_types(samples, request.line_types or {})
     samples = thin(samples, request.max_repeats, request.drop_patterns or [])
     if request.synthetic:
-        samples += synthetic_samples(request.synthetic, request.fonts or default_fonts(), CHARSET_V1, request.synthetic_languages or ["en"])
+        fonts, languages = request.fonts or default_fonts(), request.synthetic_languages or ["en"]
+        samples += synthetic_samples(request.synthetic, fonts, CHARSET_V1, languages, seed=SYNTHETIC_SEED + request.seed)
     samples, unspellable = encodable(samples, CHARSET_V1)
     if not samples:
         raise NoInputError("no training lines found in the sources (after exclusions and filters)")
@@ -123,7 +125,7 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
 
     settings = TrainSettings(
         epochs=request.epochs, batch_size=request.batch_size, learning_rate=request.learning_rate,
-        max_minutes=request.max_minutes, device=request.device, schedule=request.schedule,
+        max_minutes=request.max_minutes, device=request.device, schedule=request.schedule, seed=TrainSettings().seed + request.seed,
     )  # fmt: skip
     try:
         base = request.base or embedded_model_dir() / "english_g2.pth"

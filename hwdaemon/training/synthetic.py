@@ -25,6 +25,7 @@ from hwdaemon.pipeline import wordlists
 from hwdaemon.training.data import LineSample
 
 SYNTHETIC_SOURCE = "synthetic"
+SYNTHETIC_SEED = 7  # the documented runs' lines
 DEBIAN_FONTS = (
     "/usr/share/fonts/truetype/fifthhorseman/dkg.ttf",
     "/usr/share/fonts/truetype/fifthhorseman/dkgIt.ttf",
@@ -154,7 +155,7 @@ def _crop_to_ink(image: np.ndarray, margin: int) -> np.ndarray:
     return image[top:bottom, left:right]
 
 
-def synthetic_samples(count: int, fonts: Iterable[Path], charset: str, languages: list[str], seed: int = 7) -> list[LineSample]:
+def synthetic_samples(count: int, fonts: Iterable[Path], charset: str, languages: list[str], seed: int = SYNTHETIC_SEED) -> list[LineSample]:
     """`count` rendered lines spread over the fonts; grouped in documents of 100 so validation holds out whole groups."""
     rng = random.Random(seed)
     usable = [font for font in fonts if len(covered(font, charset)) > 60]

@@ -17,7 +17,7 @@ from hwdaemon.pipeline.crnn import CHARSET_V1
 from hwdaemon.training.data import LineSample, PageImageMissingError, load_samples
 from hwdaemon.training.exclusion import ExclusionList
 from hwdaemon.training.synthetic import SYNTHETIC_SEED, SYNTHETIC_SOURCE, default_fonts, synthetic_samples
-from hwdaemon.training.train import TrainSettings, encodable, train
+from hwdaemon.training.train import TRAINING_SEED, TrainSettings, encodable, train
 
 log = structlog.get_logger()
 
@@ -125,7 +125,7 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
 
     settings = TrainSettings(
         epochs=request.epochs, batch_size=request.batch_size, learning_rate=request.learning_rate,
-        max_minutes=request.max_minutes, device=request.device, schedule=request.schedule, seed=TrainSettings().seed + request.seed,
+        max_minutes=request.max_minutes, device=request.device, schedule=request.schedule, seed=TRAINING_SEED + request.seed,
     )  # fmt: skip
     try:
         base = request.base or embedded_model_dir() / "english_g2.pth"

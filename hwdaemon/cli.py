@@ -533,14 +533,17 @@ def evaluate_command(
 @click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
               help="Learning rate: constant, or cosine decay to 5% over the run.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Vary the synthetic lines, batch order and augmentation (a run continued from another sees new ones); "
-                   "0 repeats the documented runs. The documents held out for validation stay the same.")
+              help="Vary the synthetic lines, batch order and augmentation (a run continued from another sees new ones). "
+                   "The documents held out for validation stay the same.")
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="Processes that render synthetic lines and prepare batches beside training; a GPU needs several to stay busy. "
+                   "They change nothing in what is learnt.")
 def train(
     sources: tuple[str, ...], exclusions: Path | None, out: Path | None, from_corrections: bool, profile: str, manifest: Path | None,
     config_path: Path | None, epochs: float | None, batch_size: int, learning_rate: float | None, validation_fraction: float,
     holdout_fraction: float, max_repeats: int, drop_patterns: tuple[str, ...], max_minutes: float | None, device: str,
     base: Path | None, synthetic: int, fonts: tuple[Path, ...], synthetic_languages: tuple[str, ...],
-    line_types: tuple[str, ...], oversample: tuple[str, ...], schedule: str, seed: int,
+    line_types: tuple[str, ...], oversample: tuple[str, ...], schedule: str, seed: int, workers: int,
 ) -> None:  # fmt: skip
     """Fine-tune the handwriting recognizer on labelled lines; resumes an interrupted run.
 
@@ -577,7 +580,7 @@ def train(
         learning_rate=learning_rate or 3e-4, validation_fraction=validation_fraction, max_repeats=max_repeats,
         drop_patterns=list(drop_patterns), max_minutes=max_minutes, device=device, base=base, synthetic=synthetic,
         fonts=list(fonts) or None, synthetic_languages=list(synthetic_languages), schedule=schedule,
-        line_types=_line_types(line_types), oversample=_oversample(oversample), seed=seed,
+        line_types=_line_types(line_types), oversample=_oversample(oversample), seed=seed, workers=workers,
     )  # fmt: skip
     report = run_training(request)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))

@@ -95,6 +95,20 @@ def test_excluded_manifest_items_are_dropped(page_folder: Path, tmp_path: Path) 
     assert [sample.text for sample in samples] == ["kept"]
 
 
+def test_a_manifest_line_cut_from_a_listed_document_is_dropped(page_folder: Path, tmp_path: Path) -> None:
+    """Lines exported from pages keep their page's name in `document`: the rule for the page reaches them."""
+    Image.new("L", (50, 20), 255).save(page_folder / "00001.png")
+    Image.new("L", (50, 20), 255).save(page_folder / "00002.png")
+    manifest = page_folder / "manifest.jsonl"
+    rows = [{"image": "00001.png", "text": "excluded", "source": "owner/repo", "document": "letter_07.xml"},
+            {"image": "00002.png", "text": "kept", "source": "owner/repo", "document": "letter_08.xml"}]  # fmt: skip
+    manifest.write_text("\n".join(json.dumps(row) for row in rows))
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("owner/repo\tletter_07*\n")
+    samples = load_samples([("", manifest)], ExclusionList.load(rules))
+    assert [(sample.text, sample.document) for sample in samples] == [("kept", "letter_08.xml")]
+
+
 def test_guard_refuses_a_set_with_an_excluded_document(tmp_path: Path) -> None:
     rules = tmp_path / "rules.tsv"
     rules.write_text("banq-dcn/Copiste-d-un-jour\t*wikitexte_0135*\n")

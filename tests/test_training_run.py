@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from hwdaemon.pipeline.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_
 from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
 from hwdaemon.plugins import Registry
 from hwdaemon.training.data import LineSample
+from hwdaemon.training.synthetic import default_fonts
 from hwdaemon.training.train import TrainSettings, learning_rate_at, planned_steps, train
 from rendering import render_lines, save
 
@@ -78,6 +80,41 @@ def test_interrupted_run_resumes_from_its_checkpoint(samples: list[LineSample], 
     resumed = train(samples, samples, tmp_path, base, TrainSettings(epochs=2, batch_size=3, augment=False))
     assert resumed.epoch == 2 and resumed.steps == 4  # one more epoch, not two
     assert [entry["epoch"] for entry in resumed.history] == [1, 2]
+
+
+def test_loader_processes_change_nothing_in_what_is_learnt(samples: list[LineSample], tmp_path: Path) -> None:
+    """Each batch is augmented from its own seed, so batches prepared in other processes are the same batches."""
+    base = embedded_model_dir() / "english_g2.pth"
+    settings = TrainSettings(epochs=1, batch_size=2, learning_rate=1e-3)
+    histories = []
+    for workers in (0, 2):
+        events: list[dict[str, float]] = []
+        train(samples, [], tmp_path / f"workers-{workers}", base, replace(settings, workers=workers), events.append)
+        histories.append([round(event["loss"], 4) for event in events if "loss" in event])
+    assert len(histories[0]) == 3 and histories[0] == histories[1]
+
+
+FORK_AFTER_OPENCV = """
+import sys, tempfile
+from pathlib import Path
+from hwdaemon.pipeline.crnn import CHARSET_V1
+from hwdaemon.training.synthetic import default_fonts, synthetic_samples
+from hwdaemon.training.train import TrainSettings, train
+samples = synthetic_samples(40, default_fonts(), CHARSET_V1, ["en"])  # rendered here: OpenCV's worker threads now run
+train(samples, [], Path(tempfile.mkdtemp()), Path(sys.argv[1]), TrainSettings(epochs=0.25, batch_size=8, workers=1))
+print("trained")
+"""
+
+
+@pytest.mark.skipif(not default_fonts(), reason="no Debian handwriting font installed (scripts/setup --test installs fonts-dkg-handwriting)")
+def test_batch_preparing_processes_start_after_opencv_has_run() -> None:
+    """A process forked while OpenCV's threads run used to hang forever; now training goes on."""
+    import subprocess
+    import sys
+
+    base = Path(__file__).parent.parent / "hwdaemon" / "models" / "handwriting"
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_OPENCV, str(base)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr
 
 
 def test_cosine_schedule_falls_from_the_rate_to_five_percent_over_the_planned_steps() -> None:

@@ -31,6 +31,14 @@ def test_the_same_seed_renders_the_same_lines() -> None:
     assert all(np.array_equal(a.image, b.image) for a, b in zip(first, second))
 
 
+def test_rendering_processes_draw_the_same_lines_as_one() -> None:
+    alone = synthetic_samples(230, FONTS, CHARSET_V1, ["en"], seed=4)
+    side_by_side = synthetic_samples(230, FONTS, CHARSET_V1, ["en"], seed=4, workers=2)
+    assert [(s.text, s.document) for s in alone] == [(s.text, s.document) for s in side_by_side]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(alone, side_by_side, strict=True))
+    assert len({s.document for s in alone}) == 3  # groups of 100 lines
+
+
 def test_a_font_never_writes_a_character_it_lacks() -> None:
     font = FONTS[0]
     drawn = covered(font, CHARSET_V1 + "\u4e2d")

@@ -137,7 +137,7 @@ def _open_page(xml_path: Path, name: str, image_dir: Path | None) -> Image.Image
 
 
 def read_manifest_lines(manifest: Path) -> Iterator[LineSample]:
-    """Line items of a manifest.jsonl (our format); `source` names the repository."""
+    """Line items of a manifest.jsonl (our format); `source` names the repository, `document` (else the image) the document."""
     for line in manifest.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
@@ -146,7 +146,7 @@ def read_manifest_lines(manifest: Path) -> Iterator[LineSample]:
             continue
         with Image.open(manifest.parent / item["image"]) as image:
             pixels = np.asarray(image.convert("L"), dtype=np.uint8)
-        yield LineSample(item["text"], str(item.get("source", "")), item["image"], pixels)
+        yield LineSample(item["text"], str(item.get("source", "")), str(item.get("document", item["image"])), pixels)
 
 
 def load_samples(sources: Iterable[tuple[str, Path]], exclusions: ExclusionList, image_dir: Path | None = None) -> list[LineSample]:

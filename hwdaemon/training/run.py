@@ -42,7 +42,8 @@ class TrainRequest:
     line_types: dict[str, list[str]] | None = None  # repository -> the only line types kept (e.g. Handwritten)
     oversample: dict[str, int] | None = None  # repository -> times its training lines are repeated per epoch
     schedule: str = "constant"
-    seed: int = 0  # added to the fixed seeds of the synthetic lines, batch order and augmentation; 0 repeats the documented runs
+    seed: int = 0  # added to the fixed seeds of the synthetic lines, batch order and augmentation
+    workers: int = 0  # processes rendering synthetic lines and preparing batches (a GPU needs them; 2 CPU cores don't)
 
 
 def expand_sources(sources: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
@@ -104,7 +105,7 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
     samples = thin(samples, request.max_repeats, request.drop_patterns or [])
     if request.synthetic:
         fonts, languages = request.fonts or default_fonts(), request.synthetic_languages or ["en"]
-        samples += synthetic_samples(request.synthetic, fonts, CHARSET_V1, languages, seed=SYNTHETIC_SEED + request.seed)
+        samples += synthetic_samples(request.synthetic, fonts, CHARSET_V1, languages, seed=SYNTHETIC_SEED + request.seed, workers=request.workers)
     samples, unspellable = encodable(samples, CHARSET_V1)
     if not samples:
         raise NoInputError("no training lines found in the sources (after exclusions and filters)")
@@ -126,6 +127,7 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
     settings = TrainSettings(
         epochs=request.epochs, batch_size=request.batch_size, learning_rate=request.learning_rate,
         max_minutes=request.max_minutes, device=request.device, schedule=request.schedule, seed=TRAINING_SEED + request.seed,
+        workers=request.workers,
     )  # fmt: skip
     try:
         base = request.base or embedded_model_dir() / "english_g2.pth"

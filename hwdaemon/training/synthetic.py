@@ -12,6 +12,8 @@ digits and punctuation mixed in. A font only writes characters it actually has
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import random
 from collections.abc import Iterable
 from functools import cache
@@ -23,9 +25,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from hwdaemon.pipeline import wordlists
 from hwdaemon.training.data import LineSample
+from hwdaemon.training.processes import before_fork
 
 SYNTHETIC_SOURCE = "synthetic"
 SYNTHETIC_SEED = 7  # the documented runs' lines
+GROUP_SIZE = 100  # lines per synthetic "document"
 DEBIAN_FONTS = (
     "/usr/share/fonts/truetype/fifthhorseman/dkg.ttf",
     "/usr/share/fonts/truetype/fifthhorseman/dkgIt.ttf",
@@ -155,17 +159,32 @@ def _crop_to_ink(image: np.ndarray, margin: int) -> np.ndarray:
     return image[top:bottom, left:right]
 
 
-def synthetic_samples(count: int, fonts: Iterable[Path], charset: str, languages: list[str], seed: int = SYNTHETIC_SEED) -> list[LineSample]:
-    """`count` rendered lines spread over the fonts; grouped in documents of 100 so validation holds out whole groups."""
-    rng = random.Random(seed)
+def synthetic_samples(
+    count: int, fonts: Iterable[Path], charset: str, languages: list[str], seed: int = SYNTHETIC_SEED, workers: int = 1,
+) -> list[LineSample]:  # fmt: skip
+    """`count` rendered lines spread over the fonts, in documents of 100 so validation holds out whole groups.
+
+    Each group is drawn from its own seed (run seed, group number): `workers`
+    processes render the groups side by side and the lines stay the same.
+    """
     usable = [font for font in fonts if len(covered(font, charset)) > 60]
     if not usable:
         raise FileNotFoundError("no handwriting font found for synthetic lines; install fonts-dkg-handwriting or pass --font")
-    samples = []
-    while len(samples) < count:
-        font = usable[len(samples) % len(usable)]
+    groups = [(group, min(GROUP_SIZE, count - group * GROUP_SIZE), usable, charset, languages, seed) for group in range(math.ceil(count / GROUP_SIZE))]
+    if workers <= 1 or len(groups) == 1:
+        return [sample for arguments in groups for sample in _render_group(*arguments)]
+    before_fork()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return [sample for rendered in pool.starmap(_render_group, groups) for sample in rendered]
+
+
+def _render_group(group: int, size: int, fonts: list[Path], charset: str, languages: list[str], seed: int) -> list[LineSample]:
+    rng = random.Random(f"{seed}/{group}")
+    document = f"{SYNTHETIC_SOURCE}/{group}"
+    samples: list[LineSample] = []
+    while len(samples) < size:
+        font = fonts[(group * GROUP_SIZE + len(samples)) % len(fonts)]
         text = sentence(rng, languages)
-        if not set(text) <= covered(font, charset):
-            continue
-        samples.append(LineSample(text, SYNTHETIC_SOURCE, f"{SYNTHETIC_SOURCE}/{len(samples) // 100}", render(text, font, rng)))
+        if set(text) <= covered(font, charset):
+            samples.append(LineSample(text, SYNTHETIC_SOURCE, document, render(text, font, rng)))
     return samples

@@ -1,7 +1,10 @@
 """Fine-tuning the CRNN on line samples, with checkpoints, resume, validation and early stopping.
 
 Batches group lines of similar width (less padding, ~5 lines/s on 2 CPU cores).
-A checkpoint (model, optimiser, epoch, step, best CER, RNG state) is written
+Each epoch's batch order and each batch's augmentation come from their own seed
+(run seed, epoch, batch number), so loader processes (`workers`, which keep a
+GPU fed) change nothing in what is learnt, and a resumed run sees what it would
+have. A checkpoint (model, optimiser, epoch, step, best CER) is written
 atomically every `checkpoint_every` steps and at each epoch's end, so an
 interrupted run resumes where it stopped. The best model by validation CER is
 saved to `out/model` as a `handwriting` recognizer model folder.
@@ -27,6 +30,7 @@ from torch import nn
 from hwdaemon.evaluation import normalise
 from hwdaemon.pipeline.crnn import CHARSET_V1, HandwritingModel, from_english_g2, load_model, save_model, to_batch
 from hwdaemon.training.data import LineSample
+from hwdaemon.training.processes import before_fork
 
 Progress = Callable[[dict[str, Any]], None]
 TRAINING_SEED = 1  # the documented runs' batch order and augmentation
@@ -45,6 +49,7 @@ class TrainSettings:
     max_minutes: float | None = None
     device: str = "auto"
     schedule: str = "constant"  # or "cosine": the rate falls to 5% of itself by the run's last step
+    workers: int = 0  # processes preparing batches beside the training one (0: it does it itself)
 
 
 @dataclass
@@ -103,6 +108,28 @@ def _batches(samples: list[LineSample], batch_size: int, rng: random.Random) -> 
     return batches
 
 
+class _PreparedBatches(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Batch `number` of an epoch as the network's input: its lines augmented with the batch's own seed, stacked."""
+
+    def __init__(self, batches: list[list[LineSample]], first: int, settings: TrainSettings, epoch: int) -> None:
+        self.batches, self.first, self.settings, self.epoch = batches, first, settings, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.first
+
+    def __getitem__(self, position: int) -> tuple[int, torch.Tensor, list[str]]:
+        number = self.first + position
+        batch = self.batches[number]
+        rng = random.Random(f"{self.settings.seed}/{self.epoch}/{number}")
+        images = [augment(sample.image, rng) if self.settings.augment else sample.image for sample in batch]
+        return number, to_batch(images, self.settings.max_width)[0], [unicodedata.normalize("NFC", sample.text) for sample in batch]
+
+
+def _one_thread(_: int) -> None:
+    """A loader process uses one core: several of them, each with a thread per core, would fight over the cores."""
+    torch.set_num_threads(1)
+
+
 def planned_steps(samples: int, settings: TrainSettings) -> int:
     """Optimiser steps the whole run takes, as the loop below counts them."""
     batches = math.ceil(samples / settings.batch_size)
@@ -136,6 +163,7 @@ def train(
     `base_weights` is EasyOCR's english_g2.pth (a new model) or one of our model folders (fine-tuning it).
     """
     out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)  # the output rows english_g2 lacks start random
     device = _device(settings.device)
     checkpoint_path = out / "checkpoint.pt"
     if base_weights.is_dir():  # one of our models: fine-tune it as it is
@@ -145,43 +173,39 @@ def train(
         network, charset, base_name = from_english_g2(base_weights, CHARSET_V1).to(device), CHARSET_V1, "english_g2"
     optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     state = TrainState()
-    rng = random.Random(settings.seed)
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
         network.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         state = TrainState(**saved["state"])
-        rng.setstate(saved["rng"])
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     index = {char: position + 1 for position, char in enumerate(charset)}
     started = time.monotonic()
     total_epochs = math.ceil(settings.epochs)
     total_steps = planned_steps(len(train_samples), settings)
 
-    epoch_start_rng = rng.getstate()
-
     def save_checkpoint() -> None:
-        """The RNG state saved is the one the epoch started with: a resume reshuffles identically."""
         temporary = out / ".checkpoint.pt.tmp"
-        torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict(), "state": asdict(state), "rng": epoch_start_rng, "settings": asdict(settings)}, temporary)
+        torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict(), "state": asdict(state), "settings": asdict(settings)}, temporary)
         temporary.replace(checkpoint_path)
 
+    if settings.workers:
+        before_fork()
     while state.epoch < total_epochs:
-        epoch_start_rng = rng.getstate()
-        batches = _batches(train_samples, settings.batch_size, rng)
+        batches = _batches(train_samples, settings.batch_size, random.Random(f"{settings.seed}/{state.epoch}"))
         fraction = settings.epochs - state.epoch
         limit = len(batches) if fraction >= 1 else max(1, int(len(batches) * fraction))
+        prepared = torch.utils.data.DataLoader(
+            _PreparedBatches(batches[:limit], state.batches_done, settings, state.epoch), batch_size=None,
+            num_workers=settings.workers, worker_init_fn=_one_thread if settings.workers else None, prefetch_factor=4 if settings.workers else None,
+        )  # fmt: skip
         network.train()
-        for number, batch in enumerate(batches[:limit]):
-            if number < state.batches_done:
-                continue  # done before the interruption
-            images = [augment(sample.image, rng) if settings.augment else sample.image for sample in batch]
-            texts = [unicodedata.normalize("NFC", sample.text) for sample in batch]
-            inputs = to_batch(images, settings.max_width)[0].to(device)
+        for number, inputs, texts in prepared:
+            inputs = inputs.to(device, non_blocking=True)
             log_probs = network(inputs, None).log_softmax(2).permute(1, 0, 2)
-            targets = torch.tensor([index[char] for text in texts for char in text], dtype=torch.long)
-            target_lengths = torch.tensor([len(text) for text in texts], dtype=torch.long)
-            input_lengths = torch.full((len(batch),), log_probs.size(0), dtype=torch.long)
+            targets = torch.tensor([index[char] for text in texts for char in text], dtype=torch.long, device=device)
+            target_lengths = torch.tensor([len(text) for text in texts], dtype=torch.long, device=device)
+            input_lengths = torch.full((len(texts),), log_probs.size(0), dtype=torch.long, device=device)
             loss = ctc(log_probs, targets, input_lengths, target_lengths)
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate_at(state.steps, total_steps, settings)

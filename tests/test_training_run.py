@@ -70,6 +70,8 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(trained: tuple[Pa
     assert cers[-1] < cers[0]
     model = load_model(out / "model")
     assert model.charset == CHARSET_V1 and model.card["base"] == "english_g2"
+    assert torch.load(out / "model" / "weights.pth")["Prediction.weight"].dtype == torch.float16  # stored half, read as float32
+    assert next(model.network.parameters()).dtype == torch.float32
     assert (out / "checkpoint.pt").exists()
 
 
@@ -195,7 +197,7 @@ def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
 
     model = load_model(SHIPPED_MODEL)
-    assert model.card["name"] == "hwdaemon-handwriting-v4" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])
+    assert model.card["name"] == "hwdaemon-handwriting-v5" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])
     assert (SHIPPED_MODEL / "weights.pth").stat().st_size < 50_000_000
     page = render_lines(["The quick brown fox jumps over"], font_size=40)
     rows, columns = np.where(page < 128)

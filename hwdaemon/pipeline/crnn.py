@@ -138,10 +138,15 @@ class HandwritingModel:
 
 
 def save_model(network: nn.Module, charset: str, folder: Path, card: dict[str, Any]) -> None:
-    """weights.pth and model.json, each written to a temp name and renamed (a reader never sees half)."""
+    """weights.pth and model.json, each written to a temp name and renamed (a reader never sees half).
+
+    Weights are stored as float16 and loaded back as float32: half the file (7.6
+    MB), and the dev set reads the same (v5: 13.34% either way, one item better
+    and one worse of 123).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     temporary = folder / ".weights.pth.tmp"
-    torch.save({key: value.cpu() for key, value in network.state_dict().items()}, temporary)
+    torch.save({key: value.cpu().half() if value.is_floating_point() else value.cpu() for key, value in network.state_dict().items()}, temporary)
     temporary.replace(folder / "weights.pth")
     (folder / ".model.json.tmp").write_text(json.dumps({**card, "charset": charset, "height": HEIGHT}, ensure_ascii=False, indent=2))
     (folder / ".model.json.tmp").replace(folder / "model.json")

@@ -622,6 +622,35 @@ def _train_from_corrections(
     return learn_from_corrections(request)
 
 
+@cli.command("pack-lines")
+@click.option("--source", "sources", multiple=True, required=True, metavar="OWNER/REPO=PATH", help="As for train: a folder of ALTO/PAGE XML, a file, or a manifest.")
+@click.option("--exclusions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="DO-NOT-TRAIN.tsv: documents never loaded.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The pack folder (manifest.jsonl and lines/).")
+@click.option("--line-type", "line_types", multiple=True, metavar="REPO=TYPE", help="As for train.")
+@click.option("--drop-pattern", "drop_patterns", multiple=True, help="As for train.")
+@click.option("--max-repeats", type=int, default=3, show_default=True, help="As for train.")
+def pack_lines_command(sources: tuple[str, ...], exclusions: Path, out: Path, line_types: tuple[str, ...], drop_patterns: tuple[str, ...], max_repeats: int) -> None:
+    """Pack training sources' lines into a small folder to carry to a GPU machine.
+
+    Reads the sources as `train` does (the exclusion list and filters applied)
+    and writes each line at the network's height as WebP, with a manifest that
+    `train --source pack/lines=OUT/manifest.jsonl` reads (repositories and
+    documents kept: the exclusion list and the validation hold-out still apply).
+
+    Example:
+      hwdaemon pack-lines --source banq-dcn/Copiste-d-un-jour=copiste/alto --exclusions DO-NOT-TRAIN.tsv --out pack
+    """
+    from hwdaemon.training.exclusion import ExclusionList
+    from hwdaemon.training.pack import pack_lines
+    from hwdaemon.training.run import load_sources
+
+    configure_logging("info")
+    pairs = [(repository, Path(path)) for repository, path in _repository_pairs(sources, "--source")]
+    samples, skipped = load_sources(pairs, ExclusionList.load(exclusions), _line_types(line_types), max_repeats, list(drop_patterns))
+    written = pack_lines(samples, out)
+    click.echo(json.dumps({"lines": len(samples), "documents_skipped": skipped, "megabytes": round(written / 1e6, 1), "manifest": str(out / "manifest.jsonl")}))
+
+
 @cli.command("average-models")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The new model folder.")

@@ -138,3 +138,22 @@ def test_other_xml_is_skipped_and_an_image_named_after_the_xml_is_found(page_fol
     (page_folder / "page.png").rename(page_folder / "scan.alto.png")
     samples = load_samples([("owner/repo", page_folder / "METS.xml"), ("owner/repo", page_folder / "scan.alto.xml")], ExclusionList(rules=()))
     assert [sample.text for sample in samples] == ["Chère Émilie,", "merci"]
+
+
+def test_packed_lines_read_back_as_training_lines_with_their_documents(page_folder: Path, tmp_path: Path) -> None:
+    """pack-lines keeps text, repository and document: the exclusion list still reaches a packed line."""
+    from click.testing import CliRunner
+
+    from hwdaemon.cli import cli
+
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("owner/other\t*\n")
+    outcome = CliRunner().invoke(cli, ["pack-lines", "--source", f"owner/repo={page_folder / 'doc.alto.xml'}", "--exclusions", str(rules),
+                                       "--line-type", "owner/repo=Handwritten", "--out", str(tmp_path / "pack")])  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads(outcome.stdout.strip().splitlines()[-1])["lines"] == 1  # the typewritten line left out
+    packed = load_samples([("any", tmp_path / "pack" / "manifest.jsonl")], ExclusionList(rules=()))
+    assert [(s.text, s.repository, s.document) for s in packed] == [("Chère Émilie,", "owner/repo", "doc.alto.xml")]
+    assert packed[0].image.shape[0] == 64 and packed[0].image.min() < 60  # the network's height, the ink kept
+    rules.write_text("owner/repo\tdoc.alto*\n")
+    assert load_samples([("any", tmp_path / "pack" / "manifest.jsonl")], ExclusionList.load(rules)) == []

@@ -88,21 +88,27 @@ def split_by_document(samples: list[LineSample], fraction: float, seed: int = 1)
     return [s for s in samples if (s.repository, s.document) not in held], [s for s in samples if (s.repository, s.document) in held]
 
 
-def run_training(request: TrainRequest) -> dict[str, Any]:
-    from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
-
-    exclusions = ExclusionList.load(request.exclusions)
-    image_roots = {repository: path if path.is_dir() else path.parent for repository, path in request.sources}
+def load_sources(
+    sources: list[tuple[str, Path]], exclusions: ExclusionList, line_types: dict[str, list[str]], max_repeats: int, drop_patterns: list[str],
+) -> tuple[list[LineSample], int]:  # fmt: skip
+    """The sources' labelled lines as training sees them (excluded documents never loaded, filters applied); and how many documents were skipped."""
+    image_roots = {repository: path if path.is_dir() else path.parent for repository, path in sources}
     samples: list[LineSample] = []
     skipped = 0
-    for repository, path in expand_sources(request.sources):
+    for repository, path in expand_sources(sources):
         try:
             samples.extend(load_samples([(repository, path)], exclusions, image_dir=image_roots[repository].parent))
         except PageImageMissingError as exc:  # snapshots of big repositories lack some images: train on the rest
             skipped += 1
             log.warning("training_document_skipped", error=str(exc))
-    samples = keep_line_types(samples, request.line_types or {})
-    samples = thin(samples, request.max_repeats, request.drop_patterns or [])
+    return thin(keep_line_types(samples, line_types), max_repeats, drop_patterns), skipped
+
+
+def run_training(request: TrainRequest) -> dict[str, Any]:
+    from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
+
+    exclusions = ExclusionList.load(request.exclusions)
+    samples, skipped = load_sources(request.sources, exclusions, request.line_types or {}, request.max_repeats, request.drop_patterns or [])
     if request.synthetic:
         fonts, languages = request.fonts or default_fonts(), request.synthetic_languages or ["en"]
         samples += synthetic_samples(request.synthetic, fonts, CHARSET_V1, languages, seed=SYNTHETIC_SEED + request.seed, workers=request.workers)

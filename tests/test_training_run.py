@@ -119,6 +119,14 @@ def test_batch_preparing_processes_start_after_opencv_has_run() -> None:
     assert done.returncode == 0 and "trained" in done.stdout, done.stderr
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_asking_for_a_gpu_where_there_is_none_is_a_clear_error(samples: list[LineSample], tmp_path: Path) -> None:
+    from hwdaemon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no CUDA GPU.*--device auto"):
+        train(samples, [], tmp_path, embedded_model_dir() / "english_g2.pth", TrainSettings(device="cuda"))
+
+
 def test_cosine_schedule_falls_from_the_rate_to_five_percent_over_the_planned_steps() -> None:
     settings = TrainSettings(epochs=1.5, batch_size=16, learning_rate=2e-4, schedule="cosine")
     total = planned_steps(160, settings)
@@ -163,7 +171,7 @@ def test_train_command_refuses_an_excluded_document_and_trains_on_the_rest(tmp_p
     assert report["training_lines"] == 1  # the excluded line never loaded
 
 
-def test_seed_varies_the_synthetic_lines_and_batch_order_and_zero_repeats_the_documented_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_seed_varies_the_synthetic_lines_and_batch_order_and_zero_keeps_the_default_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run continued from another with the same options would otherwise see the very same synthetic lines in the same order."""
     import json
 

@@ -28,7 +28,7 @@ from hwdaemon.training.data import LineSample
 from hwdaemon.training.processes import before_fork
 
 SYNTHETIC_SOURCE = "synthetic"
-SYNTHETIC_SEED = 7  # the documented runs' lines
+SYNTHETIC_SEED = 7  # the synthetic lines; train --seed N adds N
 GROUP_SIZE = 100  # lines per synthetic "document"
 DEBIAN_FONTS = (
     "/usr/share/fonts/truetype/fifthhorseman/dkg.ttf",

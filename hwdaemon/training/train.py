@@ -27,13 +27,14 @@ from PIL import Image, ImageFilter
 from rapidfuzz.distance import Levenshtein
 from torch import nn
 
+from hwdaemon.errors import ConfigError
 from hwdaemon.evaluation import normalise
 from hwdaemon.pipeline.crnn import CHARSET_V1, HandwritingModel, from_english_g2, load_model, save_model, to_batch
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.processes import before_fork
 
 Progress = Callable[[dict[str, Any]], None]
-TRAINING_SEED = 1  # the documented runs' batch order and augmentation
+TRAINING_SEED = 1  # batch order and augmentation; train --seed N adds N
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,8 @@ def learning_rate_at(step: int, total: int, settings: TrainSettings) -> float:
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: torch sees no CUDA GPU on this machine; use --device auto (the GPU when there is one) or cpu")
     return torch.device(name)
 
 

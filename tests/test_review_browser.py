@@ -69,6 +69,7 @@ def test_correct_save_approve_redeliver_in_a_real_browser(tmp_path: Path) -> Non
         corrected = delivered.read_text()
         assert corrected.splitlines()[0] == "Meet me at half past noon"
         assert corrected.splitlines()[1:] == first_text.splitlines()[1:]
-        assert '"revision": 1' in (tmp_path / "outbox" / "note.json").read_text()
+        # The file sink writes .txt, then .json: the second can lag the first by a moment.
+        wait_for(lambda: '"revision": 1' in (tmp_path / "outbox" / "note.json").read_text(), what="revision 1 in the JSON export")
     finally:
         daemon.stop()

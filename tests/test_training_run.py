@@ -110,7 +110,7 @@ print("trained")
 
 @pytest.mark.skipif(not default_fonts(), reason="no Debian handwriting font installed (scripts/setup --test installs fonts-dkg-handwriting)")
 def test_batch_preparing_processes_start_after_opencv_has_run() -> None:
-    """A process forked while OpenCV's threads run used to hang forever; now training goes on."""
+    """Loader processes forked after OpenCV has rendered lines here: a real run once hung there (not reproducible at will, so this guards the path, not the race)."""
     import subprocess
     import sys
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 
 from hwdaemon.errors import InputFileError
-from hwdaemon.pipeline.crnn import HEIGHT
+from hwdaemon.pipeline.crnn import HEIGHT, resize_to_height
 from hwdaemon.training.data import LineSample
 
 
@@ -24,9 +24,7 @@ def pack_lines(samples: list[LineSample], out: Path, height: int = HEIGHT, quali
     written = 0
     with (out / "manifest.jsonl").open("w", encoding="utf-8") as manifest:
         for number, sample in enumerate(samples):
-            rows, columns = sample.image.shape
-            resized = cv2.resize(sample.image, (max(8, round(columns * height / rows)), height), interpolation=cv2.INTER_AREA)
-            encoded, data = cv2.imencode(".webp", resized, [cv2.IMWRITE_WEBP_QUALITY, quality])
+            encoded, data = cv2.imencode(".webp", resize_to_height(sample.image, height), [cv2.IMWRITE_WEBP_QUALITY, quality])
             if not encoded:
                 raise InputFileError(f"could not encode the line {sample.text!r} of {sample.document} as WebP")
             name = f"lines/{number:05d}.webp"

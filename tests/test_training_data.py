@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hwdaemon.training.data import LineSample, PageImageMissingError, guard, load_samples, read_alto, read_page_xml
+from hwdaemon.errors import ConfigError
+from hwdaemon.training.data import LineSample, PageImageMissingError, guard, load_samples, read_alto, read_page_xml, read_transcribed_page
 from hwdaemon.training.exclusion import ExcludedDocumentError, ExclusionList
 from hwdaemon.training.run import keep_line_types, repeat_sources
 
@@ -68,6 +69,22 @@ def test_line_polygons_are_cropped_with_their_text(page_folder: Path, reader, na
     assert first.shape == (40 + 2 * 13 + 1, 300 + 2 * 13 + 1)
     assert first.min() == 0 and second.min() == 100  # each crop holds its own ink…
     assert (second == 0).sum() == 0  # …and none of the other line's
+
+
+@pytest.mark.parametrize("name", ["doc.alto.xml", "doc.page.xml"])
+def test_a_transcribed_page_gives_its_image_and_line_polygons(page_folder: Path, name: str) -> None:
+    """What benchmarks/segmentation.py compares a detector with: the same lines the crops come from."""
+    image, lines = read_transcribed_page(page_folder / name)
+    assert image.size == (400, 200)
+    assert [(line.text, line.line_type.rsplit(":", 1)[-1]) for line in lines] == [("Chère Émilie,", "Handwritten"), ("merci", "Typewritten")]
+    assert lines[0].polygon == [(20, 30), (320, 30), (320, 70), (20, 70)]
+    assert lines[1].polygon == [(20, 110), (220, 110), (220, 150), (20, 150)]  # ALTO: from HPOS/VPOS when there is no Shape
+
+
+def test_other_xml_is_not_a_transcribed_page(tmp_path: Path) -> None:
+    (tmp_path / "mets.xml").write_text('<?xml version="1.0"?><mets xmlns="http://www.loc.gov/METS/"/>', encoding="utf-8")
+    with pytest.raises(ConfigError, match="neither ALTO nor PAGE"):
+        read_transcribed_page(tmp_path / "mets.xml")
 
 
 def test_format_is_told_apart_by_content(page_folder: Path) -> None:

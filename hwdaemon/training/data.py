@@ -71,10 +71,44 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+@dataclass(frozen=True, slots=True)
+class TranscribedLine:
+    """A line as ALTO or PAGE XML records it: its text, its polygon on the page, its type label."""
+
+    text: str
+    polygon: list[Point]
+    line_type: str = ""
+
+
 def read_alto(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
-    """TextLine elements of an ALTO file: polygon from Shape/Polygon (else the HPOS/VPOS box), text from String CONTENT."""
+    """Crops of an ALTO file's lines."""
     root = ElementTree.parse(xml_path).getroot()
     image = _open_page(xml_path, _alto_image_name(root), image_dir)
+    for line in alto_lines(root):
+        yield LineSample(line.text, repository, document, crop_polygon(image, line.polygon), line.line_type)
+
+
+def read_page_xml(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
+    """Crops of a PAGE file's lines."""
+    root = ElementTree.parse(xml_path).getroot()
+    image = _open_page(xml_path, _page_image_name(xml_path, root), image_dir)
+    for line in page_xml_lines(root):
+        yield LineSample(line.text, repository, document, crop_polygon(image, line.polygon), line.line_type)
+
+
+def read_transcribed_page(xml_path: Path, image_dir: Path | None = None) -> tuple[Image.Image, list[TranscribedLine]]:
+    """A page image with its transcribed lines, from ALTO or PAGE XML: what a line detector should find on it."""
+    kind = _xml_kind(xml_path)
+    if kind is None:
+        raise ConfigError(f"{xml_path}: neither ALTO nor PAGE XML")
+    root = ElementTree.parse(xml_path).getroot()
+    if kind == "page":
+        return _open_page(xml_path, _page_image_name(xml_path, root), image_dir), list(page_xml_lines(root))
+    return _open_page(xml_path, _alto_image_name(root), image_dir), list(alto_lines(root))
+
+
+def alto_lines(root: ElementTree.Element) -> Iterator[TranscribedLine]:
+    """TextLine elements of an ALTO file: polygon from Shape/Polygon (else the HPOS/VPOS box), text from String CONTENT."""
     labels = {tag.get("ID", ""): tag.get("LABEL", "") for tag in root.iter() if _local(tag.tag) == "OtherTag"}
     for element in root.iter():
         if _local(element.tag) != "TextLine":
@@ -88,23 +122,11 @@ def read_alto(xml_path: Path, repository: str, document: str, image_dir: Path | 
             w, h = float(element.get("WIDTH", 0)), float(element.get("HEIGHT", 0))
             polygon = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
         if text and len(polygon) >= 3:
-            yield LineSample(text, repository, document, crop_polygon(image, polygon), line_type)
+            yield TranscribedLine(text, polygon, line_type)
 
 
-def _alto_image_name(root: ElementTree.Element) -> str:
-    for element in root.iter():
-        if _local(element.tag) == "fileName" and element.text:
-            return element.text.strip()
-    raise ConfigError("ALTO file names no sourceImageInformation/fileName")
-
-
-def read_page_xml(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
+def page_xml_lines(root: ElementTree.Element) -> Iterator[TranscribedLine]:
     """TextLine elements of a PAGE file: Coords points, text from the line's own TextEquiv/Unicode."""
-    root = ElementTree.parse(xml_path).getroot()
-    page = next((element for element in root.iter() if _local(element.tag) == "Page"), None)
-    if page is None or not page.get("imageFilename"):
-        raise ConfigError(f"{xml_path}: PAGE file has no Page/@imageFilename")
-    image = _open_page(xml_path, page.get("imageFilename", ""), image_dir)
     for element in root.iter():
         if _local(element.tag) != "TextLine":
             continue
@@ -115,7 +137,21 @@ def read_page_xml(xml_path: Path, repository: str, document: str, image_dir: Pat
         polygon = _points(coords.get("points", "")) if coords is not None else []
         line_type = PAGE_LINE_TYPE.search(element.get("custom", ""))
         if text and len(polygon) >= 3:
-            yield LineSample(text, repository, document, crop_polygon(image, polygon), line_type.group(1) if line_type else "")
+            yield TranscribedLine(text, polygon, line_type.group(1) if line_type else "")
+
+
+def _alto_image_name(root: ElementTree.Element) -> str:
+    for element in root.iter():
+        if _local(element.tag) == "fileName" and element.text:
+            return element.text.strip()
+    raise ConfigError("ALTO file names no sourceImageInformation/fileName")
+
+
+def _page_image_name(xml_path: Path, root: ElementTree.Element) -> str:
+    page = next((element for element in root.iter() if _local(element.tag) == "Page"), None)
+    if page is None or not page.get("imageFilename"):
+        raise ConfigError(f"{xml_path}: PAGE file has no Page/@imageFilename")
+    return page.get("imageFilename", "")
 
 
 def _open_page(xml_path: Path, name: str, image_dir: Path | None) -> Image.Image:

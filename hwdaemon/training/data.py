@@ -80,19 +80,10 @@ class TranscribedLine:
     line_type: str = ""
 
 
-def read_alto(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
-    """Crops of an ALTO file's lines."""
-    root = ElementTree.parse(xml_path).getroot()
-    image = _open_page(xml_path, _alto_image_name(root), image_dir)
-    for line in alto_lines(root):
-        yield LineSample(line.text, repository, document, crop_polygon(image, line.polygon), line.line_type)
-
-
-def read_page_xml(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
-    """Crops of a PAGE file's lines."""
-    root = ElementTree.parse(xml_path).getroot()
-    image = _open_page(xml_path, _page_image_name(xml_path, root), image_dir)
-    for line in page_xml_lines(root):
+def read_xml_lines(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
+    """Crops of an ALTO or PAGE file's lines."""
+    image, lines = read_transcribed_page(xml_path, image_dir)
+    for line in lines:
         yield LineSample(line.text, repository, document, crop_polygon(image, line.polygon), line.line_type)
 
 
@@ -195,11 +186,9 @@ def load_samples(sources: Iterable[tuple[str, Path]], exclusions: ExclusionList,
         document = path.name
         if exclusions.is_excluded(repository, str(path)) or exclusions.is_excluded(repository, document):
             continue
-        kind = _xml_kind(path)
-        if kind is None:
+        if _xml_kind(path) is None:
             continue  # METS and other XML beside the transcriptions
-        reader = read_page_xml if kind == "page" else read_alto
-        samples.extend(reader(path, repository, document, image_dir))
+        samples.extend(read_xml_lines(path, repository, document, image_dir))
     guard(samples, exclusions)
     return samples
 

@@ -43,7 +43,9 @@ MATCH_IOU = 0.5
 
 
 @dataclass
-class Tally:
+class DetectionTally:
+    """Lines found and boxes made, over the pages of one source."""
+
     pages: int = 0
     lines: int = 0
     found: int = 0
@@ -97,16 +99,13 @@ def box_rect(box: Box) -> Rect:
 
 def pick_pages(repository: str, folder: Path, exclusions: ExclusionList, count: int, seed: int) -> list[Path]:
     """Up to `count` ALTO/PAGE files of the folder, at random but the same for every detector; evaluation documents skipped."""
-    files = [
-        xml for xml in sorted(folder.rglob("*.xml"))
-        if not exclusions.is_excluded(repository, str(xml.relative_to(folder))) and not exclusions.is_excluded(repository, xml.name)
-    ]  # fmt: skip
+    files = [xml for xml in sorted(folder.rglob("*.xml")) if not exclusions.is_excluded(repository, str(xml.relative_to(folder)))]
     random.Random(seed).shuffle(files)
     return files[:count] if count else files
 
 
-def measure(detector: Detector, repository: str, folder: Path, pages: list[Path], line_type: str | None) -> Tally:
-    tally = Tally()
+def measure(detector: Detector, repository: str, folder: Path, pages: list[Path], line_type: str | None) -> DetectionTally:
+    tally = DetectionTally()
     for xml in pages:
         try:
             image, lines = read_transcribed_page(xml, image_dir=folder)

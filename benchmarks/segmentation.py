@@ -53,6 +53,7 @@ class DetectionTally:
     boxes_on_a_line: int = 0
     merged_boxes: int = 0
     seconds: list[float] = field(default_factory=list)
+    page_files: list[str] = field(default_factory=list)
 
     def add(self, truth: list[Rect], boxes: list[Rect], seconds: float) -> None:
         self.pages += 1
@@ -118,6 +119,7 @@ def measure(detector: Detector, repository: str, folder: Path, pages: list[Path]
         started = time.perf_counter()
         boxes = detector.detect(pixels)
         tally.add([bounding_rect(line) for line in lines], [box_rect(box) for box in boxes], time.perf_counter() - started)
+        tally.page_files.append(xml.name)
     return tally
 
 
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--line-type", help="only pages whose every line has this type, e.g. Handwritten (Stanford letters mix typewriting)")
     parser.add_argument("--exclusions", type=Path, default=DEV_DATA / "DO-NOT-TRAIN.tsv", help="evaluation documents to skip")
+    parser.add_argument("--write-pages", type=Path, help="add the measured pages' file names to this file (train-segmenter --skip-pages)")
     args = parser.parse_args()
     if not args.exclusions.is_file():
         raise SystemExit(f"no exclusion list at {args.exclusions}: without it the dev set's pages could be measured; set HWDAEMON_DEV_DATA")
@@ -146,6 +149,9 @@ def main() -> None:
             pages = pick_pages(repository, Path(folder), exclusions, args.pages, args.seed)
             tally = measure(detector, repository, Path(folder), pages, args.line_type)
             print(json.dumps({"detector": detector_type, "source": repository, **tally.row()}), flush=True)
+            if args.write_pages:
+                with args.write_pages.open("a") as listing:
+                    listing.writelines(f"{name}\n" for name in tally.page_files)
 
 
 if __name__ == "__main__":

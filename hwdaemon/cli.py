@@ -586,6 +586,42 @@ def train(
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))
 
 
+@cli.command("train-segmenter")
+@click.option("--source", "sources", multiple=True, required=True, metavar="REPO=PATH",
+              help="Pages: owner/repo=FOLDER, a clone of an ALTO/PAGE set with its images. Repeatable.")
+@click.option("--exclusions", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="DO-NOT-TRAIN.tsv: documents that must never be trained on.")
+@click.option("--skip-pages", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File names of pages to leave out, one per line (those benchmarks/segmentation.py measures: --write-pages).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.")
+@click.option("--minutes", type=float, default=40.0, show_default=True, help="Train this long in all; run again with more to go on.")
+@click.option("--validation-fraction", type=float, default=0.1, show_default=True, help="Pages held back to choose the best checkpoint, in tenths.")
+@click.option("--seed", type=int, default=1, show_default=True)
+def train_segmenter(sources: tuple[str, ...], exclusions: Path, skip_pages: Path | None, out: Path, minutes: float, validation_fraction: float, seed: int) -> None:
+    """Train the `linenet` line detector on the line polygons of transcribed pages; resumes an interrupted run.
+
+    The best checkpoint by validation loss lands in OUT/model; use it with
+    `detector: {type: linenet, model_dir: OUT/model}` and measure it with
+    benchmarks/segmentation.py and `hwdaemon eval`.
+
+    Example:
+      hwdaemon train-segmenter --source HTR-United/CREMMA-AN-TestamentsDePoilus=CREMMA-AN-TestamentsDePoilus \\
+        --exclusions DO-NOT-TRAIN.tsv --skip-pages held-out.txt --out runs/linenet
+    """
+    from hwdaemon.training.exclusion import ExclusionList
+    from hwdaemon.training.segment import SegmentSettings, load_pages, split_validation, train_segmenter as run
+
+    configure_logging("info")
+    log = structlog.get_logger("hwdaemon.train_segmenter")
+    skip = set(skip_pages.read_text().split()) if skip_pages else set()
+    folders = {repository: Path(folder) for repository, folder in _repository_pairs(sources, "--source")}
+    pages = load_pages(folders, ExclusionList.load(exclusions), skip, lambda event: log.info(event.pop("event"), **event))
+    training, validation = split_validation(pages, validation_fraction)
+    log.info("segmenter_pages", training=len(training), validation=len(validation), skipped=len(skip))
+    state = run(training, validation, out, SegmentSettings(minutes=minutes, seed=seed), lambda event: log.info(event.pop("event"), **event))
+    click.echo(json.dumps({"model": str(out / "model"), **state}, indent=2))
+
+
 def _train_from_corrections(
     config_path: Path | None, profile: str, manifest: Path | None, exclusions: Path | None, epochs: float | None,
     batch_size: int, learning_rate: float | None, holdout_fraction: float, device: str,

@@ -55,7 +55,7 @@ class ProfileConfig(Strict):
 
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
     preprocess: list[PieceConfig] = Field(default_factory=list)
-    detector: PieceConfig = PieceConfig(type="lines")
+    detector: PieceConfig = PieceConfig(type="linenet")
     recognizer: PieceConfig = PieceConfig(type="easyocr")
     postprocess: list[PieceConfig] = Field(default_factory=list)
     user_words: list[str] = Field(default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them")

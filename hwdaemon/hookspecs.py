@@ -41,7 +41,10 @@ def hwdaemon_register_steps() -> list[type[Step]]:
 
 @hookspec
 def hwdaemon_register_detectors() -> list[type[Detector]]:
-    """Return line detector classes (subclasses of `Detector`), named in a profile's `detector:`."""
+    """Return line detector classes (subclasses of `Detector`), named in a profile's `detector:`.
+
+    A detector with weights raises `ModelMissingError` from `check_ready()`, as a recognizer does.
+    """
 
 
 @hookspec

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 BUILTIN_PLUGINS = (
     "hwdaemon.pipeline.preprocess",
     "hwdaemon.pipeline.detect",
+    "hwdaemon.pipeline.linenet",
     "hwdaemon.pipeline.recognize",
     "hwdaemon.pipeline.handwriting",
     "hwdaemon.pipeline.postprocess",

@@ -49,7 +49,8 @@ class Pipeline:
         )
 
     def check_ready(self) -> None:
-        """Raise ModelMissingError if the recognizer's weights are not on disk."""
+        """Raise ModelMissingError if the detector's or the recognizer's weights are not on disk."""
+        self.detector.check_ready()
         self.recognizer.check_ready()
 
     def load(self) -> None:

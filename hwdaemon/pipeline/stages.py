@@ -49,6 +49,9 @@ class Piece(ABC):
         self.options = options
         self.context = context
 
+    def check_ready(self) -> None:
+        """Raise ModelMissingError naming a missing weights file; called by check-config before any work."""
+
     def load(self) -> None:
         """Load heavy resources (model weights) now; the daemon calls this before READY=1."""
 
@@ -69,9 +72,6 @@ class Detector(Piece):
 
 class Recognizer(Piece):
     """Reads the text inside each box; returns one Line per box, same order."""
-
-    def check_ready(self) -> None:
-        """Raise ModelMissingError naming the missing file; called by check-config before any work."""
 
     @abstractmethod
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]: ...

@@ -1,0 +1,200 @@
+"""The `linenet` detector: the learnt line segmenter (linenet_network.py) on pages, its cores turned into line boxes.
+
+Torch is imported when the network is first needed, not when plugins are listed:
+`hwdaemon worker` must not start it before it forks.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from hwdaemon.errors import ModelMissingError
+from hwdaemon.hookspecs import hookimpl
+from hwdaemon.model import Box, Image
+from hwdaemon.pipeline.detect import LinesDetector, LinesOptions, reading_regions
+from hwdaemon.pipeline.preprocess import as_gray
+from hwdaemon.pipeline.stages import Detector
+
+if TYPE_CHECKING:
+    from hwdaemon.pipeline.linenet_network import LineNet
+
+WEIGHTS_FILE = "linenet.pth"
+CARD_FILE = "model.json"
+SHIPPED_LINENET = Path(__file__).resolve().parents[1] / "models" / "linenet"
+PAGE_MIN_SIDE = 820  # smaller images would be enlarged past the 1.25× of training's scale jitter: they, and strips three times wider than tall, go to `lines`
+
+
+class LineNetOptions(LinesOptions):
+    model_dir: Path | None = Field(default=None, description="linenet.pth + model.json as `hwdaemon train-segmenter` writes them; default: the shipped model")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="core probability above which a pixel is part of a line")
+
+
+class LineNetDetector(Detector):
+    """The learnt segmenter on pages; line and word crops go to `lines`, whose rules suit one line.
+
+    Each connected core is a line; its box reaches half a core's height above and
+    below the core (the polygon's own extent) plus `padding_factor` core heights.
+    """
+
+    name = "linenet"
+    Options = LineNetOptions
+
+    def check_ready(self) -> None:
+        folder = self.model_dir()
+        for name in (WEIGHTS_FILE, CARD_FILE):
+            if not (folder / name).is_file():
+                raise ModelMissingError(f"missing segmenter file {folder / name}; train one with `hwdaemon train-segmenter` or set the detector's model_dir")
+
+    def load(self) -> None:
+        self._network()
+
+    def model_dir(self) -> Path:
+        configured: Path | None = self.options.model_dir  # type: ignore[attr-defined]
+        return configured.resolve() if configured is not None else SHIPPED_LINENET
+
+    def _network(self) -> LineNet:
+        folder = self.model_dir()
+        return _cached_network(folder, (folder / WEIGHTS_FILE).stat().st_mtime_ns)
+
+    def detect(self, image: Image) -> list[Box]:
+        from hwdaemon.pipeline.linenet_network import core_probabilities
+
+        options: LineNetOptions = self.options  # type: ignore[assignment]
+        gray = as_gray(image)
+        height, width = gray.shape
+        if max(height, width) < PAGE_MIN_SIDE or width >= 3 * height:
+            return LinesDetector(options, self.context).detect(gray)
+        probabilities, scale = core_probabilities(self._network(), gray)
+        cores = (probabilities > options.threshold).astype(np.uint8) * 255
+        return [_scale_box(box, scale, width, height) for box in lines_from_cores(cores, options.padding_factor)]
+
+
+@dataclass(slots=True)
+class _Core:
+    """A line's core, or a piece of one, on the shrunk page: its box and mean height (a sloping line's box is taller)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    height: float
+
+    @property
+    def middle(self) -> float:
+        return (self.top + self.bottom) / 2
+
+    def absorb(self, other: _Core) -> None:
+        width, other_width = self.right - self.left, other.right - other.left
+        self.height = (self.height * width + other.height * other_width) / max(1, width + other_width)
+        self.left, self.top = min(self.left, other.left), min(self.top, other.top)
+        self.right, self.bottom = max(self.right, other.right), max(self.bottom, other.bottom)
+
+
+SAME_LINE_GAP = 8.0  # pieces of one core further apart than this many core heights are two lines
+SAME_LINE_DRIFT = 0.8  # nor are pieces whose middles differ by more core heights (lines are two or more apart)
+
+
+def lines_from_cores(cores: Image, padding_factor: float) -> list[Box]:
+    """Core mask (255 = core) → line boxes on the same scale, in reading order (block after block, top to bottom).
+
+    Pieces a few letters wide within a longer line's reach (a capital, a tall loop the
+    network marked apart) join that line first, and specks are dropped; a short line on
+    its own is kept. Then pieces level with each other and close are joined: the
+    network's core of a line may break at a wide word gap or a blot.
+    """
+    count, _, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
+    pieces = [
+        _Core(left, top, left + width, top + height, area / width)
+        for left, top, width, height, area in (tuple(int(value) for value in row) for row in stats[1:])
+        if area / width >= 2
+    ]  # fmt: skip
+    if not pieces:
+        return []
+    typical = _typical_height(pieces)
+    regions = reading_regions(cores) or [(0, 0, cores.shape[1], cores.shape[0])]
+    lines = _join_level_pieces(_attach_fragments(pieces, typical), typical)
+    ordered = sorted(lines, key=lambda core: (_region_of(core, regions), core.middle, core.left))
+    boxes = []
+    for core in ordered:  # a line written larger than the page's others reaches further
+        reach = max(core.height, typical) * (0.5 + padding_factor)
+        boxes.append(Box(core.left, round(core.top - reach), core.right - core.left, round(core.bottom - core.top + 2 * reach)))
+    return boxes
+
+
+def _typical_height(pieces: list[_Core]) -> float:
+    """The page's core height: the median over pieces, each counted by its width, so long lines speak for the page."""
+    ordered = sorted(pieces, key=lambda core: core.height)
+    widths = np.cumsum([core.right - core.left for core in ordered])
+    return ordered[int(np.searchsorted(widths, widths[-1] / 2))].height
+
+
+def _join_level_pieces(pieces: list[_Core], typical: float) -> list[_Core]:
+    joined: list[_Core] = []
+    for piece in sorted(pieces, key=lambda core: core.left):
+        partner = next(
+            (line for line in joined if abs(line.middle - piece.middle) <= SAME_LINE_DRIFT * typical and piece.left - line.right <= SAME_LINE_GAP * typical),
+            None,
+        )
+        if partner is None:
+            joined.append(piece)
+        else:
+            partner.absorb(piece)
+    return joined
+
+
+def _attach_fragments(cores: list[_Core], typical: float) -> list[_Core]:
+    """Drop specks smaller than a letter; a piece narrower than three letters within a longer line's reach joins it.
+
+    Such a piece is a capital or a loop the network marked apart from its line: the line
+    takes its width (never its height, which would reach into the next line). Out of
+    reach, it is a short line if its core is about as high as the page's, else a loop: dropped.
+    """
+    lines = [core for core in cores if core.right - core.left >= 3 * typical]
+    kept = list(lines)
+    for piece in (core for core in cores if core.right - core.left < 3 * typical):
+        if (piece.right - piece.left) * piece.height < typical * typical:
+            continue
+        near = [
+            line for line in lines
+            if line.top - 1.5 * typical <= piece.middle <= line.bottom + 1.5 * typical
+            and max(line.left - piece.right, piece.left - line.right) <= 2 * typical
+        ]  # fmt: skip
+        if not near:
+            if piece.height >= 0.75 * typical:
+                kept.append(piece)  # a short line of its own; lower, it is a loop between lines
+            continue
+        line = min(near, key=lambda line: abs(line.middle - piece.middle))
+        line.left, line.right = min(line.left, piece.left), max(line.right, piece.right)
+    return kept
+
+
+def _region_of(core: _Core, regions: list[tuple[int, int, int, int]]) -> int:
+    x, y = (core.left + core.right) / 2, core.middle
+    return next((index for index, (left, top, right, bottom) in enumerate(regions) if left <= x <= right and top <= y <= bottom), len(regions))
+
+
+def _scale_box(box: Box, scale: float, width: int, height: int) -> Box:
+    """A box on the shrunk page → page pixels, clipped to the page."""
+    left, top = max(0, int(box.x / scale)), max(0, int(box.y / scale))
+    right, bottom = min(width, int(np.ceil((box.x + box.width) / scale))), min(height, int(np.ceil((box.y + box.height) / scale)))
+    return Box(left, top, right - left, bottom - top)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_network(folder: Path, weights_mtime_ns: int) -> LineNet:
+    """One network per model folder and file version: every pipeline shares it, a retrained file is reloaded."""
+    from hwdaemon.pipeline.linenet_network import load_linenet
+
+    return load_linenet(folder)
+
+
+@hookimpl
+def hwdaemon_register_detectors() -> list[type[Detector]]:
+    return [LineNetDetector]

@@ -100,6 +100,17 @@ def test_excluded_documents_are_dropped(page_folder: Path, tmp_path: Path) -> No
     assert {sample.document for sample in samples} == {"doc.page.xml"}
 
 
+def test_segmenter_pages_skip_excluded_documents_and_held_out_pages(page_folder: Path, tmp_path: Path) -> None:
+    from hwdaemon.training.segment import load_pages
+
+    rules = tmp_path / "rules.tsv"
+    rules.write_text("owner/repo\tdoc.alto*\n")
+    kept = load_pages({"owner/repo": page_folder}, ExclusionList.load(rules), set(), lambda event: None)
+    assert [page.name for page in kept] == ["doc.page.xml"]
+    assert kept[0].core.any()  # its lines' cores are marked
+    assert load_pages({"owner/repo": page_folder}, ExclusionList.load(rules), {"doc.page.xml"}, lambda event: None) == []
+
+
 def test_excluded_manifest_items_are_dropped(page_folder: Path, tmp_path: Path) -> None:
     Image.new("L", (50, 20), 255).save(page_folder / "a01-000u-00.png")
     Image.new("L", (50, 20), 255).save(page_folder / "kept.png")

@@ -613,12 +613,16 @@ def train_segmenter(sources: tuple[str, ...], exclusions: Path, skip_pages: Path
 
     configure_logging("info")
     log = structlog.get_logger("hwdaemon.train_segmenter")
+
+    def progress(event: dict[str, Any]) -> None:
+        log.info(event.pop("event"), **event)
+
     skip = set(skip_pages.read_text().split()) if skip_pages else set()
     folders = {repository: Path(folder) for repository, folder in _repository_pairs(sources, "--source")}
-    pages = load_pages(folders, ExclusionList.load(exclusions), skip, lambda event: log.info(event.pop("event"), **event))
+    pages = load_pages(folders, ExclusionList.load(exclusions), skip, progress)
     training, validation = split_validation(pages, validation_fraction)
     log.info("segmenter_pages", training=len(training), validation=len(validation), skipped=len(skip))
-    state = run(training, validation, out, SegmentSettings(minutes=minutes, seed=seed), lambda event: log.info(event.pop("event"), **event))
+    state = run(training, validation, out, SegmentSettings(minutes=minutes, seed=seed), progress)
     click.echo(json.dumps({"model": str(out / "model"), **state}, indent=2))
 
 

@@ -311,10 +311,14 @@ def _line_height(bands: list[_Band]) -> float:
     Counting by width lets the long bands speak for the page: in a line crop with
     a few accents and stray marks beside its one line, the line still sets the height.
     """
-    ordered = sorted(bands, key=lambda band: band.bottom - band.top)
-    widths = np.cumsum([band.right - band.left for band in ordered])
-    middle = int(np.searchsorted(widths, widths[-1] / 2))
-    return float(ordered[middle].bottom - ordered[middle].top)
+    return width_weighted_median([band.bottom - band.top for band in bands], [band.right - band.left for band in bands])
+
+
+def width_weighted_median(heights: list[float], widths: list[float]) -> float:
+    """The median of `heights`, each counted as often as its width."""
+    order = np.argsort(heights, kind="stable")
+    cumulative = np.cumsum(np.asarray(widths, dtype=np.float64)[order])
+    return float(np.asarray(heights, dtype=np.float64)[order][int(np.searchsorted(cumulative, cumulative[-1] / 2))])
 
 
 def _attach_fragments(bands: list[_Band], min_height: float) -> list[_Band]:

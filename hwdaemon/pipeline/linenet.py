@@ -18,7 +18,7 @@ from pydantic import Field
 from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image
-from hwdaemon.pipeline.detect import LinesDetector, LinesOptions, reading_regions
+from hwdaemon.pipeline.detect import LinesDetector, LinesOptions, reading_regions, width_weighted_median
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import Detector
 
@@ -109,7 +109,7 @@ def lines_from_cores(cores: Image, padding_factor: float) -> list[Box]:
     its own is kept. Then pieces level with each other and close are joined: the
     network's core of a line may break at a wide word gap or a blot.
     """
-    count, _, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
     pieces = [
         _Core(left, top, left + width, top + height, area / width)
         for left, top, width, height, area in (tuple(int(value) for value in row) for row in stats[1:])
@@ -130,9 +130,7 @@ def lines_from_cores(cores: Image, padding_factor: float) -> list[Box]:
 
 def _typical_height(pieces: list[_Core]) -> float:
     """The page's core height: the median over pieces, each counted by its width, so long lines speak for the page."""
-    ordered = sorted(pieces, key=lambda core: core.height)
-    widths = np.cumsum([core.right - core.left for core in ordered])
-    return ordered[int(np.searchsorted(widths, widths[-1] / 2))].height
+    return width_weighted_median([core.height for core in pieces], [core.right - core.left for core in pieces])
 
 
 def _join_level_pieces(pieces: list[_Core], typical: float) -> list[_Core]:

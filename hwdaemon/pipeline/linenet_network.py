@@ -55,6 +55,11 @@ class LineNet(nn.Module):
         return self.head(features)
 
 
+def to_network_input(pixels: np.ndarray) -> torch.Tensor:
+    """Grey pixels (0–255, any leading shape) → float tensor in [-1, 1], for training and reading alike."""
+    return torch.from_numpy(pixels).float().div(127.5).sub(1.0)
+
+
 def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """The page with its longer side at SIDE pixels, and the factor it was shrunk by."""
     scale = SIDE / max(gray.shape)
@@ -78,7 +83,7 @@ def core_probabilities(network: nn.Module, gray: np.ndarray) -> tuple[np.ndarray
         band = np.full((-(-(bottom - top) // 16) * 16, padded_width), 255, dtype=np.uint8)
         band[: bottom - top, :width] = small[top:bottom]
         with torch.inference_mode():
-            logits = network(torch.from_numpy(band).float().div(127.5).sub(1.0)[None, None])[0, 0]
+            logits = network(to_network_input(band)[None, None])[0, 0]
         stop = min(height, start + STRIP)
         probabilities[start:stop] = torch.sigmoid(logits[start - top : stop - top, :width]).numpy()
     return probabilities, scale

@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional
 
 from hwdaemon.errors import ConfigError
-from hwdaemon.pipeline.linenet_network import SIDE, LineNet, save_linenet
+from hwdaemon.pipeline.linenet_network import LineNet, save_linenet, shrink, to_network_input
 from hwdaemon.training.data import TranscribedLine, read_transcribed_page
 from hwdaemon.training.exclusion import ExclusionList
 
@@ -91,10 +91,7 @@ def load_pages(sources: dict[str, Path], exclusions: ExclusionList, skip: set[st
                 continue
             if not lines:
                 continue
-            gray = np.asarray(image.convert("L"))
-            scale = SIDE / max(gray.shape)
-            size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-            small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+            small, scale = shrink(np.asarray(image.convert("L")))
             pages.append(SegmentPage(repository, xml.name, small, core_target(small.shape, lines, scale)))
     return pages
 
@@ -125,7 +122,7 @@ def random_crop(page: SegmentPage, crop: int, rng: random.Random) -> tuple[np.nd
 
 
 def to_tensors(crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.from_numpy(np.stack([gray for gray, _ in crops])).div(127.5).sub(1.0)[:, None]
+    images = to_network_input(np.stack([gray for gray, _ in crops]))[:, None]
     targets = torch.from_numpy(np.stack([core for _, core in crops]).astype(np.float32))[:, None]
     return images, targets
 
@@ -156,11 +153,12 @@ def train_segmenter(pages: list[SegmentPage], validation: list[SegmentPage], out
     by_source: dict[str, list[SegmentPage]] = {}
     for page in pages:
         by_source.setdefault(page.source, []).append(page)
+    sources = sorted(by_source)
     held_out = _fixed_crops(validation, settings.crop)
     started = time.monotonic() - 60 * state["minutes"]
     while time.monotonic() - started < 60 * settings.minutes:
         rng = random.Random(settings.seed * 1_000_003 + state["steps"])
-        crops = [random_crop(rng.choice(by_source[rng.choice(sorted(by_source))]), settings.crop, rng) for _ in range(settings.batch_size)]
+        crops = [random_crop(rng.choice(by_source[rng.choice(sources)]), settings.crop, rng) for _ in range(settings.batch_size)]
         images, targets = to_tensors(crops)
         network.train()
         loss = segment_loss(network(images), targets)

@@ -39,15 +39,24 @@ class Document:
 
 @dataclass(frozen=True, slots=True)
 class Box:
-    """An axis-aligned text region in page pixels, as detectors report lines."""
+    """A text line's region in page pixels, as detectors report lines.
+
+    `outline`, when the detector knows it, is the line's own polygon inside the box:
+    recognizers read the box with everything outside the outline painted as paper
+    (pipeline/crops.py), so the ascenders and descenders of the lines above and
+    below are not read into this one. Lines then carry the outline as their polygon.
+    """
 
     x: int
     y: int
     width: int
     height: int
+    outline: tuple[Point, ...] = ()
 
     @property
     def polygon(self) -> tuple[Point, ...]:
+        if self.outline:
+            return self.outline
         right, bottom = self.x + self.width, self.y + self.height
         return ((self.x, self.y), (right, self.y), (right, bottom), (self.x, bottom))
 

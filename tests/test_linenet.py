@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -55,6 +56,18 @@ def test_cores_become_boxes_in_reading_order_and_specks_are_dropped() -> None:
     assert first.y < 40 - 5 and first.y + first.height > 50 + 5  # reaches past the core for ascenders and descenders
 
 
+def test_close_lines_split_the_space_between_them_halfway() -> None:
+    cores = np.zeros((200, 300), dtype=np.uint8)
+    cores[40:50, 20:280] = 255
+    cores[80:90, 20:280] = 255  # the next line, close enough that the boxes overlap
+    first, second = lines_from_cores(cores, padding_factor=1.5)
+    assert first.y + first.height > second.y  # the boxes overlap ...
+    first_bottom = max(y for _, y in first.polygon)
+    second_top = min(y for _, y in second.polygon)
+    assert 60 <= first_bottom <= 70 and 60 <= second_top <= 71  # ... the outlines meet halfway, at row 65
+    assert min(y for _, y in first.polygon) == first.y  # above, nothing is nearer: the outline reaches the box's top
+
+
 def test_a_short_training_run_lowers_the_loss_and_writes_a_model_that_loads(tmp_path: Path) -> None:
     page = render_lines(LETTER, font_size=24)
     pitch, right = int(24 * 1.9), page.shape[1] - 20
@@ -78,7 +91,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     pages = [SegmentPage("test/letters", "letter.xml", page, np.zeros(page.shape, np.uint8))]
     events: list[dict] = []
     first = train_segmenter(pages, [], tmp_path, SegmentSettings(minutes=0.02, crop=64, batch_size=2, checkpoint_every=1000), events.append)
-    second = train_segmenter(pages, [], tmp_path, SegmentSettings(minutes=0.04, crop=64, batch_size=2, checkpoint_every=1000), events.append)
+    more = first["minutes"] + 0.02  # the budget is for the whole run: a slow first step must not use up the second's
+    second = train_segmenter(pages, [], tmp_path, SegmentSettings(minutes=more, crop=64, batch_size=2, checkpoint_every=1000), events.append)
     assert next(event for event in events if event["event"] == "resumed")["steps"] == first["steps"]
     assert second["steps"] > first["steps"]
 
@@ -109,6 +123,9 @@ def test_the_shipped_segmenter_finds_each_line_of_a_rendered_letter(linenet: Lin
     for index, box in enumerate(boxes):
         middle = 200 + 34 + index * pitch + 17  # the middle of the written line
         assert box.y < middle < box.y + box.height
+    shares = [cv2.fillPoly(np.zeros(page.shape, np.uint8), [np.array(box.polygon, np.int32)], 1) for box in boxes]
+    overlap = int((sum(shares) > 1).sum())
+    assert overlap < 0.01 * min(int(share.sum()) for share in shares)  # each line's outline is its own, but for the simplified polygons' edges
 
 
 def test_a_line_crop_is_left_to_the_lines_rules(linenet: LineNetDetector) -> None:

@@ -14,6 +14,7 @@ from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
 from hwdaemon.pipeline import charlm
 from hwdaemon.pipeline.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
+from hwdaemon.pipeline.crops import line_crop
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
 
@@ -82,7 +83,7 @@ class HandwritingRecognizer(Recognizer):
         """Lines of similar width share a batch (less padding to compute); results come back in the boxes' order."""
         options: HandwritingOptions = self.options  # type: ignore[assignment]
         gray = as_gray(image)
-        crops = [gray[box.y : box.y + box.height, box.x : box.x + box.width] for box in boxes]
+        crops = [line_crop(gray, box) for box in boxes]
         model, decoder = self._model(), self._decoder()
         order = sorted(range(len(crops)), key=lambda index: crops[index].shape[1] / max(1, crops[index].shape[0]))
         read: dict[int, tuple[str, float]] = {}

@@ -7,7 +7,7 @@ Torch is imported when the network is first needed, not when plugins are listed:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ from pydantic import Field
 
 from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
-from hwdaemon.model import Box, Image
+from hwdaemon.model import Box, Image, Point
 from hwdaemon.pipeline.detect import LinesDetector, LinesOptions, reading_regions, width_weighted_median
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import Detector
@@ -78,13 +78,14 @@ class LineNetDetector(Detector):
 
 @dataclass(slots=True)
 class _Core:
-    """A line's core, or a piece of one, on the shrunk page: its box and mean height (a sloping line's box is taller)."""
+    """A line's core, or a piece of one, on the shrunk page: its box, mean height (a sloping line's box is taller) and connected components."""
 
     left: int
     top: int
     right: int
     bottom: int
     height: float
+    components: list[int] = field(default_factory=list)
 
     @property
     def middle(self) -> float:
@@ -95,6 +96,7 @@ class _Core:
         self.height = (self.height * width + other.height * other_width) / max(1, width + other_width)
         self.left, self.top = min(self.left, other.left), min(self.top, other.top)
         self.right, self.bottom = max(self.right, other.right), max(self.bottom, other.bottom)
+        self.components += other.components
 
 
 SAME_LINE_GAP = 8.0  # pieces of one core further apart than this many core heights are two lines
@@ -108,11 +110,13 @@ def lines_from_cores(cores: Image, padding_factor: float) -> list[Box]:
     network marked apart) join that line first, and specks are dropped; a short line on
     its own is kept. Then pieces level with each other and close are joined: the
     network's core of a line may break at a wide word gap or a blot.
+    Each box carries its line's outline: its share of the page between the lines above and
+    below, which the recognizer reads on clean paper (pipeline/crops.py), as it was trained.
     """
-    _, _, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
+    _, components, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
     pieces = [
-        _Core(left, top, left + width, top + height, area / width)
-        for left, top, width, height, area in (tuple(int(value) for value in row) for row in stats[1:])
+        _Core(left, top, left + width, top + height, area / width, [number])
+        for number, (left, top, width, height, area) in enumerate((tuple(int(value) for value in row) for row in stats[1:]), start=1)
         if area / width >= 2
     ]  # fmt: skip
     if not pieces:
@@ -125,7 +129,33 @@ def lines_from_cores(cores: Image, padding_factor: float) -> list[Box]:
     for core in ordered:  # a line written larger than the page's others reaches further
         reach = max(core.height, typical) * (0.5 + padding_factor)
         boxes.append(Box(core.left, round(core.top - reach), core.right - core.left, round(core.bottom - core.top + 2 * reach)))
-    return boxes
+    shares = _shares(components, ordered)
+    return [Box(box.x, box.y, box.width, box.height, _outline(shares, number, box)) for number, box in enumerate(boxes, start=1)]
+
+
+def _shares(components: np.ndarray, lines: list[_Core]) -> np.ndarray:
+    """Each pixel's line (1-based): the line whose cores are nearest, so the space between two lines is split halfway."""
+    line_of = np.zeros(int(components.max()) + 1, dtype=np.int32)
+    for number, core in enumerate(lines, start=1):
+        line_of[core.components] = number
+    owners = line_of[components]
+    marked = owners > 0
+    _, nearest = cv2.distanceTransformWithLabels((~marked).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    owner_of_label = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
+    owner_of_label[nearest[marked]] = owners[marked]
+    return owner_of_label[nearest]
+
+
+def _outline(shares: np.ndarray, number: int, box: Box) -> tuple[Point, ...]:
+    """The line's share of the page within its box, as a polygon (the largest piece: a box can cut a share in two)."""
+    left, top = max(0, box.x), max(0, box.y)
+    right, bottom = min(shares.shape[1], box.x + box.width), min(shares.shape[0], box.y + box.height)
+    mine = (shares[top:bottom, left:right] == number).astype(np.uint8)
+    contours, _ = cv2.findContours(mine, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return ()
+    polygon = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 1.0, True).reshape(-1, 2)
+    return tuple((int(x) + left, int(y) + top) for x, y in polygon)
 
 
 def _typical_height(pieces: list[_Core]) -> float:
@@ -170,6 +200,7 @@ def _attach_fragments(cores: list[_Core], typical: float) -> list[_Core]:
             continue
         line = min(near, key=lambda line: abs(line.middle - piece.middle))
         line.left, line.right = min(line.left, piece.left), max(line.right, piece.right)
+        line.components += piece.components
     return kept
 
 
@@ -179,10 +210,11 @@ def _region_of(core: _Core, regions: list[tuple[int, int, int, int]]) -> int:
 
 
 def _scale_box(box: Box, scale: float, width: int, height: int) -> Box:
-    """A box on the shrunk page → page pixels, clipped to the page."""
+    """A box and its outline on the shrunk page → page pixels, clipped to the page."""
     left, top = max(0, int(box.x / scale)), max(0, int(box.y / scale))
     right, bottom = min(width, int(np.ceil((box.x + box.width) / scale))), min(height, int(np.ceil((box.y + box.height) / scale)))
-    return Box(left, top, right - left, bottom - top)
+    outline = tuple((min(right, max(left, round(x / scale))), min(bottom, max(top, round(y / scale)))) for x, y in box.outline)
+    return Box(left, top, right - left, bottom - top, outline)
 
 
 @functools.lru_cache(maxsize=2)

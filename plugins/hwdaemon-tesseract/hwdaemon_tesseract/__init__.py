@@ -18,6 +18,7 @@ from pydantic import Field
 from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Line
+from hwdaemon.pipeline.crops import line_crop
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
 
 LANGUAGE_CODES = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "nl": "nld", "pt": "por", "ru": "rus", "pl": "pol", "sv": "swe", "da": "dan"}
@@ -52,7 +53,7 @@ class TesseractRecognizer(Recognizer):
         config = f"--psm {options.page_segmentation_mode} --oem {options.oem}"
         lines = []
         for box in boxes:
-            crop = gray[box.y : box.y + box.height, box.x : box.x + box.width]
+            crop = line_crop(gray, box)
             crop = np.pad(crop, options.padding, constant_values=255)
             data = pytesseract.image_to_data(crop, lang=self.languages, config=config, output_type=pytesseract.Output.DICT)
             words = [(text, float(conf)) for text, conf in zip(data["text"], data["conf"]) if text.strip() and float(conf) >= 0]

@@ -7,9 +7,10 @@ and reuse it; the heavy EasyOCR readers behind it are shared process-wide.
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -75,6 +76,8 @@ class Pipeline:
                     lines = postprocessor.apply(lines)
             height, width = image.shape[:2]
             pages.append(PageResult(number=page.number, width=width, height=height, lines=lines))
+            del image, boxes
+            release_freed_memory()
         return Result(
             source=document.source,
             sha256=document.sha256,
@@ -82,6 +85,27 @@ class Pipeline:
             pages=tuple(pages),
             timings={stage: timings[stage] for stage in STAGES},
         )
+
+
+def release_freed_memory() -> None:
+    """Hand the memory a page's arrays freed back to the system.
+
+    glibc keeps freed blocks for reuse, and after pages of different sizes they no longer
+    fit the next page's arrays: a daemon's RSS crept from 1.1 to 1.3 GB over six pages
+    and stayed there. malloc_trim returns them (about a millisecond); elsewhere, no-op.
+    """
+    if _LIBC_MALLOC_TRIM is not None:
+        _LIBC_MALLOC_TRIM(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (AttributeError, OSError):  # not glibc (musl, macOS)
+        return None
+
+
+_LIBC_MALLOC_TRIM = _find_malloc_trim()
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from hwdaemon.pipeline.crnn import CONV_LAYOUT
 from hwdaemon.pipeline.linenet import CARD_FILE, WEIGHTS_FILE
 
 SIDE = 1024  # the page's longer side, in the network's pixels
@@ -100,4 +101,4 @@ def load_linenet(folder: Path) -> LineNet:
     network = LineNet()
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     network.load_state_dict({name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in state.items()})
-    return network.eval()
+    return network.eval().to(memory_format=CONV_LAYOUT)

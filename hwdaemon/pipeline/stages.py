@@ -71,7 +71,7 @@ class Detector(Piece):
 
 
 class Recognizer(Piece):
-    """Reads the text inside each box; returns one Line per box, same order."""
+    """Reads the text inside each box; returns one Line per box, same order (cut lines with crops.line_crop, which honours a box's outline)."""
 
     @abstractmethod
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]: ...

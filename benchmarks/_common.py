@@ -13,9 +13,10 @@ DEV_DATA = Path(os.environ.get("HWDAEMON_DEV_DATA", Path(__file__).resolve().par
 WORDS = "milk bread tea post bank call write pay garden train letter lunch meeting parcel".split()
 
 
-def rss_mb(pid: int | str = "self") -> float:
+def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A memory figure of /proc/PID/status in MB: VmRSS (resident now), RssFile (of it, files mapped from disk), ..."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 

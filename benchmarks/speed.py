@@ -2,6 +2,8 @@
 
 Each contender runs in its own process over the same dev pages (../shared/data,
 kind "page"), so peak RSS is its own. Model load time is reported apart.
+`mapped_files_mb` is the part of the resident memory at the end that is files mapped
+from disk (PyTorch's CUDA libraries among them): shared, and dropped first when memory is short.
 
     .venv/bin/python benchmarks/speed.py
 """
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_DATA  # noqa: E402
+from _common import DEV_DATA, rss_mb  # noqa: E402
 
 
 def pages() -> list[dict[str, str]]:
@@ -60,7 +62,8 @@ def run_contender(mode: str, profile: str) -> None:
         text = read(DEV_DATA / item["image"])
         tally.add(item["text"], text, time.perf_counter() - began)
     print(json.dumps({"mode": mode if mode == "readtext" else profile, "model_load_seconds": round(load_seconds, 2),
-                      **tally.row(), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))  # fmt: skip
+                      **tally.row(), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "mapped_files_mb": round(rss_mb(field="RssFile"))}))  # fmt: skip
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ GROW = 7  # pixels the outline is grown by before painting: its edge may cut thr
 def line_crop(gray: Image, box: Box) -> Image:
     """The box's pixels of a greyscale page; painted outside `box.outline` when the detector gave one."""
     crop = gray[box.y : box.y + box.height, box.x : box.x + box.width]
-    if not box.outline:
+    if not box.outline or crop.size == 0:
         return crop
     return paint_outside(crop, [(x - box.x, y - box.y) for x, y in box.outline])
 

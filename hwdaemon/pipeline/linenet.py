@@ -7,7 +7,7 @@ Torch is imported when the network is first needed, not when plugins are listed:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,12 +125,13 @@ def lines_from_cores(cores: Image, padding_factor: float) -> list[Box]:
     regions = reading_regions(cores) or [(0, 0, cores.shape[1], cores.shape[0])]
     lines = _join_level_pieces(_attach_fragments(pieces, typical), typical)
     ordered = sorted(lines, key=lambda core: (_region_of(core, regions), core.middle, core.left))
-    boxes = []
-    for core in ordered:  # a line written larger than the page's others reaches further
-        reach = max(core.height, typical) * (0.5 + padding_factor)
-        boxes.append(Box(core.left, round(core.top - reach), core.right - core.left, round(core.bottom - core.top + 2 * reach)))
     shares = _shares(components, ordered)
-    return [Box(box.x, box.y, box.width, box.height, _outline(shares, number, box)) for number, box in enumerate(boxes, start=1)]
+    boxes = []
+    for number, core in enumerate(ordered, start=1):  # a line written larger than the page's others reaches further
+        reach = max(core.height, typical) * (0.5 + padding_factor)
+        box = Box(core.left, round(core.top - reach), core.right - core.left, round(core.bottom - core.top + 2 * reach))
+        boxes.append(replace(box, outline=_outline(shares, number, box)))
+    return boxes
 
 
 def _shares(components: np.ndarray, lines: list[_Core]) -> np.ndarray:

@@ -4,8 +4,8 @@ Issue #9's targets are about the recognizer, not the whole pipeline: inference
 ≤ 0.1 s per line and model load ≤ 3 s on 2 CPU cores. Three figures, each
 with the greedy decoder and with the beam decoder (the default):
 
-- cold start, in a fresh process: importing torch, importing our code (OpenCV, numpy),
-  loading the model (weights + card), building the beam decoder's language model;
+- cold start, in a fresh process: importing ONNX Runtime, importing our code (OpenCV, numpy),
+  loading the model (its ONNX copy + card), building the beam decoder's language model;
 - lines one at a time (a scan with one line, the worst case per line);
 - lines in batches of 16 of similar width (a page: the recognizer batches a page's lines).
 
@@ -31,15 +31,15 @@ from _common import DEV_DATA  # noqa: E402
 COLD_START = """
 import json, sys, time
 started = time.perf_counter()
-import torch
+import onnxruntime
 imported = time.perf_counter()
-from hwdaemon.pipeline.crnn import load_model
+from hwdaemon.pipeline.handwriting_model import load_model
 code = time.perf_counter()
 model = load_model(__import__("pathlib").Path(sys.argv[1]))
 loaded = time.perf_counter()
 from hwdaemon.pipeline import charlm
 charlm.for_languages((sys.argv[2],))
-print(json.dumps({"import_torch_s": imported - started, "import_code_s": code - imported, "load_model_s": loaded - code,
+print(json.dumps({"import_onnxruntime_s": imported - started, "import_code_s": code - imported, "load_model_s": loaded - code,
                   "build_language_model_s": time.perf_counter() - loaded}))
 """
 
@@ -69,15 +69,13 @@ def main() -> None:
     colds = [json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout) for _ in range(args.repeats)]
     from hwdaemon.pipeline import charlm
     from hwdaemon.pipeline.beamsearch import BeamDecoder, BeamSettings
-    from hwdaemon.pipeline.crnn import load_model
+    from hwdaemon.pipeline.handwriting_model import load_model
 
     model = load_model(args.model_dir)
     crops = dev_line_crops()
     model.read(crops[:2])  # warm-up: first call allocates
-    import torch
-
-    report: dict[str, object] = {"model": str(args.model_dir), "lines": len(crops), "torch_threads": torch.get_num_threads()}
-    for name in ("import_torch_s", "import_code_s", "load_model_s", "build_language_model_s"):
+    report: dict[str, object] = {"model": str(args.model_dir), "lines": len(crops), "torch_imported": "torch" in sys.modules}
+    for name in ("import_onnxruntime_s", "import_code_s", "load_model_s", "build_language_model_s"):
         report[f"cold_{name}"] = round(statistics.median(cold[name] for cold in colds), 2)
     for label, decoder in (("greedy", None), ("beam", BeamDecoder(charlm.for_languages((args.language,)), BeamSettings()))):
         single = []

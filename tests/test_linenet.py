@@ -135,6 +135,6 @@ def test_a_line_crop_is_left_to_the_lines_rules(linenet: LineNetDetector) -> Non
 
 def test_a_missing_segmenter_is_named(registry: Registry, tmp_path: Path) -> None:
     detector = registry.create("detector", PieceConfig(type="linenet", options={"model_dir": str(tmp_path)}), PieceContext())
-    with pytest.raises(ModelMissingError, match="linenet.pth"):
+    with pytest.raises(ModelMissingError, match="linenet.onnx"):
         detector.check_ready()
     assert SHIPPED_LINENET.name == "linenet"

@@ -15,8 +15,9 @@ from hwdaemon.cli import cli
 from hwdaemon.config import parse_config
 from hwdaemon.model import Document, Page
 from hwdaemon.pipeline import Pipeline
-from hwdaemon.pipeline.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_g2, load_model
+from hwdaemon.pipeline.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_g2, load_network, torch_forward
 from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
+from hwdaemon.pipeline.handwriting_model import HandwritingModel, load_model
 from hwdaemon.plugins import Registry
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.synthetic import default_fonts
@@ -71,7 +72,12 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(trained: tuple[Pa
     model = load_model(out / "model")
     assert model.charset == CHARSET_V1 and model.card["base"] == "english_g2"
     assert torch.load(out / "model" / "weights.pth")["Prediction.weight"].dtype == torch.float16  # stored half, read as float32
-    assert next(model.network.parameters()).dtype == torch.float32
+    network, _ = load_network(out / "model")
+    assert next(network.parameters()).dtype == torch.float32
+    lines = [np.full((40, 300), 255, np.uint8), np.full((30, 90), 255, np.uint8)]
+    lines[0][15:25, 20:280] = 0
+    ours, onnx = (np.concatenate(HandwritingModel(forward, CHARSET_V1, {}).probabilities(lines)) for forward in (torch_forward(network), model.forward))
+    assert np.abs(ours - onnx).max() < 1e-4  # the ONNX copy the pipeline reads is the trained network
     assert (out / "checkpoint.pt").exists()
 
 

@@ -1,8 +1,8 @@
 """Worker threads: take a queued job, run its profile's pipeline, store the result, file the original.
 
-Threads, not processes: torch releases the GIL during inference and already
-spreads one page over every core, and threads share the loaded EasyOCR reader
-(processes would each hold their own copy). `workers: N` starts N threads.
+Threads, not processes: ONNX Runtime (and torch, for EasyOCR profiles) releases the
+GIL during inference and already spreads one page over every core, and threads share
+the loaded networks (processes would each hold their own copy). `workers: N` starts N threads.
 """
 
 from __future__ import annotations

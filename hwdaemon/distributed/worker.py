@@ -26,6 +26,7 @@ from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for, reda
 from hwdaemon.distributed.messages import ReadReply, ReadRequest
 from hwdaemon.errors import ConfigError, InputFileError
 from hwdaemon.inputs import load_document, sha256_of
+from hwdaemon.pipeline import onnx_runtime
 from hwdaemon.plugins import Registry
 
 log = structlog.get_logger()
@@ -34,8 +35,9 @@ log = structlog.get_logger()
 class ReadingHost:
     """What one worker process reads with: the config's pipelines for the profiles it serves.
 
-    `threads` caps torch's threads per process: two processes each spinning a
-    thread per core made every page 30× slower on a 2-core host.
+    `threads` caps each network's threads per process (ONNX Runtime's, and torch's
+    for an EasyOCR profile): two processes each spinning a thread per core made every
+    page 30× slower on a 2-core host.
     """
 
     def __init__(self, config: Config, registry: Registry, threads: int | None = None) -> None:
@@ -46,9 +48,8 @@ class ReadingHost:
 
     def load_models(self) -> None:
         if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
+            onnx_runtime.set_threads(self.threads)
+            os.environ["OMP_NUM_THREADS"] = str(self.threads)  # read by torch when an EasyOCR profile first imports it
         for profile in self.profiles:
             started = time.perf_counter()
             self.runtime.pipeline(profile).load()

@@ -1,39 +1,38 @@
-"""Our handwriting network: EasyOCR's generation-2 CRNN (VGG + BiLSTM + CTC, height 64), wider alphabet.
+"""Our handwriting network in PyTorch: EasyOCR's generation-2 CRNN (VGG + BiLSTM + CTC, height 64), wider alphabet.
 
-Shared by the `handwriting` recognizer (inference) and `hwdaemon train`. A model
-folder holds `weights.pth` (a state dict) and `model.json` (charset, height,
-lineage). Starting from english_g2, the output layer keeps every existing row
-and gains rows for accented Latin letters, each started from its base letter's
-row (é from e), so French accents are learnable from few lines.
+What `hwdaemon train` builds, fine-tunes and saves; the pipeline reads the ONNX copy
+that `save_model` writes beside the weights (pipeline/handwriting_model.py). Starting
+from english_g2, the output layer keeps every existing row and gains rows for
+accented Latin letters, each started from its base letter's row (é from e), so French
+accents are learnable from few lines.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import unicodedata
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from hwdaemon.errors import ModelMissingError
+from hwdaemon.pipeline.handwriting_model import CARD_FILE, HEIGHT, ONNX_FILE, WEIGHTS_FILE, Forward
 
-HEIGHT = 64
-# Loaded networks keep their weights channels-last: on CPU that takes oneDNN's direct
-# convolutions instead of im2col buffers, 1.3-2x faster and 150-250 MB less at peak, same outputs.
+# Networks loaded to train keep their weights channels-last: on CPU that takes oneDNN's direct
+# convolutions instead of im2col buffers (fine-tuning 16.3 → 19.5 lines/s), same outputs.
 CONV_LAYOUT = torch.channels_last
 ENGLISH_G2_CHARSET = "0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Letters and marks that English, French, German, Spanish and Italian handwriting needs beyond english_g2.
 EXTRA_LATIN = "ÀÂÄÆÇÉÈÊËÎÏÔŒÙÛÜŸàâäæçéèêëîïôœùûüÿÁÍÑÓÚáíñóúÖößÌÒìò«»’‘“”°§£–—…"
 CHARSET_V1 = ENGLISH_G2_CHARSET + EXTRA_LATIN
-# Turns one crop's (steps, classes) softmax output into text, given the charset (beamsearch.BeamDecoder).
-TextDecoder = Callable[[np.ndarray, str], str]
 
 
 class BidirectionalLSTM(nn.Module):
@@ -67,14 +66,12 @@ class CRNN(nn.Module):
             nn.Conv2d(c4, c4, 3, 1, 1, bias=False), nn.BatchNorm2d(c4), nn.ReLU(True), nn.MaxPool2d((2, 1), (2, 1)),
             nn.Conv2d(c4, c4, 2, 1, 0), nn.ReLU(True),
         )  # fmt: skip
-        self.AdaptiveAvgPool = nn.AdaptiveAvgPool2d((None, 1))
         self.SequenceModeling = nn.Sequential(BidirectionalLSTM(c4, hidden_size, hidden_size), BidirectionalLSTM(hidden_size, hidden_size, hidden_size))
         self.Prediction = nn.Linear(hidden_size, num_class)
 
     def forward(self, images: torch.Tensor, text: object = None) -> torch.Tensor:
         """(batch, 1, 64, width) greyscale in [-1, 1] → (batch, width/4 - 1, classes) logits."""
-        features = self.FeatureExtraction.ConvNet(images)
-        features = self.AdaptiveAvgPool(features.permute(0, 3, 1, 2)).squeeze(3)
+        features = self.FeatureExtraction.ConvNet(images).mean(dim=2).permute(0, 2, 1)  # EasyOCR's AdaptiveAvgPool over the height
         return self.Prediction(self.SequenceModeling(features).contiguous())
 
 
@@ -107,88 +104,80 @@ def from_english_g2(weights: Path, charset: str = CHARSET_V1) -> nn.Module:
     return model
 
 
-@dataclass(frozen=True, slots=True)
-class HandwritingModel:
-    network: nn.Module
-    charset: str
-    card: dict[str, Any]
+def torch_forward(network: nn.Module) -> Forward:
+    """The network as a `Forward` for `HandwritingModel`: how training reads its validation lines, on its own device."""
 
-    def read(self, crops: list[np.ndarray], decoder: TextDecoder | None = None, max_width: int = 2400) -> list[tuple[str, float]]:
-        """Text and confidence for each greyscale line crop; greedy decoding unless a decoder is given.
-
-        The confidence is always the greedy path's (mean best-class probability of the
-        kept steps): it measures how sure the network is, whichever decoder spells the
-        text, so review thresholds keep their meaning.
-        """
-        results = []
-        for probabilities in self.probabilities(crops, max_width):
-            text, confidence = greedy(probabilities, self.charset)
-            results.append((text if decoder is None else decoder(probabilities, self.charset), confidence))
-        return results
-
-    def probabilities(self, crops: list[np.ndarray], max_width: int = 2400) -> list[np.ndarray]:
-        """Per crop, its (steps, classes) softmax output, without the steps computed over another crop's padding."""
-        if not crops:
-            return []
-        was_training = self.network.training
-        self.network.eval()
-        device = next(self.network.parameters()).device
-        batch, widths = to_batch(crops, max_width)
+    def forward(batch: np.ndarray) -> np.ndarray:
+        was_training = network.training
+        network.eval()
+        device = next(network.parameters()).device
         with torch.inference_mode():
-            output = self.network(batch.to(device), None).softmax(dim=2).cpu().numpy()
-        self.network.train(was_training)
-        return [rows[: max(1, width // 4 - 1)] for rows, width in zip(output, widths, strict=True)]
+            output = network(torch.from_numpy(batch).to(device)).softmax(dim=2).cpu().numpy()
+        network.train(was_training)
+        return output
+
+    return forward
+
+
+class Activated(nn.Module):
+    """A network followed by its output's activation: the ONNX copies give probabilities, not logits."""
+
+    def __init__(self, network: nn.Module, activation: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.network, self.activation = network, activation
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.network(images))
 
 
 def save_model(network: nn.Module, charset: str, folder: Path, card: dict[str, Any]) -> None:
-    """weights.pth and model.json, each written to a temp name and renamed (a reader never sees half).
+    """weights.pth, model.onnx and model.json, each written to a temp name and renamed (a reader never sees half).
 
     Weights are stored as float16 and loaded back as float32: half the file (7.6
     MB), and the dev set reads the same (v5: 13.34% either way, one item better
-    and one worse of 123).
+    and one worse of 123). The ONNX copy, which the pipeline reads, is exported
+    from those float16-rounded weights, so both files hold the same network.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / ".weights.pth.tmp"
-    torch.save({key: value.cpu().half() if value.is_floating_point() else value.cpu() for key, value in network.state_dict().items()}, temporary)
-    temporary.replace(folder / "weights.pth")
-    (folder / ".model.json.tmp").write_text(json.dumps({**card, "charset": charset, "height": HEIGHT}, ensure_ascii=False, indent=2))
-    (folder / ".model.json.tmp").replace(folder / "model.json")
+    state = {key: value.cpu().half() if value.is_floating_point() else value.cpu() for key, value in network.state_dict().items()}
+    torch.save(state, folder / f".{WEIGHTS_FILE}.tmp")
+    rounded = build_network(len(charset) + 1)
+    rounded.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in state.items()})
+    _export_reader(rounded, folder / f".{ONNX_FILE}.tmp")
+    (folder / f".{CARD_FILE}.tmp").write_text(json.dumps({**card, "charset": charset, "height": HEIGHT}, ensure_ascii=False, indent=2))
+    for name in (WEIGHTS_FILE, ONNX_FILE, CARD_FILE):
+        (folder / f".{name}.tmp").replace(folder / name)
 
 
-def load_model(folder: Path) -> HandwritingModel:
-    card_path, weights = folder / "model.json", folder / "weights.pth"
+def write_onnx_copy(folder: Path) -> None:
+    """model.onnx for a model saved before models carried one (a user's `train --from-corrections` model)."""
+    network, _ = load_network(folder)
+    temporary = folder / f".{ONNX_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+    _export_reader(network, temporary)
+    temporary.replace(folder / ONNX_FILE)
+
+
+def _export_reader(network: nn.Module, path: Path) -> None:
+    export_onnx(Activated(network, lambda logits: logits.softmax(dim=2)), torch.zeros(2, 1, HEIGHT, 256), path, {"images": {0: "lines", 3: "width"}, "output": {0: "lines", 1: "steps"}})
+
+
+def load_network(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The torch network in `folder` and its card: what training fine-tunes or averages (reading uses handwriting_model.load_model)."""
+    card_path, weights = folder / CARD_FILE, folder / WEIGHTS_FILE
     for path in (card_path, weights):
         if not path.is_file():
             raise ModelMissingError(f"missing model file {path}; train one with `hwdaemon train` or set the recognizer's model_dir")
     card = json.loads(card_path.read_text(encoding="utf-8"))
     network = build_network(len(card["charset"]) + 1)
-    network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    network.eval().to(memory_format=CONV_LAYOUT)
-    return HandwritingModel(network=network, charset=card["charset"], card=card)
+    network.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in torch.load(weights, map_location="cpu", weights_only=True).items()})
+    return network.eval().to(memory_format=CONV_LAYOUT), card
 
 
-def resize_to_height(crop: np.ndarray, height: int = HEIGHT, max_width: int = 2400) -> np.ndarray:
-    rows, columns = crop.shape[:2]
-    width = max(1, min(max_width, round(columns * height / max(1, rows))))
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if rows > height else cv2.INTER_CUBIC)
-
-
-def to_batch(crops: list[np.ndarray], max_width: int = 2400) -> tuple[torch.Tensor, list[int]]:
-    """Crops → (N, 1, 64, W) in [-1, 1], right-padded with each crop's last column as EasyOCR does; and each crop's width."""
-    resized = [resize_to_height(crop, HEIGHT, max_width) for crop in crops]
-    width = max(image.shape[1] for image in resized)
-    batch = np.empty((len(resized), 1, HEIGHT, width), dtype=np.float32)
-    for index, image in enumerate(resized):
-        batch[index, 0, :, : image.shape[1]] = image
-        batch[index, 0, :, image.shape[1] :] = image[:, -1:]
-    return torch.from_numpy(batch / 127.5 - 1.0), [image.shape[1] for image in resized]
-
-
-def greedy(probabilities: np.ndarray, charset: str) -> tuple[str, float]:
-    """Best class per step, repeats collapsed, blanks dropped; confidence = mean probability of the kept steps."""
-    best = probabilities.argmax(axis=1)
-    keep = (best != 0) & np.concatenate(([True], best[1:] != best[:-1]))
-    if not keep.any():
-        return "", 0.0
-    kept = best[keep]
-    return "".join(charset[index - 1] for index in kept.tolist()), float(probabilities[keep, kept].mean())
+def export_onnx(network: nn.Module, example: torch.Tensor, path: Path, dynamic_axes: dict[str, dict[int, str]]) -> None:
+    """The network in ONNX for onnx_runtime, with `dynamic_axes` free (line width, page size)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice; torch is pinned at 2.14
+        torch.onnx.export(
+            network.eval(), (example,), str(path), input_names=["images"], output_names=["output"],
+            dynamic_axes=dynamic_axes, dynamo=False, opset_version=17,
+        )  # fmt: skip

@@ -1,26 +1,22 @@
-"""The `handwriting` recognizer: our CRNN trained by `hwdaemon train` (see pipeline/crnn.py)."""
+"""The `handwriting` recognizer: our CRNN trained by `hwdaemon train` (pipeline/crnn.py), read through ONNX Runtime (handwriting_model.py)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
 from hwdaemon.pipeline import charlm
 from hwdaemon.pipeline.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
 from hwdaemon.pipeline.crops import line_crop
+from hwdaemon.pipeline.handwriting_model import ONNX_FILE, WEIGHTS_FILE, HandwritingModel, check_model_files, load_model
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
-
-if TYPE_CHECKING:
-    from hwdaemon.pipeline.crnn import HandwritingModel
-
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "handwriting"
 
@@ -28,7 +24,7 @@ SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "handwriting"
 class HandwritingOptions(PieceOptions):
     model_dir: Path | None = Field(
         default=None,
-        description="weights.pth + model.json as `hwdaemon train` writes them; default: the profile's model from"
+        description="model.onnx + model.json (and weights.pth to fine-tune) as `hwdaemon train` writes them; default: the profile's model from"
         " `train --from-corrections` when one is installed, else the shipped model",
     )
     batch_size: int = Field(default=16, ge=1, le=256)
@@ -45,11 +41,8 @@ class HandwritingRecognizer(Recognizer):
     Options = HandwritingOptions
 
     def check_ready(self) -> None:
-        """The files are there; loading waits for load() (a `hwdaemon worker` must not start torch before it forks)."""
-        folder = self.model_dir()
-        for name in ("model.json", "weights.pth"):
-            if not (folder / name).is_file():
-                raise ModelMissingError(f"missing model file {folder / name}; train one with `hwdaemon train` or set the recognizer's model_dir")
+        """The files are there; loading waits for load() (a `hwdaemon worker` must not start its threads before it forks)."""
+        check_model_files(self.model_dir())
         if self.options.decoder == "beam":  # type: ignore[attr-defined]
             charlm.check_languages(self.context.languages)
 
@@ -63,14 +56,15 @@ class HandwritingRecognizer(Recognizer):
         if configured is not None:
             return configured.resolve()
         trained = self.context.trained_model_dir
-        if trained is not None and (trained / "weights.pth").is_file():
+        if trained is not None and any((trained / name).is_file() for name in (ONNX_FILE, WEIGHTS_FILE)):
+            check_model_files(trained)  # a model installed before models carried their ONNX copy gets one
             return trained.resolve()
         return SHIPPED_MODEL
 
     def _model(self) -> HandwritingModel:
         folder = self.model_dir()
-        weights = folder / "weights.pth"
-        return _cached_model(folder, weights.stat().st_mtime_ns if weights.is_file() else 0)
+        network = folder / ONNX_FILE
+        return _cached_model(folder, network.stat().st_mtime_ns if network.is_file() else 0)
 
     def _decoder(self) -> BeamDecoder | None:
         options: HandwritingOptions = self.options  # type: ignore[assignment]
@@ -94,14 +88,8 @@ class HandwritingRecognizer(Recognizer):
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_model(folder: Path, weights_mtime_ns: int) -> HandwritingModel:
-    """One loaded model per folder and version of its weights (a reinstalled model is loaded afresh).
-
-    torch is imported here, not at module level, so `hwdaemon plugins` and
-    `check-config` start without it.
-    """
-    from hwdaemon.pipeline.crnn import load_model
-
+def _cached_model(folder: Path, onnx_mtime_ns: int) -> HandwritingModel:
+    """One loaded model per folder and version of its network (a reinstalled model is loaded afresh)."""
     return load_model(folder)
 
 

@@ -1,7 +1,8 @@
 """The `linenet` detector: the learnt line segmenter (linenet_network.py) on pages, its cores turned into line boxes.
 
-Torch is imported when the network is first needed, not when plugins are listed:
-`hwdaemon worker` must not start it before it forks.
+The network is read from its ONNX copy through ONNX Runtime (onnx_runtime.py), opened
+when first needed, not when plugins are listed: `hwdaemon worker` must not start its
+threads before it forks.
 """
 
 from __future__ import annotations
@@ -18,21 +19,23 @@ from pydantic import Field
 from hwdaemon.errors import ModelMissingError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Point
+from hwdaemon.pipeline import onnx_runtime
 from hwdaemon.pipeline.detect import LinesDetector, LinesOptions, reading_regions, width_weighted_median
 from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import Detector
 
 if TYPE_CHECKING:
-    from hwdaemon.pipeline.linenet_network import LineNet
+    import onnxruntime
 
-WEIGHTS_FILE = "linenet.pth"
-CARD_FILE = "model.json"
+WEIGHTS_FILE, ONNX_FILE, CARD_FILE = "linenet.pth", "linenet.onnx", "model.json"
+SIDE = 1024  # the page's longer side, in the network's pixels
+STRIP, MARGIN = 256, 64  # rows computed per pass, and rows of context either side (multiples of 16)
 SHIPPED_LINENET = Path(__file__).resolve().parents[1] / "models" / "linenet"
 PAGE_MIN_SIDE = 820  # smaller images would be enlarged past the 1.25× of training's scale jitter: they, and strips three times wider than tall, go to `lines`
 
 
 class LineNetOptions(LinesOptions):
-    model_dir: Path | None = Field(default=None, description="linenet.pth + model.json as `hwdaemon train-segmenter` writes them; default: the shipped model")
+    model_dir: Path | None = Field(default=None, description="linenet.onnx + model.json as `hwdaemon train-segmenter` writes them; default: the shipped model")
     threshold: float = Field(default=0.5, gt=0, lt=1, description="core probability above which a pixel is part of a line")
 
 
@@ -48,7 +51,11 @@ class LineNetDetector(Detector):
 
     def check_ready(self) -> None:
         folder = self.model_dir()
-        for name in (WEIGHTS_FILE, CARD_FILE):
+        if not (folder / ONNX_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
+            from hwdaemon.pipeline.linenet_network import write_onnx_copy  # imports torch, once: a segmenter saved before segmenters carried it
+
+            write_onnx_copy(folder)
+        for name in (ONNX_FILE, CARD_FILE):
             if not (folder / name).is_file():
                 raise ModelMissingError(f"missing segmenter file {folder / name}; train one with `hwdaemon train-segmenter` or set the detector's model_dir")
 
@@ -59,13 +66,11 @@ class LineNetDetector(Detector):
         configured: Path | None = self.options.model_dir  # type: ignore[attr-defined]
         return configured.resolve() if configured is not None else SHIPPED_LINENET
 
-    def _network(self) -> LineNet:
+    def _network(self) -> onnxruntime.InferenceSession:
         folder = self.model_dir()
-        return _cached_network(folder, (folder / WEIGHTS_FILE).stat().st_mtime_ns)
+        return _cached_network(folder, (folder / ONNX_FILE).stat().st_mtime_ns)
 
     def detect(self, image: Image) -> list[Box]:
-        from hwdaemon.pipeline.linenet_network import core_probabilities
-
         options: LineNetOptions = self.options  # type: ignore[assignment]
         gray = as_gray(image)
         height, width = gray.shape
@@ -218,12 +223,42 @@ def _scale_box(box: Box, scale: float, width: int, height: int) -> Box:
     return Box(left, top, right - left, bottom - top, outline)
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_network(folder: Path, weights_mtime_ns: int) -> LineNet:
-    """One network per model folder and file version: every pipeline shares it, a retrained file is reloaded."""
-    from hwdaemon.pipeline.linenet_network import load_linenet
+def to_network_input(pixels: np.ndarray) -> np.ndarray:
+    """Grey pixels (0–255, any leading shape) → float32 in [-1, 1], for training and reading alike."""
+    return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
-    return load_linenet(folder)
+
+def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """The page with its longer side at SIDE pixels, and the factor it was shrunk by."""
+    scale = SIDE / max(gray.shape)
+    height, width = (max(16, round(size * scale)) for size in gray.shape)
+    return cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), scale
+
+
+def core_probabilities(network: onnxruntime.InferenceSession, gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-pixel probability of a line's core on the shrunk page, and the shrink factor.
+
+    The page goes through in bands of STRIP rows, each with MARGIN rows of context above
+    and below that are computed and dropped: a whole page at once would hold about 280 MB
+    of activations, a band under 100 MB, for a third more arithmetic.
+    """
+    small, scale = shrink(gray)
+    height, width = small.shape
+    padded_width = -(-width // 16) * 16
+    probabilities = np.empty((height, width), dtype=np.float32)
+    for start in range(0, height, STRIP):
+        top, bottom = max(0, start - MARGIN), min(height, start + STRIP + MARGIN)
+        band = np.full((-(-(bottom - top) // 16) * 16, padded_width), 255, dtype=np.uint8)
+        band[: bottom - top, :width] = small[top:bottom]
+        stop = min(height, start + STRIP)
+        probabilities[start:stop] = onnx_runtime.run(network, to_network_input(band)[None, None])[0, 0, start - top : stop - top, :width]
+    return probabilities, scale
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_network(folder: Path, onnx_mtime_ns: int) -> onnxruntime.InferenceSession:
+    """One session per model folder and file version: every pipeline shares it, a retrained file is reloaded."""
+    return onnx_runtime.open_session(folder / ONNX_FILE)
 
 
 @hookimpl

@@ -7,6 +7,8 @@ page in grey with its longer side at `SIDE` pixels and answers, per pixel, the
 probability of lying in the middle half of a line (the *core*): cores of
 neighbouring lines stay apart even where ascenders and descenders touch, so each
 connected core is one line.
+
+Training uses this module; the detector reads the ONNX copy `save_linenet` writes.
 """
 
 from __future__ import annotations
@@ -14,17 +16,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
-from hwdaemon.pipeline.crnn import CONV_LAYOUT
-from hwdaemon.pipeline.linenet import CARD_FILE, WEIGHTS_FILE
+from hwdaemon.pipeline.crnn import Activated, export_onnx
+from hwdaemon.pipeline.linenet import CARD_FILE, ONNX_FILE, SIDE, WEIGHTS_FILE
 
-SIDE = 1024  # the page's longer side, in the network's pixels
-STRIP, MARGIN = 256, 64  # rows computed per pass, and rows of context either side (multiples of 16)
 CHANNELS = (8, 16, 32, 64, 64)
 
 
@@ -56,44 +54,12 @@ class LineNet(nn.Module):
         return self.head(features)
 
 
-def to_network_input(pixels: np.ndarray) -> torch.Tensor:
-    """Grey pixels (0–255, any leading shape) → float tensor in [-1, 1], for training and reading alike."""
-    return torch.from_numpy(pixels).float().div(127.5).sub(1.0)
-
-
-def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """The page with its longer side at SIDE pixels, and the factor it was shrunk by."""
-    scale = SIDE / max(gray.shape)
-    height, width = (max(16, round(size * scale)) for size in gray.shape)
-    return cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), scale
-
-
-def core_probabilities(network: nn.Module, gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per-pixel probability of a line's core on the shrunk page, and the shrink factor.
-
-    The page goes through in bands of STRIP rows, each with MARGIN rows of context above
-    and below that are computed and dropped: a whole page at once would hold about 280 MB
-    of activations, a band under 100 MB, for a third more arithmetic.
-    """
-    small, scale = shrink(gray)
-    height, width = small.shape
-    padded_width = -(-width // 16) * 16
-    probabilities = np.empty((height, width), dtype=np.float32)
-    for start in range(0, height, STRIP):
-        top, bottom = max(0, start - MARGIN), min(height, start + STRIP + MARGIN)
-        band = np.full((-(-(bottom - top) // 16) * 16, padded_width), 255, dtype=np.uint8)
-        band[: bottom - top, :width] = small[top:bottom]
-        with torch.inference_mode():
-            logits = network(to_network_input(band)[None, None])[0, 0]
-        stop = min(height, start + STRIP)
-        probabilities[start:stop] = torch.sigmoid(logits[start - top : stop - top, :width]).numpy()
-    return probabilities, scale
-
-
 def save_linenet(network: nn.Module, folder: Path, card: dict[str, object]) -> None:
+    """linenet.pth (float16), its ONNX copy exported from the same rounded weights, and model.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in network.state_dict().items()}
+    state = {name: tensor.detach().cpu().half() if tensor.is_floating_point() else tensor.cpu() for name, tensor in network.state_dict().items()}
     torch.save(state, folder / WEIGHTS_FILE)
+    write_onnx_copy(folder)
     (folder / CARD_FILE).write_text(json.dumps({"side": SIDE, "channels": list(CHANNELS), **card}, indent=2) + "\n")
 
 
@@ -101,4 +67,9 @@ def load_linenet(folder: Path) -> LineNet:
     network = LineNet()
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     network.load_state_dict({name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in state.items()})
-    return network.eval().to(memory_format=CONV_LAYOUT)
+    return network.eval()
+
+
+def write_onnx_copy(folder: Path) -> None:
+    """linenet.onnx from the folder's float16 weights, for the detector to read (and for segmenters saved before it)."""
+    export_onnx(Activated(load_linenet(folder), torch.sigmoid), torch.zeros(1, 1, 384, 512), folder / ONNX_FILE, {"images": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}})

@@ -15,24 +15,24 @@ from typing import Any
 import torch
 
 from hwdaemon.errors import ConfigError
-from hwdaemon.pipeline.crnn import build_network, load_model, save_model
+from hwdaemon.pipeline.crnn import build_network, load_network, save_model
 
 
 def average_models(folders: list[Path], out: Path, card: dict[str, Any] | None = None) -> Path:
     """Write the element-wise mean of the models in `folders` to `out` (a model folder); returns it."""
     if len(folders) < 2:
         raise ConfigError("averaging needs at least two model folders")
-    models = [load_model(folder) for folder in folders]
-    first = models[0]
-    for folder, model in zip(folders[1:], models[1:], strict=True):
-        if model.charset != first.charset:
+    models = [load_network(folder) for folder in folders]
+    charset = models[0][1]["charset"]
+    for folder, (_, model_card) in zip(folders[1:], models[1:], strict=True):
+        if model_card["charset"] != charset:
             raise ConfigError(f"{folder} spells with another alphabet than {folders[0]}; only models fine-tuned from one another average")
-    states = [model.network.state_dict() for model in models]
+    states = [network.state_dict() for network, _ in models]
     mean = {key: _mean([state[key] for state in states]) for key in states[0]}
-    network = build_network(len(first.charset) + 1)
+    network = build_network(len(charset) + 1)
     network.load_state_dict(mean)
-    note = {"averaged_from": [_describe(folder, model.card) for folder, model in zip(folders, models, strict=True)]}
-    save_model(network, first.charset, out, {**note, **(card or {})})
+    note = {"averaged_from": [_describe(folder, model_card) for folder, (_, model_card) in zip(folders, models, strict=True)]}
+    save_model(network, charset, out, {**note, **(card or {})})
     return out
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 
 from hwdaemon.errors import InputFileError
-from hwdaemon.pipeline.crnn import HEIGHT, resize_to_height
+from hwdaemon.pipeline.handwriting_model import HEIGHT, resize_to_height
 from hwdaemon.training.data import LineSample
 
 

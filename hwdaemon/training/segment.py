@@ -25,7 +25,8 @@ import torch
 from torch.nn import functional
 
 from hwdaemon.errors import ConfigError
-from hwdaemon.pipeline.linenet_network import LineNet, save_linenet, shrink, to_network_input
+from hwdaemon.pipeline.linenet import shrink, to_network_input
+from hwdaemon.pipeline.linenet_network import LineNet, save_linenet
 from hwdaemon.training.data import TranscribedLine, read_transcribed_page
 from hwdaemon.training.exclusion import ExclusionList
 
@@ -122,7 +123,7 @@ def random_crop(page: SegmentPage, crop: int, rng: random.Random) -> tuple[np.nd
 
 
 def to_tensors(crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-    images = to_network_input(np.stack([gray for gray, _ in crops]))[:, None]
+    images = torch.from_numpy(to_network_input(np.stack([gray for gray, _ in crops])))[:, None]
     targets = torch.from_numpy(np.stack([core for _, core in crops]).astype(np.float32))[:, None]
     return images, targets
 

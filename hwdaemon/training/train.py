@@ -29,7 +29,8 @@ from torch import nn
 
 from hwdaemon.errors import ConfigError
 from hwdaemon.evaluation import normalise
-from hwdaemon.pipeline.crnn import CHARSET_V1, HandwritingModel, from_english_g2, load_model, save_model, to_batch
+from hwdaemon.pipeline.crnn import CHARSET_V1, from_english_g2, load_network, save_model, torch_forward
+from hwdaemon.pipeline.handwriting_model import HandwritingModel, to_batch
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.processes import before_fork
 
@@ -123,7 +124,7 @@ class _PreparedBatches(torch.utils.data.Dataset):  # type: ignore[type-arg]
         batch = self.batches[number]
         rng = random.Random(f"{self.settings.seed}/{self.epoch}/{number}")
         images = [augment(sample.image, rng) if self.settings.augment else sample.image for sample in batch]
-        return number, to_batch(images, self.settings.max_width)[0], [unicodedata.normalize("NFC", sample.text) for sample in batch]
+        return number, torch.from_numpy(to_batch(images, self.settings.max_width)[0]), [unicodedata.normalize("NFC", sample.text) for sample in batch]
 
 
 def _one_thread(_: int) -> None:
@@ -170,8 +171,8 @@ def train(
     device = _device(settings.device)
     checkpoint_path = out / "checkpoint.pt"
     if base_weights.is_dir():  # one of our models: fine-tune it as it is
-        base = load_model(base_weights)
-        network, charset, base_name = base.network.to(device), base.charset, str(base.card.get("name", base_weights.name))
+        network, card = load_network(base_weights)
+        network, charset, base_name = network.to(device), card["charset"], str(card.get("name", base_weights.name))
     else:
         network, charset, base_name = from_english_g2(base_weights, CHARSET_V1).to(device), CHARSET_V1, "english_g2"
     optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
@@ -225,7 +226,7 @@ def train(
                 save_checkpoint()
                 return state
         state.epoch, state.batches_done = state.epoch + 1, 0
-        cer = character_error_rate(HandwritingModel(network, charset, {}), validation_samples) if validation_samples else math.nan
+        cer = character_error_rate(HandwritingModel(torch_forward(network), charset, {}), validation_samples) if validation_samples else math.nan
         state.history.append({"epoch": state.epoch, "validation_cer": round(cer, 4)})
         if progress:
             progress({"epoch": state.epoch, "validation_cer": cer})

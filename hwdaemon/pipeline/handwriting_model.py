@@ -1,0 +1,111 @@
+"""Reading lines with our handwriting network: crops in, text and confidence out, without torch.
+
+A model folder holds `model.onnx` (read here through ONNX Runtime), `weights.pth` (the
+same network for `hwdaemon train` to fine-tune; pipeline/crnn.py) and `model.json`
+(charset, height, lineage). Training reads its validation lines through the same
+`HandwritingModel`, given its torch network as the forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hwdaemon.errors import ModelMissingError
+from hwdaemon.pipeline import onnx_runtime
+
+HEIGHT = 64
+CARD_FILE, ONNX_FILE, WEIGHTS_FILE = "model.json", "model.onnx", "weights.pth"
+# (batch, 1, 64, width) greyscale in [-1, 1] → (batch, width/4 - 1, classes) softmax probabilities.
+Forward = Callable[[np.ndarray], np.ndarray]
+# Turns one crop's (steps, classes) softmax output into text, given the charset (beamsearch.BeamDecoder).
+TextDecoder = Callable[[np.ndarray, str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class HandwritingModel:
+    forward: Forward
+    charset: str
+    card: dict[str, Any]
+
+    def read(self, crops: list[np.ndarray], decoder: TextDecoder | None = None, max_width: int = 2400) -> list[tuple[str, float]]:
+        """Text and confidence for each greyscale line crop; greedy decoding unless a decoder is given.
+
+        The confidence is always the greedy path's (mean best-class probability of the
+        kept steps): it measures how sure the network is, whichever decoder spells the
+        text, so review thresholds keep their meaning.
+        """
+        results = []
+        for probabilities in self.probabilities(crops, max_width):
+            text, confidence = greedy(probabilities, self.charset)
+            results.append((text if decoder is None else decoder(probabilities, self.charset), confidence))
+        return results
+
+    def probabilities(self, crops: list[np.ndarray], max_width: int = 2400) -> list[np.ndarray]:
+        """Per crop, its (steps, classes) softmax output, without the steps computed over another crop's padding."""
+        if not crops:
+            return []
+        batch, widths = to_batch(crops, max_width)
+        output = self.forward(batch)
+        return [rows[: max(1, width // 4 - 1)] for rows, width in zip(output, widths, strict=True)]
+
+
+def check_model_files(folder: Path) -> None:
+    """Raises unless `folder` holds a readable model; a model saved before models carried their ONNX copy gets one."""
+    if not (folder / ONNX_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
+        _write_onnx_copy(folder)
+    for name in (CARD_FILE, ONNX_FILE):
+        if not (folder / name).is_file():
+            raise ModelMissingError(f"missing model file {folder / name}; train one with `hwdaemon train` or set the recognizer's model_dir")
+
+
+def load_model(folder: Path) -> HandwritingModel:
+    """The model in `folder`, read through ONNX Runtime."""
+    check_model_files(folder)
+    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+    session = onnx_runtime.open_session(folder / ONNX_FILE)
+    return HandwritingModel(forward=lambda batch: onnx_runtime.run(session, batch), charset=card["charset"], card=card)
+
+
+def _write_onnx_copy(folder: Path) -> None:
+    from hwdaemon.pipeline.crnn import write_onnx_copy  # imports torch, once per such model
+
+    try:
+        write_onnx_copy(folder)
+    except OSError as error:
+        raise ModelMissingError(f"{folder} holds no {ONNX_FILE} and it cannot be written there ({error}); copy the folder where it can and point model_dir at the copy") from error
+
+
+def resize_to_height(crop: np.ndarray, height: int = HEIGHT, max_width: int = 2400) -> np.ndarray:
+    rows, columns = crop.shape[:2]
+    width = max(1, min(max_width, round(columns * height / max(1, rows))))
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if rows > height else cv2.INTER_CUBIC)
+
+
+def to_batch(crops: list[np.ndarray], max_width: int = 2400) -> tuple[np.ndarray, list[int]]:
+    """Crops → (N, 1, 64, W) float32 in [-1, 1], right-padded with each crop's last column as EasyOCR does; and each crop's width."""
+    resized = [resize_to_height(crop, HEIGHT, max_width) for crop in crops]
+    width = max(image.shape[1] for image in resized)
+    batch = np.empty((len(resized), 1, HEIGHT, width), dtype=np.float32)
+    for index, image in enumerate(resized):
+        batch[index, 0, :, : image.shape[1]] = image
+        batch[index, 0, :, image.shape[1] :] = image[:, -1:]
+    batch /= 127.5
+    batch -= 1.0
+    return batch, [image.shape[1] for image in resized]
+
+
+def greedy(probabilities: np.ndarray, charset: str) -> tuple[str, float]:
+    """Best class per step, repeats collapsed, blanks dropped; confidence = mean probability of the kept steps."""
+    best = probabilities.argmax(axis=1)
+    keep = (best != 0) & np.concatenate(([True], best[1:] != best[:-1]))
+    if not keep.any():
+        return "", 0.0
+    kept = best[keep]
+    return "".join(charset[index - 1] for index in kept.tolist()), float(probabilities[keep, kept].mean())

@@ -53,11 +53,13 @@ class PieceConfig(Strict):
 class ProfileConfig(Strict):
     """A named pipeline: languages, preprocessing steps, detector, recognizer, post-processing."""
 
+    # What a key left out means is the embedded default profile's (default.yaml): a profile
+    # that names only its languages reads as the default does.
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
-    preprocess: list[PieceConfig] = Field(default_factory=list)
+    preprocess: list[PieceConfig] = Field(default_factory=lambda: [PieceConfig(type="grayscale"), PieceConfig(type="deskew")])
     detector: PieceConfig = PieceConfig(type="linenet")
-    recognizer: PieceConfig = PieceConfig(type="easyocr")
-    postprocess: list[PieceConfig] = Field(default_factory=list)
+    recognizer: PieceConfig = PieceConfig(type="handwriting")
+    postprocess: list[PieceConfig] = Field(default_factory=lambda: [PieceConfig(type="normalize_whitespace")])
     user_words: list[str] = Field(default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them")
     user_words_file: Path | None = Field(default=None, description="more of them, one per line; the review page's \"add word\" appends here; default state_dir/words/PROFILE.txt")
     # 0.85 measured on the dev lines with handwriting v3 (docs/accuracy.md): confidence tracks CER

@@ -34,6 +34,13 @@ def test_embedded_default_watches_inbox_and_writes_outbox(registry: Registry) ->
     assert config.sinks["outbox"].type == "file" and config.sinks["outbox"].options["path"] == "./outbox"
 
 
+def test_a_key_a_profile_leaves_out_means_what_it_means_in_the_embedded_default(registry: Registry) -> None:
+    default = load_config(None, registry).profile("default")
+    for text in ("state_dir: ./state\n", "profiles:\n  letters:\n    languages: [en]\n"):
+        profile = next(iter(parse_config(text, "test.yaml", registry).profiles.values()))
+        assert profile.model_dump(exclude={"user_words_file"}) == default.model_dump(exclude={"user_words_file"})  # our handwriting model, not english_g2
+
+
 def test_misspelt_top_level_key_is_named_with_its_line(registry: Registry) -> None:
     with pytest.raises(ConfigError, match=r"cfg.yaml:2 stat_dir: Extra inputs are not permitted"):
         parse_config("workers: 1\nstat_dir: /tmp\n", "cfg.yaml", registry)
@@ -77,7 +84,7 @@ def test_missing_environment_variable_is_named(registry: Registry, monkeypatch: 
 def test_language_without_weights_names_the_missing_file(registry: Registry, tmp_path: Path) -> None:
     from hwdaemon.pipeline import Pipeline
 
-    config = parse_config("profiles:\n  french: {languages: [fr]}\n", "cfg.yaml", registry)
+    config = parse_config("profiles:\n  french: {languages: [fr], recognizer: easyocr}\n", "cfg.yaml", registry)
     pipeline = Pipeline.from_profile("french", config.profile("french"), config.models, registry)
     with pytest.raises(ModelMissingError, match=r"missing model file latin_g2.pth for languages \['fr'\]; searched: .*easyocr_en_models"):
         pipeline.check_ready()
@@ -89,7 +96,7 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("profiles:\n  default:\n    langages: [en]\n")
     french = tmp_path / "french.yaml"
-    french.write_text("profiles:\n  default: {languages: [fr]}\n")
+    french.write_text("profiles:\n  default: {languages: [fr], recognizer: easyocr}\n")
     runner = CliRunner()
     assert runner.invoke(cli, ["check-config", str(good)]).exit_code == 0
     outcome = runner.invoke(cli, ["check-config", str(bad)])

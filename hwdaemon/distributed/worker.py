@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -49,7 +50,9 @@ class ReadingHost:
     def load_models(self) -> None:
         if self.threads:
             onnx_runtime.set_threads(self.threads)
-            os.environ["OMP_NUM_THREADS"] = str(self.threads)  # read by torch when an EasyOCR profile first imports it
+            os.environ["OMP_NUM_THREADS"] = str(self.threads)  # read by torch if an EasyOCR profile imports it later
+            if "torch" in sys.modules:  # already imported (checking an EasyOCR profile's weight files does)
+                sys.modules["torch"].set_num_threads(self.threads)
         for profile in self.profiles:
             started = time.perf_counter()
             self.runtime.pipeline(profile).load()

@@ -87,6 +87,19 @@ def test_profile_languages_each_weigh_the_same(small_model: charlm.CharLanguageM
     assert mixed.text_log_probability("house") > mixed.text_log_probability("hsuoe") + 5
 
 
+def test_in_english_the_word_before_counts() -> None:
+    """symspellpy's word pairs carry the context across the space: "of the" is likelier than "the of"."""
+    english = charlm.for_languages(("en",), words=5000)
+    assert english.text_log_probability("one of the") > english.text_log_probability("one the of") + 2
+    assert english.text_log_probability("of the") > english.text_log_probability("of tho") + 5
+
+
+def test_a_language_without_word_pairs_reads_each_word_on_its_own() -> None:
+    french = charlm.for_languages(("fr",), words=5000)
+    text = "la maison de mon oncle"
+    assert french.text_log_probability(text) == pytest.approx(sum(french.text_log_probability(word) for word in text.split()))
+
+
 def test_a_built_model_is_cached_and_a_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     built = charlm.for_languages(("fr",), words=300)

@@ -1,10 +1,13 @@
 """A character n-gram model of words, for the beam-search decoder: which letter sequences a language spells.
 
 Built from pyspellchecker's word-frequency list for the language (already installed,
-OpenSubtitles counts), so it needs no download and no corpus shipped with us. It
-models letters inside words only: every character that is not a letter or an
-apostrophe is a word boundary, and a word's first letter is predicted from the
-boundary. Letters are folded to lower case (a capital is not less likely).
+OpenSubtitles counts), so it needs no download and no corpus shipped with us, and,
+where one is installed (English: symspellpy's), from a list of word pairs as they
+follow each other in text. Every character that is not a letter or an apostrophe is a
+word boundary, and the context runs on across it: after "of " the pairs make "the"
+likelier than "tho". A language with words only learns no n-gram across a boundary,
+so its model backs off to the boundary and reads each word on its own. Letters are
+folded to lower case (a capital is not less likely).
 Smoothing is interpolated Witten–Bell, stored in backoff form: one dictionary of
 seen n-grams and one of backoff weights, as an ARPA file would hold them. Built
 once per machine and kept in ~/.cache/hwdaemon ($XDG_CACHE_HOME), as JSON.
@@ -18,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,15 +75,14 @@ class CharLanguageModel:
     def advance(self, context: str, character: str) -> tuple[str, float]:
         """One character read after `context` (symbols): the new context, and ln P of that step.
 
-        A boundary closes the word and starts the next one's context afresh; spaces and
-        punctuation after a boundary cost nothing more.
+        A boundary closes the word and the context runs on into the next; spaces and
+        punctuation after a boundary cost nothing more. The context keeps the last
+        order-1 symbols, all that the model reads.
         """
         next_symbol = symbol(character)
-        if next_symbol == BOUNDARY:
-            if context.endswith(BOUNDARY):
-                return context, 0.0
-            return BOUNDARY, self.log_probability(context, BOUNDARY)
-        return context + next_symbol, self.log_probability(context, next_symbol)
+        if next_symbol == BOUNDARY and context.endswith(BOUNDARY):
+            return context, 0.0
+        return (context + next_symbol)[1 - self.order :], self.log_probability(context, next_symbol)
 
     def text_log_probability(self, text: str) -> float:
         """ln P of a whole text's words; for tests and tuning."""
@@ -90,12 +93,12 @@ class CharLanguageModel:
         return total
 
 
-def train(words: Iterable[tuple[str, float]], order: int = 6) -> CharLanguageModel:
-    """Witten–Bell n-grams over `#word#` sequences, each word counted with its weight."""
+def train(texts: Iterable[tuple[str, float]], order: int = 6) -> CharLanguageModel:
+    """Witten–Bell n-grams over `#word#` (or `#word#word#`) sequences, each text counted with its weight."""
     counts: dict[str, float] = defaultdict(float)  # n-gram (context + symbol) → weighted count
-    for word, weight in words:
-        symbols = BOUNDARY + "".join(map(symbol, word)) + BOUNDARY
-        if BOUNDARY in symbols[1:-1]:
+    for text, weight in texts:
+        symbols = re.sub(f"{BOUNDARY}+", BOUNDARY, BOUNDARY + "".join(map(symbol, text)) + BOUNDARY)
+        if symbols == BOUNDARY:
             continue
         for end in range(2, len(symbols) + 1):
             for start in range(max(0, end - order), end):
@@ -117,7 +120,8 @@ def train(words: Iterable[tuple[str, float]], order: int = 6) -> CharLanguageMod
     return CharLanguageModel(order=order, log_probabilities=log_probabilities, log_backoffs=log_backoffs, log_floor=log_floor)
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+PAIR_SHARE = 0.5  # of a language's weight, where it has word pairs: half single words, half pairs
 USER_WORD_RANK = 1000  # a profile's own word counts as often as the language's 1,000th most frequent word
 USER_WORD_CACHES = 4  # per set of languages: each change to a profile's words builds a new model
 
@@ -126,9 +130,9 @@ USER_WORD_CACHES = 4  # per set of languages: each change to a profile's words b
 def for_languages(languages: tuple[str, ...], user_words: frozenset[str] = frozenset(), words: int = 30_000, order: int = 6) -> CharLanguageModel:
     """The model for a profile's languages and its own words: built once (about 2 s a language), then read from the user's cache.
 
-    Each language contributes its `words` most frequent words, weighted so that
-    every language carries the same total: a French word is not drowned by
-    English counts in an `[en, fr]` profile. The profile's own words (names,
+    Each language contributes its `words` most frequent words and its word pairs,
+    weighted so that every language carries the same total: a French word is not
+    drowned by English counts in an `[en, fr]` profile. The profile's own words (names,
     jargon: userwords.py) join them as fairly common words, so the decoder spells
     them as readily as any, while text that holds none of them reads as before.
     """
@@ -143,9 +147,12 @@ def for_languages(languages: tuple[str, ...], user_words: frozenset[str] = froze
     weighted: list[tuple[str, float]] = []
     common = 0.0
     for language in languages:
-        ranked = wordlists.ranked(language)[:words]
-        total = sum(frequency for _, frequency in ranked)
+        ranked, pairs = wordlists.ranked(language)[:words], wordlists.word_pairs(language)
+        share = 1 - PAIR_SHARE if pairs else 1.0
+        total = sum(frequency for _, frequency in ranked) / share
         weighted.extend((word, frequency / total) for word, frequency in ranked)
+        pairs_total = sum(count for _, count in pairs) / PAIR_SHARE
+        weighted.extend((pair, count / pairs_total) for pair, count in pairs)
         common += ranked[min(USER_WORD_RANK, len(ranked) - 1)][1] / total / len(languages)
     weighted.extend((word, common) for word in own)
     smallest = min(weight for _, weight in weighted)

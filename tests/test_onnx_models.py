@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import REPO_ROOT
 from hwdaemon.config import PieceConfig
+from hwdaemon.errors import ModelMissingError
 from hwdaemon.pipeline.crnn import load_network, torch_forward
 from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
 from hwdaemon.pipeline.handwriting_model import HandwritingModel, load_model
@@ -54,6 +56,14 @@ def test_a_model_saved_without_its_onnx_copy_gets_one(registry: Registry, tmp_pa
     recognizer.check_ready()
     assert (tmp_path / "model.onnx").is_file()
     assert load_model(tmp_path).read([render_lines(LETTER[:1], font_size=40)])[0][0] == load_model(SHIPPED_MODEL).read([render_lines(LETTER[:1], font_size=40)])[0][0]
+
+
+def test_a_damaged_model_file_is_named(tmp_path: Path) -> None:
+    for name in ("model.json", "weights.pth"):
+        shutil.copy(SHIPPED_MODEL / name, tmp_path / name)
+    (tmp_path / "model.onnx").write_bytes((SHIPPED_MODEL / "model.onnx").read_bytes()[:5000])  # cut short, as by a full disk
+    with pytest.raises(ModelMissingError, match=r"model.onnx is not a readable ONNX model"):
+        load_model(tmp_path)
 
 
 READ_A_PAGE = """

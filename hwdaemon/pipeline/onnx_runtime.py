@@ -46,7 +46,10 @@ def open_session(path: Path) -> onnxruntime.InferenceSession:
     options.enable_cpu_mem_arena = False
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: its warnings are about graph rewrites users cannot act on
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ONNX Runtime's errors (InvalidProtobuf, Fail, …) share no base class of their own
+        raise ModelMissingError(f"{path} is not a readable ONNX model ({error}); the file is damaged or cut short: copy, train or reinstall it again") from error
 
 
 def run(session: onnxruntime.InferenceSession, inputs: np.ndarray) -> np.ndarray:

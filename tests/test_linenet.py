@@ -14,6 +14,7 @@ from hwdaemon.config import PieceConfig
 from hwdaemon.errors import ModelMissingError
 from hwdaemon.pipeline.linenet import SHIPPED_LINENET, LineNetDetector, lines_from_cores
 from hwdaemon.pipeline.linenet_network import LineNet, load_linenet
+from hwdaemon.pipeline.onnx_runtime import open_session, run
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.plugins import Registry
 from hwdaemon.training.data import TranscribedLine
@@ -84,6 +85,9 @@ def test_a_short_training_run_lowers_the_loss_and_writes_a_model_that_loads(tmp_
         after = float(segment_loss(load_linenet(tmp_path / "run" / "model")(images), targets))
     assert after < before
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    with torch.inference_mode():  # the ONNX copy the detector reads, written beside the weights, is the same network
+        ours = torch.sigmoid(load_linenet(tmp_path / "run" / "model")(images[:1])).numpy()
+    assert np.abs(ours - run(open_session(tmp_path / "run" / "model" / "linenet.onnx"), images[:1].numpy())).max() < 1e-4
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:

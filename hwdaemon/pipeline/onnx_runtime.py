@@ -49,7 +49,7 @@ def open_session(path: Path) -> onnxruntime.InferenceSession:
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ONNX Runtime's errors (InvalidProtobuf, Fail, …) share no base class of their own
-        raise ModelMissingError(f"{path} is not a readable ONNX model ({error}); the file is damaged or cut short: copy, train or reinstall it again") from error
+        raise ModelMissingError(f"{path} is not a readable ONNX model ({error}); the file is damaged or cut short: copy it again, train it again or reinstall hwdaemon") from error
 
 
 def run(session: onnxruntime.InferenceSession, inputs: np.ndarray) -> np.ndarray:

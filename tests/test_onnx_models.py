@@ -58,6 +58,13 @@ def test_a_model_saved_without_its_onnx_copy_gets_one(registry: Registry, tmp_pa
     assert load_model(tmp_path).read([render_lines(LETTER[:1], font_size=40)])[0][0] == load_model(SHIPPED_MODEL).read([render_lines(LETTER[:1], font_size=40)])[0][0]
 
 
+def test_a_segmenter_saved_without_its_onnx_copy_gets_one(registry: Registry, tmp_path: Path) -> None:
+    for name in ("linenet.pth", "model.json"):
+        shutil.copy(SHIPPED_LINENET / name, tmp_path / name)
+    registry.create("detector", PieceConfig(type="linenet", options={"model_dir": str(tmp_path)}), PieceContext()).check_ready()
+    assert (tmp_path / "linenet.onnx").is_file()
+
+
 def test_a_damaged_model_file_is_named(tmp_path: Path) -> None:
     for name in ("model.json", "weights.pth"):
         shutil.copy(SHIPPED_MODEL / name, tmp_path / name)

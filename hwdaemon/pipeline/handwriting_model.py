@@ -58,8 +58,7 @@ class HandwritingModel:
 
 def check_model_files(folder: Path) -> None:
     """Raises unless `folder` holds a readable model; a model saved before models carried their ONNX copy gets one."""
-    if not (folder / ONNX_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
-        _write_onnx_copy(folder)
+    onnx_runtime.ensure_copy(folder, ONNX_FILE, WEIGHTS_FILE, _write_onnx_copy)
     for name in (CARD_FILE, ONNX_FILE):
         if not (folder / name).is_file():
             raise ModelMissingError(f"missing model file {folder / name}; train one with `hwdaemon train` or set the recognizer's model_dir")
@@ -76,10 +75,7 @@ def load_model(folder: Path) -> HandwritingModel:
 def _write_onnx_copy(folder: Path) -> None:
     from hwdaemon.pipeline.crnn import write_onnx_copy  # imports torch, once per such model
 
-    try:
-        write_onnx_copy(folder)
-    except OSError as error:
-        raise ModelMissingError(f"{folder} holds no {ONNX_FILE} and it cannot be written there ({error}); copy the folder where it can and point model_dir at the copy") from error
+    write_onnx_copy(folder)
 
 
 def resize_to_height(crop: np.ndarray, height: int = HEIGHT, max_width: int = 2400) -> np.ndarray:

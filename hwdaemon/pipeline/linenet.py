@@ -51,10 +51,7 @@ class LineNetDetector(Detector):
 
     def check_ready(self) -> None:
         folder = self.model_dir()
-        if not (folder / ONNX_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
-            from hwdaemon.pipeline.linenet_network import write_onnx_copy  # imports torch, once: a segmenter saved before segmenters carried it
-
-            write_onnx_copy(folder)
+        onnx_runtime.ensure_copy(folder, ONNX_FILE, WEIGHTS_FILE, _write_onnx_copy)
         for name in (ONNX_FILE, CARD_FILE):
             if not (folder / name).is_file():
                 raise ModelMissingError(f"missing segmenter file {folder / name}; train one with `hwdaemon train-segmenter` or set the detector's model_dir")
@@ -253,6 +250,12 @@ def core_probabilities(network: onnxruntime.InferenceSession, gray: np.ndarray) 
         stop = min(height, start + STRIP)
         probabilities[start:stop] = onnx_runtime.run(network, to_network_input(band)[None, None])[0, 0, start - top : stop - top, :width]
     return probabilities, scale
+
+
+def _write_onnx_copy(folder: Path) -> None:
+    from hwdaemon.pipeline.linenet_network import write_onnx_copy  # imports torch, once per such segmenter
+
+    write_onnx_copy(folder)
 
 
 @functools.lru_cache(maxsize=2)

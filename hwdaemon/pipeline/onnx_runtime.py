@@ -10,6 +10,7 @@ and the page-sized im2col buffers of its convolutions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,3 +56,16 @@ def open_session(path: Path) -> onnxruntime.InferenceSession:
 def run(session: onnxruntime.InferenceSession, inputs: np.ndarray) -> np.ndarray:
     """The network's single output for its single input."""
     return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+
+
+def ensure_copy(folder: Path, onnx_name: str, weights_name: str, write_copy: Callable[[Path], None]) -> None:
+    """Give a model folder saved before models carried their ONNX copy one, once (`write_copy` exports it with torch).
+
+    A user's fine-tuned recognizer or segmenter is then read, not skipped for the shipped one.
+    """
+    if (folder / onnx_name).is_file() or not (folder / weights_name).is_file():
+        return
+    try:
+        write_copy(folder)
+    except OSError as error:
+        raise ModelMissingError(f"{folder} holds no {onnx_name} and it cannot be written there ({error}); copy the folder where it can and point model_dir at the copy") from error

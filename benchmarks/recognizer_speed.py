@@ -9,7 +9,7 @@ with the greedy decoder and with the beam decoder (the default):
 - lines one at a time (a scan with one line, the worst case per line);
 - lines in batches of 16 of similar width (a page: the recognizer batches a page's lines).
 
-    .venv/bin/python benchmarks/recognizer_speed.py [--model-dir DIR] [--language en]
+    .venv/bin/python benchmarks/recognizer_speed.py [--model-dir DIR] [--language en] [--beam-width N ...]
 """
 
 from __future__ import annotations
@@ -63,12 +63,13 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--language", default="en", help="the beam decoder's language model")
     parser.add_argument("--repeats", type=int, default=3, help="cold starts to take the median of")
+    parser.add_argument("--beam-width", type=int, action="append", help="beam decoder widths to time (repeatable); default: the profile default")
     args = parser.parse_args()
 
     command = [sys.executable, "-c", COLD_START, str(args.model_dir), args.language]
     colds = [json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout) for _ in range(args.repeats)]
     from hwdaemon.pipeline import charlm
-    from hwdaemon.pipeline.beamsearch import BeamDecoder, BeamSettings
+    from hwdaemon.pipeline.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
     from hwdaemon.pipeline.handwriting_model import load_model
 
     model = load_model(args.model_dir)
@@ -77,7 +78,12 @@ def main() -> None:
     report: dict[str, object] = {"model": str(args.model_dir), "lines": len(crops), "torch_imported": "torch" in sys.modules}
     for name in ("import_onnxruntime_s", "import_code_s", "load_model_s", "build_language_model_s"):
         report[f"cold_{name}"] = round(statistics.median(cold[name] for cold in colds), 2)
-    for label, decoder in (("greedy", None), ("beam", BeamDecoder(charlm.for_languages((args.language,)), BeamSettings()))):
+    language_model = charlm.for_languages((args.language,))
+    widths = args.beam_width or [DEFAULT_SETTINGS.beam_width]
+    decoders = [("greedy", None)] + [
+        ("beam" if width == DEFAULT_SETTINGS.beam_width else f"beam_{width}", BeamDecoder(language_model, BeamSettings(beam_width=width))) for width in widths
+    ]
+    for label, decoder in decoders:
         single = []
         for crop in crops:
             started = time.perf_counter()

@@ -31,7 +31,7 @@ class HandwritingOptions(PieceOptions):
     decoder: Literal["beam", "greedy"] = Field(
         default="beam", description="beam: weigh the network's readings against the profile's languages' spelling; greedy: its best guess per step"
     )
-    beam_width: int = Field(default=DEFAULT_SETTINGS.beam_width, ge=1, le=64, description="readings kept at each step; wider is slower and rarely better")
+    beam_width: int = Field(default=DEFAULT_SETTINGS.beam_width, ge=1, le=64, description="readings kept at each step; past 32 slower and no better")
     lm_weight: float = Field(default=DEFAULT_SETTINGS.lm_weight, ge=0, le=5, description="how much the language model counts against the network")
     length_bonus: float = Field(default=DEFAULT_SETTINGS.length_bonus, ge=-5, le=5, description="log-score per character, against the model's bias for short readings")
 

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwdaemon.errors import ModelMissingError
-from hwdaemon.pipeline.handwriting_model import CARD_FILE, HEIGHT, ONNX_FILE, WEIGHTS_FILE, Forward
+from hwdaemon.pipeline.handwriting_model import CARD_FILE, HEIGHT, ONNX_FILE, WEIGHTS_FILE, Forward, require_files
 
 # Networks loaded to train keep their weights channels-last: on CPU that takes oneDNN's direct
 # convolutions instead of im2col buffers (fine-tuning 16.3 → 19.5 lines/s), same outputs.
@@ -139,10 +138,10 @@ def save_model(network: nn.Module, charset: str, folder: Path, card: dict[str, A
     from those float16-rounded weights, so both files hold the same network.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    state = {key: value.cpu().half() if value.is_floating_point() else value.cpu() for key, value in network.state_dict().items()}
+    state = float16_state(network)
     torch.save(state, folder / f".{WEIGHTS_FILE}.tmp")
     rounded = build_network(len(charset) + 1)
-    rounded.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in state.items()})
+    rounded.load_state_dict(float32_state(state))
     _export_reader(rounded, folder / f".{ONNX_FILE}.tmp")
     (folder / f".{CARD_FILE}.tmp").write_text(json.dumps({**card, "charset": charset, "height": HEIGHT}, ensure_ascii=False, indent=2))
     for name in (WEIGHTS_FILE, ONNX_FILE, CARD_FILE):
@@ -163,14 +162,21 @@ def _export_reader(network: nn.Module, path: Path) -> None:
 
 def load_network(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The torch network in `folder` and its card: what training fine-tunes or averages (reading uses handwriting_model.load_model)."""
-    card_path, weights = folder / CARD_FILE, folder / WEIGHTS_FILE
-    for path in (card_path, weights):
-        if not path.is_file():
-            raise ModelMissingError(f"missing model file {path}; train one with `hwdaemon train` or set the recognizer's model_dir")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    require_files(folder, (CARD_FILE, WEIGHTS_FILE))
+    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     network = build_network(len(card["charset"]) + 1)
-    network.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in torch.load(weights, map_location="cpu", weights_only=True).items()})
+    network.load_state_dict(float32_state(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)))
     return network.eval().to(memory_format=CONV_LAYOUT), card
+
+
+def float16_state(network: nn.Module) -> dict[str, torch.Tensor]:
+    """The network's weights rounded to float16 for storage: half the file, and they read the same (save_model)."""
+    return {key: value.cpu().half() if value.is_floating_point() else value.cpu() for key, value in network.state_dict().items()}
+
+
+def float32_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stored float16 weights back in float32, which CPU arithmetic and the ONNX exporter work in."""
+    return {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
 
 
 def export_onnx(network: nn.Module, example: torch.Tensor, path: Path, dynamic_axes: dict[str, dict[int, str]]) -> None:

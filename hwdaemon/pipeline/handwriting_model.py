@@ -59,7 +59,12 @@ class HandwritingModel:
 def check_model_files(folder: Path) -> None:
     """Raises unless `folder` holds a readable model; a model saved before models carried their ONNX copy gets one."""
     onnx_runtime.ensure_copy(folder, ONNX_FILE, WEIGHTS_FILE, _write_onnx_copy)
-    for name in (CARD_FILE, ONNX_FILE):
+    require_files(folder, (CARD_FILE, ONNX_FILE))
+
+
+def require_files(folder: Path, names: tuple[str, ...]) -> None:
+    """Raises, naming the first of `names` that `folder` lacks: for reading (ONNX) and for fine-tuning (weights) alike."""
+    for name in names:
         if not (folder / name).is_file():
             raise ModelMissingError(f"missing model file {folder / name}; train one with `hwdaemon train` or set the recognizer's model_dir")
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from hwdaemon.pipeline.crnn import Activated, export_onnx
+from hwdaemon.pipeline.crnn import Activated, export_onnx, float16_state, float32_state
 from hwdaemon.pipeline.linenet import CARD_FILE, ONNX_FILE, SIDE, WEIGHTS_FILE
 
 CHANNELS = (8, 16, 32, 64, 64)
@@ -57,16 +57,14 @@ class LineNet(nn.Module):
 def save_linenet(network: nn.Module, folder: Path, card: dict[str, object]) -> None:
     """linenet.pth (float16), its ONNX copy exported from the same rounded weights, and model.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu().half() if tensor.is_floating_point() else tensor.cpu() for name, tensor in network.state_dict().items()}
-    torch.save(state, folder / WEIGHTS_FILE)
+    torch.save(float16_state(network), folder / WEIGHTS_FILE)
     write_onnx_copy(folder)
     (folder / CARD_FILE).write_text(json.dumps({"side": SIDE, "channels": list(CHANNELS), **card}, indent=2) + "\n")
 
 
 def load_linenet(folder: Path) -> LineNet:
     network = LineNet()
-    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    network.load_state_dict({name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in state.items()})
+    network.load_state_dict(float32_state(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)))
     return network.eval()
 
 

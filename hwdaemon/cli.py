@@ -230,19 +230,30 @@ def run(config_path: Path | None) -> None:
     config and keeps the old one if the new one is invalid. Under systemd it
     speaks sd_notify (READY, STATUS, WATCHDOG, STOPPING).
 
+    One daemon per state_dir: a second exits 78 naming the pid that holds
+    state_dir/daemon.lock. A job store that is empty, damaged or from a newer
+    hwdaemon is refused (78) with what to do; an older one is brought up to date.
+
     Example: hwdaemon run --config /etc/hwdaemon/config.yaml
     """
     config, registry = _load(config_path)
     configure_logging(config.log.level, config.log.format)
+    from hwdaemon.daemon.lock import acquire_state_dir
     from hwdaemon.daemon.service import Service
+    from hwdaemon.daemon.store import Store
     from hwdaemon.pipeline import Pipeline
 
-    if config.queue.backend == "local":  # with celery, the models live on the worker hosts
-        for name, profile in config.profiles.items():
-            Pipeline.from_profile(name, profile, config.models, registry).check_ready()
-    service = Service(config_path, config, registry)
-    service.install_signal_handlers()
-    service.run()
+    lock = acquire_state_dir(config.state_dir)  # one daemon per state_dir, held until this process ends
+    try:
+        Store(config.state_dir, verify=True).close()  # refuse an empty, damaged or newer store before anything runs
+        if config.queue.backend == "local":  # with celery, the models live on the worker hosts
+            for name, profile in config.profiles.items():
+                Pipeline.from_profile(name, profile, config.models, registry).check_ready()
+        service = Service(config_path, config, registry)
+        service.install_signal_handlers()
+        service.run()
+    finally:
+        lock.release()
 
 
 @cli.command()
@@ -305,7 +316,7 @@ def _open_store(config_path: Path | None) -> Store:
     config, _ = _load(config_path)
     if not (config.state_dir / DATABASE_NAME).exists():
         raise NoInputError(f"no job store at {config.state_dir / DATABASE_NAME}; has `hwdaemon run` started with this config?")
-    return Store(config.state_dir)
+    return Store(config.state_dir, verify=True)
 
 
 @cli.command()

@@ -2,6 +2,8 @@
 
 HwdaemonError
  ├── ConfigError            78  bad or unreadable configuration (systemd: RestartPreventExitStatus=78)
+ ├── StoreError             78  the job store is damaged, empty, unopenable or from a newer hwdaemon
+ ├── StateDirInUseError     78  another `hwdaemon run` holds the state_dir's lock
  ├── InputFileError          1  one input could not be read; the others go on
  ├── NoInputError           66  nothing to process was found
  ├── ModelMissingError      69  model weights or an optional dependency are absent
@@ -26,6 +28,25 @@ class HwdaemonError(Exception):
 
 class ConfigError(HwdaemonError):
     """The configuration is invalid; the message names the file, line and key."""
+
+    exit_code = 78
+
+
+class StoreError(HwdaemonError):
+    """The job store cannot be used as it is; the message names the file and what to do.
+
+    Config-class (78): restarting cannot mend a damaged file, so systemd must not loop on it.
+    """
+
+    exit_code = 78
+
+
+class StateDirInUseError(HwdaemonError):
+    """Another `hwdaemon run` holds `state_dir/daemon.lock`; the message names the state_dir and its pid.
+
+    Config-class (78): two daemons on one state_dir is a deployment mistake, and a
+    second instance restarted every few seconds would only fail again.
+    """
 
     exit_code = 78
 

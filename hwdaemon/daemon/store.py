@@ -9,94 +9,122 @@ SQLite serialises writers, WAL lets `hwdaemon status` read while the daemon writ
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog
+
+from hwdaemon.errors import StoreError
 from hwdaemon.model import Result
+
+log = structlog.get_logger()
 
 JobState = Literal["queued", "processing", "done", "failed", "duplicate"]
 DeliveryState = Literal["held", "pending", "delivered", "dead", "superseded"]
 DATABASE_NAME = "hwdaemon.sqlite3"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL,
-    inbox TEXT NOT NULL,
-    profile TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    duplicate_of INTEGER,
-    final_path TEXT,
-    result TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    text TEXT,
-    mean_confidence REAL,
-    min_confidence REAL,
-    needs_review INTEGER NOT NULL DEFAULT 0,
-    approved_revision INTEGER,
-    reviewed_by TEXT,
-    reviewed_at REAL,
-    task_id TEXT,
-    dispatched_at REAL,
-    worker TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS jobs_sha256 ON jobs (sha256);
-CREATE INDEX IF NOT EXISTS jobs_path ON jobs (path);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY,
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
-    sink TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    location TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    revision INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, next_attempt_at);
-CREATE TABLE IF NOT EXISTS revisions (
-    id INTEGER PRIMARY KEY,
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
-    number INTEGER NOT NULL,
-    result TEXT NOT NULL,
-    author TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    UNIQUE (job_id, number)
-);
-"""
+# The schema is built by numbered migrations, applied in order; `PRAGMA user_version`
+# is the number of the last one applied. Add a migration at the end, never edit
+# one that has shipped. Each is idempotent (IF NOT EXISTS, columns added only when
+# missing), because stores from before user_version (0, tables present) may hold
+# any of the later columns: they run them all and end up current.
 
-# Columns added after the first release; older databases get them on open.
-_ADDED_COLUMNS = {
-    "jobs": {
-        "text": "TEXT",
-        "mean_confidence": "REAL",
-        "min_confidence": "REAL",
-        "needs_review": "INTEGER NOT NULL DEFAULT 0",
-        "approved_revision": "INTEGER",
-        "reviewed_by": "TEXT",
-        "reviewed_at": "REAL",
-        "task_id": "TEXT",
-        "dispatched_at": "REAL",
-        "worker": "TEXT",
-    },
-    "deliveries": {"revision": "INTEGER NOT NULL DEFAULT 0"},
-}
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    """1: jobs and deliveries, as first released."""
+    for statement in (
+        """CREATE TABLE IF NOT EXISTS jobs (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            inbox TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            duplicate_of INTEGER,
+            final_path TEXT,
+            result TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_attempt_at)",
+        "CREATE INDEX IF NOT EXISTS jobs_sha256 ON jobs (sha256)",
+        "CREATE INDEX IF NOT EXISTS jobs_path ON jobs (path)",
+        """CREATE TABLE IF NOT EXISTS deliveries (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs (id),
+            sink TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            location TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, next_attempt_at)",
+    ):
+        db.execute(statement)
+
+
+def _add_review(db: sqlite3.Connection) -> None:
+    """2: the review page: each job's text and confidences, reviews, revisions, revised deliveries."""
+    _add_columns(
+        db,
+        "jobs",
+        text="TEXT",
+        mean_confidence="REAL",
+        min_confidence="REAL",
+        needs_review="INTEGER NOT NULL DEFAULT 0",
+        approved_revision="INTEGER",
+        reviewed_by="TEXT",
+        reviewed_at="REAL",
+    )
+    _add_columns(db, "deliveries", revision="INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS revisions (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs (id),
+            number INTEGER NOT NULL,
+            result TEXT NOT NULL,
+            author TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (job_id, number)
+        )"""
+    )
+
+
+def _add_remote_workers(db: sqlite3.Connection) -> None:
+    """3: queue.backend celery: the task a job was sent as, when, and who read it."""
+    _add_columns(db, "jobs", task_id="TEXT", dispatched_at="REAL", worker="TEXT")
+
+
+def _add_columns(db: sqlite3.Connection, table: str, **declarations: str) -> None:
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for name, declaration in declarations.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_tables, _add_review, _add_remote_workers)
+SCHEMA_VERSION = len(MIGRATIONS)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_WHAT_TO_DO = (
+    "stop hwdaemon, then restore the file from a backup, or move it (and any -wal and -shm files beside it) "
+    "aside to start with an empty job history"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,25 +204,72 @@ def _review_row(row: tuple[Any, ...]) -> ReviewRow:
 class Store:
     """One connection to the state database; open one per thread."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, verify: bool = False) -> None:
+        """Open (or create) the store, bringing its schema up to date.
+
+        With `verify` (daemon start, the CLI's read commands) SQLite's quick_check
+        reads the whole file first. Raises StoreError, naming the file and what to
+        do, for a store that is empty, damaged, unopenable or newer than this code.
+        """
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / DATABASE_NAME
+        if self.path.exists():
+            _check_header(self.path)
+        else:
+            _create(self.path)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self._add_missing_columns()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if verify:
+                self._check_integrity()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            error = _store_error(self.path, exc)
+            if error is None:
+                raise
+            raise error from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
 
-    def _add_missing_columns(self) -> None:
-        for table, columns in _ADDED_COLUMNS.items():
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, declaration in columns.items():
-                if name not in present:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+    def _check_integrity(self) -> None:
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.path}: the job store is damaged ({'; '.join(problems)}); {_WHAT_TO_DO}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Apply the migrations this store has not had yet, in one transaction."""
+        if self.schema_version == SCHEMA_VERSION:
+            return
+        with self._transaction() as db:
+            version = self.schema_version  # again, under the write lock: another process may have just done it
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: the job store has schema version {version}, written by a newer hwdaemon "
+                    f"(this one knows up to {SCHEMA_VERSION}); run the newer hwdaemon, or restore a backup made "
+                    "before the upgrade. The file is left as it is"
+                )
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version == 0 and tables and "jobs" not in tables:
+                raise StoreError(
+                    f"{self.path}: not an hwdaemon job store (tables {', '.join(sorted(tables))}); "
+                    "point state_dir at another folder, or move this file aside"
+                )
+            for migration in MIGRATIONS[version:]:
+                migration(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION and tables:
+            log.info("store_migrated", file=str(self.path), from_version=version, to_version=SCHEMA_VERSION)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -533,6 +608,86 @@ class Store:
             "deliveries": self.delivery_counts(),
             "last_errors": [{"job": row[0], "file": row[1], "error": row[2], "at": row[3]} for row in errors],
         }
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, before SQLite touches it, a store file that is empty or not SQLite at all.
+
+    hwdaemon creates its store whole (see `_create`), so an empty file where the store
+    should be is a store that lost its contents (a full disk, a bad copy), not a fresh
+    start; SQLite would silently begin a new, empty history in it.
+    """
+    try:
+        with path.open("rb") as stream:
+            header = stream.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the job store ({exc.strerror}); check that the daemon's user may read and write it") from exc
+    if not header:
+        raise StoreError(
+            f"{path}: the job store is empty (0 bytes), so every job's history is gone; {_WHAT_TO_DO}. "
+            "If this state_dir never held jobs (a first start cut short), just delete the file"
+        )
+    if header != _SQLITE_MAGIC:
+        raise StoreError(f"{path}: not an SQLite database (damaged, or another file in its place); {_WHAT_TO_DO}")
+
+
+def _create(path: Path) -> None:
+    """Make a new, current store at `path` atomically: built under another name, then linked into place.
+
+    So `path` either does not exist or is a whole store. A journal left beside a
+    missing store means the store was deleted or moved; SQLite would replay it
+    into the new file, so that is refused.
+    """
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"{path} is missing but its journal {wal} is still there: the store was moved or deleted; "
+            f"put it back, or move {wal} aside too to start with an empty job history"
+        )
+    temporary = path.with_name(f"{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+    for leftover in (temporary, *(temporary.with_name(temporary.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        leftover.unlink(missing_ok=True)
+    try:
+        db = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            for migration in MIGRATIONS:
+                migration(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        finally:
+            db.close()  # the last connection checkpoints and removes its -wal and -shm
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temporary, path)  # never replaces: a store another process just made wins
+        except FileExistsError:
+            pass
+        _fsync_folder(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError | None:
+    """SQLite's error at open as a StoreError naming the file, when waiting cannot mend it."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in str(exc) or "not a database" in str(exc):
+        return StoreError(f"{path}: the job store is damaged ({exc}); {_WHAT_TO_DO}")
+    if name in ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY", "SQLITE_AUTH"):
+        return StoreError(f"{path}: cannot open the job store ({exc}); check that the daemon's user may read and write its folder")
+    return None  # busy, disk full, I/O: these may pass, so they stay errors a restart may cure
 
 
 def delivery_key(sha256: str, sink: str, revision: int) -> str:

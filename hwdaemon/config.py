@@ -128,6 +128,21 @@ class UiConfig(Strict):
     previews: bool = Field(default=True, description="keep a JPEG of each page in state_dir/previews for the page")
     preview_max_side: int = Field(default=2000, ge=200)
     page_size: int = Field(default=50, ge=5, le=500)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the page answers besides localhost, 127.0.0.1, [::1] and ui.host (behind a proxy: its public name; `*.example.org` for subdomains)",
+    )
+    max_request_bytes: int = Field(default=1_048_576, ge=16_384, description="a larger request body is refused with 413 before it is read")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            has_port = ":" in name and not (name.startswith("[") and name.endswith("]"))
+            bad_wildcard = "*" in name[1:] or (name.startswith("*") and name != "*" and not name.startswith("*."))
+            if not name or "/" in name or has_port or bad_wildcard:
+                raise ValueError(f"{name!r} is not a host name: write names without scheme or port (review.example.org, *.example.org, [::1])")
+        return value
 
 
 class QueueConfig(Strict):

@@ -15,11 +15,15 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hwdaemon.daemon.store import Store
+from hwdaemon.ui.hosts import is_loopback
+
+log = structlog.get_logger()
 
 STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 Health = Callable[[], tuple[bool, dict[str, Any]]]
@@ -62,6 +66,7 @@ class Metrics:
             "hwdaemon_stage_duration_seconds", "Pipeline time per stage and document", ["stage"], buckets=STAGE_BUCKETS, registry=self.registry
         )
         self.delivery_attempts = Counter("hwdaemon_delivery_attempts", "Delivery attempts by sink and outcome", ["sink", "outcome"], registry=self.registry)
+        self.thread_restarts = Counter("hwdaemon_thread_restarts", "Worker or delivery threads that died and were started again", ["thread"], registry=self.registry)
         self.model_load_seconds = Gauge("hwdaemon_model_load_seconds", "Time to load each profile's models at start", ["profile"], registry=self.registry)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, cpu seconds, open fds
         self.registry.register(_StoreCollector(open_store))
@@ -85,6 +90,13 @@ class MetricsServer:
         return str(host), int(port)
 
     def start(self) -> None:
+        """Serve; off loopback, say so: /metrics has no token and its labels name the inboxes (their paths)."""
+        if not is_loopback(self.address[0]):
+            log.warning(
+                "metrics_off_loopback",
+                host=self.address[0],
+                hint="anyone who can reach the port reads inbox paths and job counts; keep a firewall in front or use 127.0.0.1",
+            )
         self._thread.start()
 
     def stop(self) -> None:

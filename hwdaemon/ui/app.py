@@ -4,7 +4,9 @@ Server-rendered Starlette + Jinja2 (autoescaped) with one small script for the
 keyboard and the box ↔ line highlighting; no front-end build. Every request
 opens the store afresh: the daemon writes to it at the same time (WAL).
 Images come only from the previews the worker wrote, found by job id and page
-number, never from a path in the request.
+number, never from a path in the request. Before any route: the Host header
+must be one of ours (`hosts.py`, against DNS rebinding) and the body at most
+`ui.max_request_bytes` (413, counted as it streams, so chunked bodies too).
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from urllib.parse import urlencode
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hwdaemon.config import Config
 from hwdaemon.daemon.previews import preview_path
@@ -33,21 +37,34 @@ from hwdaemon.daemon.runtime import inbox_key_of
 from hwdaemon.daemon.store import JobState, ReviewFilter, Store
 from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.review import apply_edits, changes_between
-from hwdaemon.ui.security import CSRF_COOKIE, SESSION_COOKIE, Guard, checked_form, csrf_token_of, token_for
+from hwdaemon.ui.hosts import allowed_hosts
+from hwdaemon.ui.security import CSRF_COOKIE, SESSION_COOKIE, Csrf, Guard, server_secret, token_for
 
 HERE = Path(__file__).parent
 REVIEWER_COOKIE = "hwdaemon_reviewer"
 JOB_STATES: tuple[JobState, ...] = ("queued", "processing", "done", "failed", "duplicate")
 REVIEW_FILTERS: tuple[ReviewFilter, ...] = ("all", "needs_review", "unreviewed", "approved")
 OPEN_PATHS = ("/login", "/static/")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+}
 
 
-def create_app(config_of: Callable[[], Config]) -> Starlette:
+def create_app(config_of: Callable[[], Config], host: str | None = None) -> Starlette:
     """The review app over the store, profiles and inboxes of `config_of()` (the daemon's, swapped on reload).
 
+    `host` is the address it will be bound to (default `ui.host`): a Host header
+    naming it is accepted. The ui settings themselves are read once, here.
     Raises ConfigError if it may not be served (off loopback without a token).
     """
-    guard = Guard(token_for(config_of().ui))
+    ui = config_of().ui
+    bound_host = host or ui.host
+    guard = Guard(token_for(ui.model_copy(update={"host": bound_host})))
+    csrf = Csrf(server_secret(config_of().state_dir))
+    checked_form = csrf.checked_form
     templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
     templates.env.filters["percent"] = lambda value: "–" if value is None else f"{value * 100:.0f}%"
 
@@ -55,7 +72,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
         return Store(config_of().state_dir)
 
     def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-        context = {"csrf_token": csrf_token_of(request), "login_required": guard.token is not None, **context}
+        context = {"csrf_token": csrf.token_of(request), "login_required": guard.token is not None, **context}
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def reviewer_of(request: Request, form_value: str = "") -> str:
@@ -221,6 +238,7 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
         target = _safe_next(str(form.get("next", "")))
         if not guard.token_matches(str(form.get("token", ""))):
             return render(request, "login.html", {"error": "That token is not right.", "next": target}, status_code=401)
+        csrf.renew(request)  # a token fetched before signing in (by anyone) is void after it
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(SESSION_COOKIE, guard.session_value, httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
@@ -228,21 +246,39 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
     async def home(request: Request) -> Response:
         return RedirectResponse("/jobs", status_code=307)
 
-    async def gate(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """Every route but login and static files needs the token when one is set; every response carries the CSRF cookie."""
-        if not request.url.path.startswith(OPEN_PATHS) and not guard.is_allowed(request):
-            response = render(request, "login.html", {"error": "", "next": _safe_next(request.url.path)}, status_code=401)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="hwdaemon"'
-        else:
-            response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
-        new_csrf = getattr(request.state, "new_csrf", None)
-        if new_csrf:
-            response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="strict", secure=request.url.scheme == "https")
-        return response
+    def gate(app: ASGIApp) -> ASGIApp:
+        """Every route but login and static files needs the token when one is set; every response carries the headers and CSRF cookie.
+
+        Plain ASGI, not BaseHTTPMiddleware: that one reads the body in a task
+        group, which wraps the body limit's 413 in an ExceptionGroup (a 500).
+        """
+
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            request = Request(scope, receive)
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = MutableHeaders(scope=message)
+                    for name, value in SECURITY_HEADERS.items():
+                        headers.setdefault(name, value)
+                    new_csrf = getattr(request.state, "new_csrf", None)
+                    if new_csrf:
+                        cookie = Response()
+                        cookie.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        headers.append("set-cookie", cookie.headers["set-cookie"])
+                await send(message)
+
+            if not request.url.path.startswith(OPEN_PATHS) and not guard.is_allowed(request):
+                response = render(request, "login.html", {"error": "", "next": _safe_next(request.url.path)}, status_code=401)
+                response.headers["WWW-Authenticate"] = 'Bearer realm="hwdaemon"'
+                await response(scope, receive, send_with_headers)
+            else:
+                await app(scope, receive, send_with_headers)
+
+        return guarded
 
     routes = [
         Route("/", home),
@@ -256,7 +292,11 @@ def create_app(config_of: Callable[[], Config]) -> Starlette:
         Route("/login", login, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=gate)])
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(bound_host, ui.allowed_hosts), www_redirect=False),
+        Middleware(gate),
+    ]
+    return Starlette(routes=routes, middleware=middleware, max_body_size=ui.max_request_bytes)
 
 
 def _words_file(config: Config, profile: str) -> UserWords | None:

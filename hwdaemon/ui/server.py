@@ -6,10 +6,14 @@ import threading
 import time
 from collections.abc import Callable
 
+import structlog
 import uvicorn
 
 from hwdaemon.config import Config
 from hwdaemon.ui.app import create_app
+from hwdaemon.ui.hosts import allowed_hosts, is_loopback, is_wildcard
+
+log = structlog.get_logger()
 
 
 class UiServer:
@@ -17,9 +21,18 @@ class UiServer:
 
     def __init__(self, config_of: Callable[[], Config], host: str | None = None, port: int | None = None) -> None:
         config = config_of()
-        app = create_app(config_of)  # raises ConfigError before anything listens
+        host = host or config.ui.host
+        app = create_app(config_of, host)  # raises ConfigError before anything listens
+        if not is_loopback(host):
+            log.warning(
+                "ui_off_loopback",
+                host=host,
+                allowed_hosts=allowed_hosts(host, config.ui.allowed_hosts),
+                hint="reachable from the network (a token is required); put it behind a TLS proxy"
+                + ("; only the names in allowed_hosts are answered: add the ones browsers use to ui.allowed_hosts" if is_wildcard(host) else ""),
+            )
         settings = uvicorn.Config(
-            app, host=host or config.ui.host, port=config.ui.port if port is None else port, log_config=None, access_log=False, lifespan="off"
+            app, host=host, port=config.ui.port if port is None else port, log_config=None, access_log=False, lifespan="off"
         )
         self._server = uvicorn.Server(settings)
         self._thread = threading.Thread(target=self._server.run, name="ui", daemon=True)

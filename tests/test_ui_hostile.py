@@ -365,3 +365,16 @@ def test_metrics_off_loopback_warns(tmp_path: Path) -> None:
             server.start()
         server.stop()
         assert any(entry["event"] == "metrics_off_loopback" and entry["log_level"] == "warning" for entry in logs) is warned, host
+
+
+def test_ui_off_loopback_warns_and_names_the_hosts_it_answers(tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    from structlog.testing import capture_logs
+
+    monkeypatch.setenv("HWDAEMON_UI_TOKEN", TOKEN)
+    config = make_config(tmp_path, registry, host="0.0.0.0")
+    with capture_logs() as logs:
+        UiServer(lambda: config, port=0)
+        UiServer(lambda: config, host="127.0.0.1", port=0)
+    warnings = [entry for entry in logs if entry["event"] == "ui_off_loopback"]
+    assert len(warnings) == 1 and warnings[0]["log_level"] == "warning" and "allowed_hosts" in warnings[0]["hint"]
+    assert warnings[0]["allowed_hosts"] == ["localhost", "127.0.0.1", "[::1]"]  # 0.0.0.0 is no name a browser sends

@@ -266,8 +266,10 @@ def test_csrf_token_is_bound_to_the_session(served: tuple[Config, Store, str]) -
 
     secret = config.state_dir / SECRET_NAME
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and len(secret.read_bytes()) >= 32
+    secret.chmod(0o644)
     restarted = UiServer(lambda: config, port=0)  # the same secret after a restart: open pages keep working
     restarted.start()
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     try:
         again = Browser(restarted.url)
         again.cookies = dict(alice.cookies)

@@ -88,9 +88,10 @@ def server_secret(state_dir: Path) -> bytes:
         state_dir.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{SECRET_NAME}.", dir=state_dir)  # mode 0600
         try:
-            os.write(descriptor, secrets.token_bytes(SECRET_BYTES))
-            os.fsync(descriptor)
-            os.close(descriptor)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(secrets.token_bytes(SECRET_BYTES))
+                file.flush()
+                os.fsync(file.fileno())
             try:
                 os.link(temporary, path)
             except FileExistsError:
@@ -99,7 +100,7 @@ def server_secret(state_dir: Path) -> bytes:
             os.unlink(temporary)
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
-        log.warning("ui_secret_mode_fixed", path=str(path), hint="it was readable by others; open review pages must be reloaded")
+        log.warning("ui_secret_mode_fixed", path=str(path), hint="it was readable by others, now 0600; if someone may have read it, delete it (a new one is made at start)")
     secret = path.read_bytes()
     if len(secret) < SECRET_BYTES:
         raise ConfigError(f"{path}: only {len(secret)} bytes, {SECRET_BYTES} needed; delete the file and the review page makes a new one")
@@ -112,7 +113,7 @@ class Csrf:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
-    def token_for(self, session_id: str) -> str:
+    def sign(self, session_id: str) -> str:
         digest = hmac.new(self._secret, b"hwdaemon csrf\0" + session_id.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
@@ -133,14 +134,14 @@ class Csrf:
 
     def token_of(self, request: Request) -> str:
         """The token the page's forms carry."""
-        return self.token_for(self.session_id_of(request))
+        return self.sign(self.session_id_of(request))
 
     async def checked_form(self, request: Request) -> FormData:
         """The posted form (bounded), after checking its token was issued for this browser's session (403 otherwise)."""
         form = await bounded_form(request)
         offered = str(form.get("csrf_token", ""))
         session_id = request.cookies.get(CSRF_COOKIE, "")
-        expected = self.token_for(session_id)
+        expected = self.sign(session_id)
         if not offered or len(session_id) < 32 or not hmac.compare_digest(offered.encode(), expected.encode()):
             raise HTTPException(403, "the form's CSRF token is missing or is not this session's; reload the page and try again")
         return form

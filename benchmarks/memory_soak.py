@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEV_DATA, render_note, rss_mb  # noqa: E402
 
 from hwdaemon.config import InputsConfig, load_config  # noqa: E402
-from hwdaemon.inputs import load_document  # noqa: E402
+from hwdaemon.inputs import open_document  # noqa: E402
 from hwdaemon.model import Document, Page  # noqa: E402
 from hwdaemon.pipeline import Pipeline  # noqa: E402
 from hwdaemon.plugins import build_registry  # noqa: E402
@@ -28,8 +28,14 @@ def documents() -> list[Document]:
     manifest = DEV_DATA / "manifest.jsonl"
     if manifest.is_file():
         items = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-        return [load_document(DEV_DATA / item["image"], InputsConfig()) for item in items if item["kind"] == "page"]
+        return [_decoded(DEV_DATA / item["image"]) for item in items if item["kind"] == "page"]
     return [Document(f"note-{n}", "0" * 64, (Page(1, render_note(n, 40)),)) for n in range(6)]
+
+
+def _decoded(path: Path) -> Document:
+    """The file with its pages decoded now: the soak reads the same pages over and over."""
+    with open_document(path, InputsConfig()) as document:
+        return Document(document.source, document.sha256, tuple(document.pages))
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ def run_contender(mode: str, profile: str) -> None:
             return "\n".join(text for _, text, _ in reader.readtext(str(path)))
     else:
         from hwdaemon.config import InputsConfig, load_config
-        from hwdaemon.inputs import load_document
+        from hwdaemon.inputs import open_document
         from hwdaemon.pipeline import Pipeline
         from hwdaemon.plugins import build_registry
 
@@ -53,7 +53,8 @@ def run_contender(mode: str, profile: str) -> None:
         pipeline.load()
 
         def read(path: Path) -> str:
-            return pipeline.run(load_document(path, InputsConfig())).text
+            with open_document(path, InputsConfig()) as document:
+                return pipeline.run(document).text
 
     load_seconds = time.perf_counter() - started
     tally = Tally()

@@ -17,7 +17,7 @@ from hwdaemon import __version__
 from hwdaemon.config import Config, ConfigError, load_config
 from hwdaemon.errors import HwdaemonError, InputFileError, NoInputError
 from hwdaemon.export import FORMATS, Format, render, write_atomic
-from hwdaemon.inputs import expand_inputs, load_document
+from hwdaemon.inputs import expand_inputs, open_document
 from hwdaemon.logging import configure_logging
 from hwdaemon.model import Result
 from hwdaemon.plugins import Registry, build_registry
@@ -117,7 +117,8 @@ def process(
             outcome = FileOutcome(path=str(path), ok=False)
             started = time.perf_counter()
             try:
-                result = pipeline.run(load_document(path, config.inputs))
+                with open_document(path, config.inputs) as document:
+                    result = pipeline.run(document)
             except InputFileError as exc:
                 outcome.error = exc.reason
                 click.echo(f"hwdaemon: error: {exc}", err=True)
@@ -185,10 +186,9 @@ def check_config(config_file: Path | None) -> None:
     """
     configure_logging("warning")
     config, registry = _load(config_file)
-    from hwdaemon.pipeline import Pipeline
+    from hwdaemon.pipeline import check_profiles_ready
 
-    for name, profile in config.profiles.items():
-        Pipeline.from_profile(name, profile, config.models, registry).check_ready()
+    check_profiles_ready(config, registry)
     click.echo(
         f"{config.source}: OK — {len(config.profiles)} profile(s), {len(config.inboxes)} inbox(es), {len(config.sinks)} sink(s)"
     )
@@ -241,14 +241,13 @@ def run(config_path: Path | None) -> None:
     from hwdaemon.daemon.lock import acquire_state_dir
     from hwdaemon.daemon.service import Service
     from hwdaemon.daemon.store import Store
-    from hwdaemon.pipeline import Pipeline
+    from hwdaemon.pipeline import check_profiles_ready
 
     lock = acquire_state_dir(config.state_dir)  # one daemon per state_dir, held until this process ends
     try:
         Store(config.state_dir, verify=True).close()  # refuse an empty, damaged or newer store before anything runs
         if config.queue.backend == "local":  # with celery, the models live on the worker hosts
-            for name, profile in config.profiles.items():
-                Pipeline.from_profile(name, profile, config.models, registry).check_ready()
+            check_profiles_ready(config, registry)
         service = Service(config_path, config, registry)
         service.install_signal_handlers()
         service.run()

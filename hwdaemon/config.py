@@ -82,7 +82,10 @@ class InputsConfig(Strict):
     max_pixels: int = Field(default=40_000_000, gt=0, description="per page: the decompression-bomb guard")
     max_pages: int = Field(default=200, gt=0)
     max_file_bytes: int = Field(default=200_000_000, gt=0)
+    max_job_pixels: int = Field(default=1_000_000_000, gt=0, description="all pages of one file together (200 A4 pages at 200 dpi: 750 million)")
     pdf_dpi: int = Field(default=200, ge=50, le=600)
+    pdf_page_seconds: float = Field(default=60.0, gt=0, description="longest wait for one rendered PDF page")
+    pdf_render_memory_mb: int = Field(default=1024, ge=64, description="address space the PDF renderer may take beyond its start")
 
 
 class InboxConfig(Strict):

@@ -22,7 +22,7 @@ from rapidfuzz.distance import Levenshtein
 
 from hwdaemon.config import InputsConfig
 from hwdaemon.errors import ConfigError, InputFileError
-from hwdaemon.inputs import load_document
+from hwdaemon.inputs import open_document
 from hwdaemon.pipeline import Pipeline
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'})
@@ -129,7 +129,8 @@ def evaluate(pipeline: Pipeline, items: Iterable[ManifestItem], limits: InputsCo
         tally = report.groups[(item.kind, item.lang)]
         started = time.perf_counter()
         try:
-            text = pipeline.run(load_document(item.image, limits)).text.replace("\f", "")
+            with open_document(item.image, limits) as document:
+                text = pipeline.run(document).text.replace("\f", "")
         except InputFileError:
             text = ""
             tally.failed += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import io
 import json
@@ -11,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from hwdaemon.filenames import fit_name
 from hwdaemon.model import Result
 
 Format = Literal["txt", "json", "csv"]
@@ -54,13 +56,17 @@ def write_atomic(path: Path, content: str | bytes) -> None:
 
     Temp files of an earlier write of the same `path` that was killed midway are
     removed first: the retry that follows a crash is what cleans up after it.
+    The file gets the mode the umask allows (0644 under the usual 022, 0660 under
+    007), as any program's new file would: a group that shares the outbox reads it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    prefix = f".{fit_name(path.name, reserve_bytes=_TEMP_NAME_BYTES)}."
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
         stale.unlink(missing_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    descriptor, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
+        os.fchmod(descriptor, 0o666 & ~process_umask())
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
             stream.flush()
@@ -74,3 +80,14 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+_TEMP_NAME_BYTES = len("..") + 8 + len(".tmp")  # mkstemp's dot, random part and suffix
+
+
+@functools.cache
+def process_umask() -> int:
+    """The umask, read once (reading it means setting it, which is not thread-safe later)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -3,14 +3,19 @@
 Scanners write PDF and multi-page TIFF, phones HEIC, everything else PNG/JPEG.
 The type is decided by the file's first bytes, never by its name. Every refusal
 is an `InputFileError` that names the file, the reason and, for limits, the
-config key that sets it. The file itself is only ever read.
+config key that sets it. The file is opened once and only ever read; pages are
+decoded one at a time, so memory follows the largest page, not the file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
@@ -18,6 +23,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from hwdaemon.config import InputsConfig
 from hwdaemon.errors import InputFileError
 from hwdaemon.model import Document, Page
+from hwdaemon.pdf_render import DAMAGED, ENCRYPTED, PdfRenderer, RenderError
 
 # (magic prefix, offset, type)
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
@@ -37,6 +43,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
 )
 SUPPORTED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".pdf", ".heic", ".heif"})
 SUPPORTED_NAMES = "PNG, JPEG, TIFF, BMP, WebP, PDF, HEIC"
+MAX_PAGE_ASPECT = 200  # a long written line is about 1:75, a till roll 1:30; 1×100000 is no page
 
 
 def sniff_type(head: bytes) -> str | None:
@@ -47,58 +54,133 @@ def sniff_type(head: bytes) -> str | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, inside: Path | None = None) -> str:
+    """The file's sha256, read through `open_input` (so `inside` is enforced); InputFileError if it cannot be read."""
+    with open_input(path, inside) as stream:
+        try:
+            return _sha256_of_stream(stream)
+        except OSError as exc:
+            raise InputFileError(str(path), f"cannot read: {exc.strerror} (errno {exc.errno})") from exc
+
+
+def _sha256_of_stream(stream: BinaryIO) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
+    stream.seek(0)
+    for chunk in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(chunk)
+    stream.seek(0)
     return digest.hexdigest()
 
 
-def load_document(path: Path, inputs: InputsConfig) -> Document:
-    """Decode every page of `path`, or raise InputFileError saying why not."""
+def open_input(path: Path, inside: Path | None = None) -> BinaryIO:
+    """Open `path` once for reading; what is hashed, decoded and checked is this descriptor's file.
+
+    With `inside` (an inbox), the opened file must be the one `path` resolves to
+    inside that folder: a symlink retargeted after the file was queued (to a secret
+    elsewhere) is refused, not read. O_NONBLOCK keeps a FIFO from hanging the open.
+    """
     name = str(path)
     try:
-        size = path.stat().st_size
-        with path.open("rb") as stream:
-            head = stream.read(16)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
-        raise InputFileError(name, f"cannot read: {exc.strerror}") from exc
-    if size == 0:
-        raise InputFileError(name, "file is empty (0 bytes)")
-    if size > inputs.max_file_bytes:
-        raise InputFileError(name, f"file is {size} bytes, over inputs.max_file_bytes ({inputs.max_file_bytes})")
-    kind = sniff_type(head)
-    if kind is None:
-        raise InputFileError(name, f"not a supported file ({SUPPORTED_NAMES}); its first bytes match none")
-    frames = _render_pdf(path, inputs) if kind == "pdf" else _decode_image(path, kind, inputs)
-    pages = tuple(Page(number=index + 1, image=image) for index, image in enumerate(frames))
-    if not pages:
-        raise InputFileError(name, "the file has no pages")
-    return Document(source=name, sha256=sha256_of(path), pages=pages)
-
-
-def _decode_image(path: Path, kind: str, inputs: InputsConfig) -> Iterator[np.ndarray]:
-    name = str(path)
-    if kind == "heic":
-        _register_heif()
+        raise InputFileError(name, f"cannot open: {exc.strerror} (errno {exc.errno})") from exc
     try:
-        with Image.open(path) as opened:
-            for index, frame in enumerate(ImageSequence.Iterator(opened)):
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):
+            raise InputFileError(name, "not a regular file")
+        if inside is not None:
+            _check_inside(path, inside, opened)
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _check_inside(path: Path, inside: Path, opened: os.stat_result) -> None:
+    name = str(path)
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(inside)):
+        raise InputFileError(name, f"symlink points outside the inbox, to {real}")
+    try:
+        current = os.stat(real)
+    except OSError as exc:
+        raise InputFileError(name, f"changed while being opened: {exc.strerror}") from exc
+    if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+        raise InputFileError(name, f"changed while being opened: the file opened is not the one at {real}")
+
+
+@contextmanager
+def open_document(path: Path, inputs: InputsConfig, inside: Path | None = None) -> Iterator[Document]:
+    """The file as a Document whose pages are decoded one at a time, as they are iterated.
+
+    Every limit that can be checked before decoding is checked here (size, type,
+    page count, each page's pixels, the job's pixels in all), so a refusal costs
+    no decoding; a page is released before the next is decoded, so a 200-page
+    file needs the memory of one page.
+    """
+    name = str(path)
+    with open_input(path, inside) as stream:
+        try:
+            size = os.fstat(stream.fileno()).st_size
+            head = stream.read(16)
+            sha256 = _sha256_of_stream(stream)
+        except OSError as exc:
+            raise InputFileError(name, f"cannot read: {exc.strerror} (errno {exc.errno})") from exc
+        if size == 0:
+            raise InputFileError(name, "file is empty (0 bytes)")
+        if size > inputs.max_file_bytes:
+            raise InputFileError(name, f"file is {size} bytes, over inputs.max_file_bytes ({inputs.max_file_bytes})")
+        kind = sniff_type(head)
+        if kind is None:
+            raise InputFileError(name, f"not a supported file ({SUPPORTED_NAMES}); its first bytes match none")
+        if kind == "pdf":
+            with _pdf_pages(stream, name, inputs) as pages:
+                yield Document(source=name, sha256=sha256, pages=pages)
+        else:
+            yield Document(source=name, sha256=sha256, pages=_ImagePages(stream, name, kind, inputs))
+
+
+class _ImagePages:
+    """A still image or a multi-frame TIFF, decoded frame by frame each time it is iterated."""
+
+    def __init__(self, stream: BinaryIO, name: str, kind: str, inputs: InputsConfig) -> None:
+        self._stream, self._name, self._inputs = stream, name, inputs
+        if kind == "heic":
+            _register_heif()
+        with self._opened() as image:
+            sizes = []
+            for index, frame in enumerate(ImageSequence.Iterator(image)):
                 if index >= inputs.max_pages:
                     raise InputFileError(name, f"more than inputs.max_pages ({inputs.max_pages}) pages")
-                width, height = frame.size
-                if width * height > inputs.max_pixels:
-                    raise InputFileError(name, _too_many_pixels(index + 1, f"{width}×{height}", inputs))
-                yield to_array(frame)
-    except InputFileError:
-        raise
-    except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours
-        raise InputFileError(name, _too_many_pixels(1, "a decompression bomb", inputs)) from exc
-    except UnidentifiedImageError as exc:
-        raise InputFileError(name, f"cannot decode image: {exc}") from exc
-    except (OSError, ValueError, SyntaxError, RuntimeError) as exc:  # Pillow's words for truncated or corrupt data
-        raise InputFileError(name, f"image is truncated or corrupt: {exc}") from exc
+                sizes.append(frame.size)
+        _check_sizes(name, sizes, inputs, "")
+
+    def __iter__(self) -> Iterator[Page]:
+        with self._opened() as image:
+            for index, frame in enumerate(ImageSequence.Iterator(image)):
+                yield Page(number=index + 1, image=self._decoded(frame))
+
+    def _decoded(self, frame: Image.Image) -> np.ndarray:
+        try:
+            return to_array(frame)
+        except (OSError, ValueError, SyntaxError, RuntimeError) as exc:  # Pillow's words for truncated or corrupt data
+            raise InputFileError(self._name, f"image is truncated or corrupt: {exc}") from exc
+
+    @contextmanager
+    def _opened(self) -> Iterator[Image.Image]:
+        self._stream.seek(0)
+        try:
+            with Image.open(self._stream) as image:
+                yield image
+        except InputFileError:
+            raise
+        except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours
+            raise InputFileError(self._name, _too_many_pixels(1, "a decompression bomb", self._inputs)) from exc
+        except UnidentifiedImageError as exc:
+            raise InputFileError(self._name, f"cannot decode image: {exc}") from exc
+        except (OSError, ValueError, SyntaxError, RuntimeError) as exc:
+            raise InputFileError(self._name, f"image is truncated or corrupt: {exc}") from exc
 
 
 def _register_heif() -> None:
@@ -109,35 +191,63 @@ def _register_heif() -> None:
     register_heif_opener()
 
 
-def _render_pdf(path: Path, inputs: InputsConfig) -> Iterator[np.ndarray]:
-    """Render each PDF page at `inputs.pdf_dpi` to grey, checking page count and size first."""
-    import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_raw
+class _PdfPages:
+    """A PDF's pages, rendered by a child process (pdf_render.py) as they are iterated, once."""
 
-    name = str(path)
+    def __init__(self, renderer: PdfRenderer, name: str, inputs: InputsConfig) -> None:
+        self._renderer, self._name, self._inputs = renderer, name, inputs
+        self._is_used = False
+
+    def __iter__(self) -> Iterator[Page]:
+        if self._is_used:
+            raise RuntimeError("a PDF's pages can be iterated once; open the document again")
+        self._is_used = True
+        try:
+            for index, image in enumerate(self._renderer.pages()):
+                yield Page(number=index + 1, image=image)
+        except RenderError as exc:
+            raise InputFileError(self._name, _render_failure(exc, self._inputs)) from exc
+
+
+@contextmanager
+def _pdf_pages(stream: BinaryIO, name: str, inputs: InputsConfig) -> Iterator[_PdfPages]:
     try:
-        pdf = pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError as exc:
-        if getattr(exc, "err_code", None) == pdfium_raw.FPDF_ERR_PASSWORD:
-            raise InputFileError(name, "PDF is encrypted (password-protected); save an unprotected copy") from exc
-        raise InputFileError(name, f"PDF is damaged or not a PDF: {exc}") from exc
+        renderer = PdfRenderer(stream, inputs.pdf_dpi, inputs.pdf_render_memory_mb, inputs.pdf_page_seconds)
+    except RenderError as exc:
+        raise InputFileError(name, _render_failure(exc, inputs)) from exc
     try:
-        count = len(pdf)
-        if count > inputs.max_pages:
-            raise InputFileError(name, f"PDF has {count} pages, over inputs.max_pages ({inputs.max_pages})")
+        sizes = renderer.page_sizes_points
+        if len(sizes) > inputs.max_pages:
+            raise InputFileError(name, f"PDF has {len(sizes)} pages, over inputs.max_pages ({inputs.max_pages})")
         scale = inputs.pdf_dpi / 72
-        for index in range(count):
-            page = pdf[index]
-            width_points, height_points = page.get_size()
-            pixels = int(width_points * scale) * int(height_points * scale)
-            if pixels > inputs.max_pixels:
-                raise InputFileError(name, _too_many_pixels(index + 1, f"{pixels} pixels at {inputs.pdf_dpi} dpi", inputs))
-            bitmap = page.render(scale=scale, grayscale=True)
-            yield np.asarray(bitmap.to_pil().convert("L"), dtype=np.uint8).copy()
-            bitmap.close()
-            page.close()
+        _check_sizes(name, [(int(width * scale), int(height * scale)) for width, height in sizes], inputs, f" at {inputs.pdf_dpi} dpi")
+        yield _PdfPages(renderer, name, inputs)
     finally:
-        pdf.close()
+        renderer.close()
+
+
+def _render_failure(exc: RenderError, inputs: InputsConfig) -> str:
+    if exc.kind == ENCRYPTED:
+        return "PDF is encrypted (password-protected); save an unprotected copy"
+    if exc.kind == DAMAGED:
+        return f"PDF is damaged or not a PDF: {exc.detail}"
+    if exc.kind == "timeout":
+        return f"{exc.detail} (inputs.pdf_page_seconds)"
+    return f"{exc.detail} (inputs.pdf_render_memory_mb: {inputs.pdf_render_memory_mb})"
+
+
+def _check_sizes(name: str, sizes: list[tuple[int, int]], inputs: InputsConfig, unit: str) -> None:
+    """Every page's pixels, the job's pixels in all, and a shape that a page can have."""
+    if not sizes:
+        raise InputFileError(name, "the file has no pages")
+    for number, (width, height) in enumerate(sizes, start=1):
+        if width * height > inputs.max_pixels:
+            raise InputFileError(name, _too_many_pixels(number, f"{width}×{height}{unit}", inputs))
+        if max(width, height) > MAX_PAGE_ASPECT * max(1, min(width, height)):
+            raise InputFileError(name, f"page {number} is {width}×{height} pixels{unit}: over {MAX_PAGE_ASPECT} times longer than wide, which is no page")
+    total = sum(width * height for width, height in sizes)
+    if total > inputs.max_job_pixels:
+        raise InputFileError(name, f"its {len(sizes)} pages hold {total} pixels{unit} in all, over inputs.max_job_pixels ({inputs.max_job_pixels})")
 
 
 def _too_many_pixels(page: int, size: str, inputs: InputsConfig) -> str:

@@ -7,7 +7,7 @@ to sinks, so it round-trips through `to_dict` / `from_dict` without loss.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +30,15 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A decoded input file: where it came from, its sha256 and its pages in order."""
+    """An input file: where it came from, its sha256 and its pages in order.
+
+    `pages` may decode each page as it is reached (inputs.open_document does), so
+    iterate it once, in order, and let each page go before taking the next.
+    """
 
     source: str
     sha256: str
-    pages: tuple[Page, ...]
+    pages: Iterable[Page]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.export import Format, PageSeparator, render, write_atomic
+from hwdaemon.filenames import fit_name
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
 
@@ -104,7 +105,7 @@ class FileSink(Sink):
         options: FileSinkOptions = self.options  # type: ignore[assignment]
         written = []
         for format in options.formats:
-            target = options.path / output_name(options.name_template, result, artifacts, format)
+            target = options.path / fit_name(output_name(options.name_template, result, artifacts, format), reserve_bytes=len("-12345678"))
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
             try:

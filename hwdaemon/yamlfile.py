@@ -47,10 +47,21 @@ def parse_yaml(text: str, source: str) -> YamlDocument:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raise ConfigError(_describe_syntax_error(exc, source)) from None  # PyYAML's own text quotes the line: maybe a secret
     lines: dict[KeyPath, int] = {}
     data = {} if root is None else _to_data(root, (), lines, source)
     return YamlDocument(source=source, data=data, lines=lines)
+
+
+def _describe_syntax_error(exc: yaml.YAMLError, source: str) -> str:
+    """Where and what, never the text around it: the line PyYAML would quote may hold a password."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"{source}: not valid YAML"
+    mark = exc.problem_mark
+    message = f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {exc.problem}"
+    if exc.context and exc.context_mark is not None:
+        message += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+    return message
 
 
 def _to_data(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], source: str) -> Any:

@@ -12,9 +12,16 @@ from PIL import Image
 
 from hwdaemon.config import InputsConfig
 from hwdaemon.errors import InputFileError
-from hwdaemon.inputs import load_document
+from hwdaemon.inputs import open_document
+from hwdaemon.model import Document
 
 LIMITS = InputsConfig()
+
+
+def load_document(path: Path, inputs: InputsConfig) -> Document:
+    """Every page decoded, for looking at them side by side."""
+    with open_document(path, inputs) as document:
+        return Document(document.source, document.sha256, tuple(document.pages))
 
 
 def _png_claiming_size(path: Path, width: int, height: int) -> Path:

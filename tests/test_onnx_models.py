@@ -77,13 +77,14 @@ READ_A_PAGE = """
 import sys
 from pathlib import Path
 from hwdaemon.config import load_config
-from hwdaemon.inputs import load_document
+from hwdaemon.inputs import open_document
 from hwdaemon.pipeline import Pipeline
 from hwdaemon.plugins import build_registry
 registry = build_registry()
 config = load_config(None, registry)
 pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
-result = pipeline.run(load_document(Path(sys.argv[1]), config.inputs))
+with open_document(Path(sys.argv[1]), config.inputs) as document:
+    result = pipeline.run(document)
 print(result.text)
 print("torch imported:", "torch" in sys.modules)
 """

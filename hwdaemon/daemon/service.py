@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import sqlite3
+import stat
 import threading
 import time
+import traceback
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,10 +29,11 @@ from hwdaemon.daemon.files import move_into, write_error_report
 from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER, is_candidate
 from hwdaemon.daemon.notify import Notifier, watchdog_interval_seconds
 from hwdaemon.daemon.runtime import Runtime, inbox_key_of
-from hwdaemon.daemon.store import Store
+from hwdaemon.daemon.store import Job, Store
 from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_observers
-from hwdaemon.daemon.worker import Worker
-from hwdaemon.errors import HwdaemonError
+from hwdaemon.daemon.worker import Worker, record_failure
+from hwdaemon.errors import HwdaemonError, InputFileError
+from hwdaemon.export import process_umask
 from hwdaemon.inputs import sha256_of
 from hwdaemon.metrics import Metrics, MetricsServer
 from hwdaemon.plugins import Registry
@@ -37,6 +41,7 @@ from hwdaemon.ui.server import UiServer
 
 log = structlog.get_logger()
 LOOP_SECONDS = 0.2
+STORE_TROUBLE_SECONDS = 30.0  # how long /healthz reports a store failure after the last one
 
 
 class Service:
@@ -57,6 +62,9 @@ class Service:
         self.metrics = Metrics(lambda: Store(self.runtime.config.state_dir))
         self._metrics_server: MetricsServer | None = None
         self._ui_server: UiServer | None = None
+        self._store_trouble: tuple[float, str] | None = None  # (monotonic time, error) of the last store failure
+        self.thread_restarts = 0
+        process_umask()  # read once, before any thread exists
 
     # signals ----------------------------------------------------------------
 
@@ -77,6 +85,7 @@ class Service:
         """Run until SIGTERM/SIGINT; returns after draining."""
         config = self.runtime.config
         self._store = Store(config.state_dir)
+        self._fail_jobs_that_crashed_the_process()
         recovered = self._store.recover()
         log.info("daemon_starting", pid=os.getpid(), config=config.source, recovered_jobs=recovered, inboxes=[str(i.path) for i in config.inboxes])
         if config.queue.backend == "local":
@@ -90,12 +99,8 @@ class Service:
             self._ui_server = UiServer(lambda: self.runtime.config)
             self._ui_server.start()
             log.info("ui_listening", url=self._ui_server.url)
-        if config.queue.backend == "celery":
-            from hwdaemon.distributed.coordinator import Dispatcher
-
-            self._workers = [Dispatcher(self)]  # type: ignore[list-item]
-        else:
-            self._workers = [Worker(self, number) for number in range(1, config.workers + 1)]
+        count = 1 if config.queue.backend == "celery" else config.workers
+        self._workers = [self._new_worker(number) for number in range(1, count + 1)]
         for worker in self._workers:
             worker.start()
         self._delivery = DeliveryThread(self)
@@ -107,6 +112,26 @@ class Service:
             self._loop()
         finally:
             self._shutdown()
+
+    def _new_worker(self, number: int) -> Worker:
+        if self.runtime.config.queue.backend == "celery":
+            from hwdaemon.distributed.coordinator import Dispatcher
+
+            return Dispatcher(self)  # type: ignore[return-value]
+        return Worker(self, number)
+
+    def _fail_jobs_that_crashed_the_process(self) -> None:
+        """A job in hand when the process died counted as an attempt; past max_attempts it is failed, not taken again.
+
+        Without this a file that gets the daemon killed (by the kernel, for memory)
+        is taken again at every start, forever.
+        """
+        assert self._store is not None
+        limit = self.runtime.config.max_attempts
+        for job in self._store.jobs_in_hand():
+            if job.attempts >= limit:
+                error = f"the daemon stopped while reading this file, {job.attempts} times (killed for memory, or a crash); it is not read again"
+                record_failure(self, self._store, job, error, permanent=True)
 
     def _load_models(self) -> None:
         """Load each inbox profile's models before READY=1, so the first scan is not slow."""
@@ -135,9 +160,10 @@ class Service:
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 self._reload()
+            self._supervise()
             self._drain_events()
             for inbox_index, path in self._tracker.settled():
-                self._take_in(inbox_index, path)
+                self._take_in_guarded(inbox_index, path)
             now = time.monotonic()
             if now - last_rescan >= self.runtime.config.rescan_interval_seconds:
                 self._rescan()
@@ -187,14 +213,64 @@ class Service:
             workers.append({"name": worker.name, "alive": worker.is_alive(), "busy_seconds": busy_seconds, "stalled": stalled})
         watchers_alive = all(observer.is_alive() for observer in self._observers)
         delivery_alive = self._delivery is not None and self._delivery.is_alive()
-        is_healthy = watchers_alive and delivery_alive and all(w["alive"] and not w["stalled"] for w in workers)
+        trouble = self._store_trouble
+        store_error = trouble[1] if trouble is not None and now - trouble[0] < STORE_TROUBLE_SECONDS else None
+        is_healthy = watchers_alive and delivery_alive and store_error is None and all(w["alive"] and not w["stalled"] for w in workers)
+        try:
+            queue_depth = self._store.queue_depth() if self._store else None
+        except sqlite3.Error as exc:
+            queue_depth, store_error, is_healthy = None, store_error or str(exc), False
         return is_healthy, {
             "watchers_alive": watchers_alive,
             "delivery_alive": delivery_alive,
             "workers": workers,
+            "thread_restarts": self.thread_restarts,
+            "store_error": store_error,
             "job_timeout_seconds": limit,
-            "queue_depth": self._store.queue_depth() if self._store else None,
+            "queue_depth": queue_depth,
         }
+
+    def store_trouble(self, exc: Exception) -> None:
+        """A thread could not read or write the store (disk full, I/O error): log it, report it until it clears.
+
+        The thread that saw it keeps its job and tries again; /healthz and the
+        systemd watchdog show the condition for STORE_TROUBLE_SECONDS after the last failure.
+        """
+        first = self._store_trouble is None or time.monotonic() - self._store_trouble[0] >= STORE_TROUBLE_SECONDS
+        self._store_trouble = (time.monotonic(), f"{type(exc).__name__}: {exc}")
+        if first:
+            log.error("store_unavailable", error=str(exc), state_dir=str(self.runtime.config.state_dir))
+
+    def _supervise(self) -> None:
+        """A thread that died anyway (a plugin's SystemExit, a bug) is logged and replaced; its job goes back."""
+        if self.stopping.is_set():
+            return
+        for index, worker in enumerate(self._workers):
+            if worker.is_alive():
+                continue
+            job = getattr(worker, "job_in_hand", None)
+            log.error("thread_restarted", thread=worker.name, job_id=job.id if job else None)
+            self.thread_restarts += 1
+            self.metrics.thread_restarts.labels(worker.name).inc()
+            if job is not None and self._store is not None:
+                self._give_back_after_death(job, worker.name)
+            self._workers[index] = self._new_worker(index + 1)
+            self._workers[index].start()
+        if self._delivery is not None and not self._delivery.is_alive():
+            log.error("thread_restarted", thread=self._delivery.name)
+            self.thread_restarts += 1
+            self.metrics.thread_restarts.labels(self._delivery.name).inc()
+            self._delivery = DeliveryThread(self)
+            self._delivery.start()
+
+    def _give_back_after_death(self, job: Job, thread: str) -> None:
+        """The dead thread's job counts the attempt (it may be what killed it) and fails past max_attempts."""
+        assert self._store is not None
+        error = f"the thread reading this file ({thread}) ended without an outcome"
+        try:
+            record_failure(self, self._store, job, error, permanent=False)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("job_outcome_not_recorded", job_id=job.id, error=str(exc))
 
     def _status_line(self) -> str:
         depth = self._store.queue_depth() if self._store else 0
@@ -204,10 +280,13 @@ class Service:
 
     def _reload(self) -> None:
         from hwdaemon.config import load_config
+        from hwdaemon.pipeline import check_profiles_ready
 
         self.notifier.reloading()
         try:
             config = load_config(self.config_path, self.runtime.registry)
+            if config.queue.backend == "local":
+                check_profiles_ready(config, self.runtime.registry)  # what check-config and start-up require
         except HwdaemonError as exc:
             log.error("config_reload_refused", error=str(exc), kept=self.runtime.config.source)
             self.notifier.ready(self._status_line())
@@ -236,6 +315,15 @@ class Service:
             for path in scan_inbox(inbox):
                 self._tracker.touch(index, path)
 
+    def _take_in_guarded(self, inbox_index: int, path: Path) -> None:
+        """Intake never stops the main loop: a store failure is reported and the next rescan sees the file again."""
+        try:
+            self._take_in(inbox_index, path)
+        except sqlite3.Error as exc:
+            self.store_trouble(exc)
+        except Exception as exc:  # a bug must cost one file's intake, not the daemon
+            log.error("intake_failed", file=str(path), error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+
     def _take_in(self, inbox_index: int, path: Path) -> None:
         """A settled file becomes a job — unless it is not a candidate, already known, or a duplicate."""
         assert self._store is not None
@@ -249,19 +337,26 @@ class Service:
         if not is_candidate(relative, inbox.patterns, inbox.ignore, inbox.recursive):
             return
         with structlog.contextvars.bound_contextvars(file=str(path), inbox=str(root)):
-            if path.is_symlink() and not _points_inside(path, root):
-                self._refuse(inbox, path, f"symlink points outside the inbox, to {os.path.realpath(path)}")
-                return
-            if not path.is_file():
-                return
             if self._store.open_job_for(str(path)):
                 return
-            info = path.stat()
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                return  # gone again, or a link to nothing (yet)
+            except OSError as exc:  # EACCES on a share's folder, EIO, ELOOP
+                self._refuse(inbox, path, f"cannot read its attributes: {exc.strerror} (errno {exc.errno})", None)
+                return
+            if stat.S_ISDIR(info.st_mode):
+                return
             finished = self._store.finished_job_for(str(path), info.st_size, info.st_mtime_ns)
             if finished is not None:
                 self._finish_leftover(inbox, path, finished.state)
                 return
-            sha256 = sha256_of(path)
+            try:
+                sha256 = sha256_of(path, inside=root)
+            except InputFileError as exc:  # unreadable, outside the inbox, not a regular file
+                self._refuse(inbox, path, exc.reason, info)
+                return
             original = self._store.done_job_with_sha256(sha256)
             key = inbox_key_of(inbox)
             if original is not None:
@@ -277,19 +372,32 @@ class Service:
 
     def _finish_leftover(self, inbox: InboxConfig, path: Path, state: str) -> None:
         """A file whose job already ended (crash before the move, or a duplicate): file it now."""
-        if inbox.after == "move" and state in ("done", "duplicate"):
-            move_into(path, Path(inbox.path).absolute() / PROCESSED_FOLDER)
-        elif inbox.after == "delete" and state in ("done", "duplicate"):
-            path.unlink(missing_ok=True)
+        try:
+            if inbox.after == "move" and state in ("done", "duplicate"):
+                move_into(path, Path(inbox.path).absolute() / PROCESSED_FOLDER)
+            elif inbox.after == "delete" and state in ("done", "duplicate"):
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("file_not_filed", error=f"{exc.strerror} (errno {exc.errno})", after=inbox.after)
 
-    def _refuse(self, inbox: InboxConfig, path: Path, reason: str) -> None:
+    def _refuse(self, inbox: InboxConfig, path: Path, reason: str, info: os.stat_result | None) -> None:
+        """A file that cannot become a job: a failed job, and the file in failed/ with its report where it can be moved.
+
+        One that cannot be moved either stays where it is, failed in the store (`status`
+        shows it) and recorded with its size and mtime, so it is not taken again until it changes.
+        """
         assert self._store is not None
-        job = self._store.add_job(str(path), inbox_key_of(inbox), inbox.profile, "", 0, 0, "failed", reason)
-        final = move_into(path, Path(inbox.path).absolute() / FAILED_FOLDER)
-        write_error_report(final, reason, 0, {"job_id": job.id, "permanent": True})
-        self._store.set_final_path(job.id, str(final))
+        size, mtime_ns = (info.st_size, info.st_mtime_ns) if info else (0, 0)
+        job = self._store.add_job(str(path), inbox_key_of(inbox), inbox.profile, "", size, mtime_ns, "failed", reason)
         self.metrics.files_seen.labels(inbox_key_of(inbox), "refused").inc()
-        log.error("file_refused", job_id=job.id, error=reason)
+        try:
+            final = move_into(path, Path(inbox.path).absolute() / FAILED_FOLDER)
+            write_error_report(final, reason, 0, {"job_id": job.id, "permanent": True, "original_name": path.name})
+        except OSError as exc:
+            log.error("file_refused", job_id=job.id, error=reason, moved_to=None, move_error=f"{exc.strerror} (errno {exc.errno})")
+            return
+        self._store.set_final_path(job.id, str(final))
+        log.error("file_refused", job_id=job.id, error=reason, moved_to=str(final))
 
     def call_hook(self, name: str, **kwargs: Any) -> None:
         """Event hooks are for observers: a failing one is logged, never fatal."""
@@ -298,6 +406,3 @@ class Service:
         except Exception as exc:
             log.warning("hook_failed", hook=name, error=f"{type(exc).__name__}: {exc}")
 
-
-def _points_inside(link: Path, root: Path) -> bool:
-    return Path(os.path.realpath(link)).is_relative_to(os.path.realpath(root))

@@ -283,8 +283,15 @@ class Store:
 
     # jobs -----------------------------------------------------------------
 
+    def jobs_in_hand(self) -> list[Job]:
+        """Jobs left `processing`: at start-up, those the process died reading (or out with a remote worker)."""
+        return [Job(*row) for row in self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state='processing' ORDER BY id")]
+
     def recover(self) -> int:
-        """Jobs a crash left `processing` go back to the queue; returns how many."""
+        """Jobs a crash left `processing` go back to the queue; returns how many.
+
+        Their attempt stays counted: a file that kills the process is failed after max_attempts.
+        """
         with self._transaction() as db:
             return db.execute("UPDATE jobs SET state='queued', updated_at=? WHERE state='processing'", (time.time(),)).rowcount
 
@@ -312,12 +319,14 @@ class Store:
         return Job(*row) if row else None
 
     def finished_job_for(self, path: str, size: int, mtime_ns: int) -> Job | None:
-        """The newest successful job for exactly this file version (same path, size and mtime).
+        """The newest ended job for exactly this file version (same path, size and mtime).
 
-        Failed jobs do not count: a failed file back in the inbox is a retry.
+        A failed file back in the inbox is a retry, unless it failed where it lies
+        (it could not be moved to failed/): taking it again would fail again, every rescan.
         """
         row = self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE path=? AND size=? AND mtime_ns=? AND state IN ('done','duplicate') ORDER BY id DESC LIMIT 1",
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE path=? AND size=? AND mtime_ns=?"
+            " AND (state IN ('done','duplicate') OR (state='failed' AND final_path IS NULL)) ORDER BY id DESC LIMIT 1",
             (path, size, mtime_ns),
         ).fetchone()
         return Job(*row) if row else None
@@ -409,6 +418,15 @@ class Store:
     def fail_job(self, job_id: int, error: str) -> None:
         with self._transaction() as db:
             db.execute("UPDATE jobs SET state='failed', error=?, updated_at=? WHERE id=?", (error, time.time(), job_id))
+
+    def give_back_job(self, job_id: int, error: str, delay_seconds: float) -> None:
+        """Queue a job in hand again without counting the attempt: it never ran to an outcome (the store was full)."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state='queued', attempts=MAX(0, attempts-1), error=?, next_attempt_at=?, updated_at=? WHERE id=? AND state='processing'",
+                (error, now + delay_seconds, now, job_id),
+            )
 
     def retry_job_later(self, job_id: int, error: str, delay_seconds: float) -> None:
         now = time.time()

@@ -8,6 +8,7 @@ the loaded networks (processes would each hold their own copy). `workers: N` sta
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 import traceback
@@ -19,58 +20,89 @@ from structlog.contextvars import bound_contextvars
 
 from hwdaemon.daemon.files import move_into, write_error_report
 from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER
-from hwdaemon.daemon.previews import encode_previews, save_previews
+from hwdaemon.daemon.previews import previewed, save_previews
 from hwdaemon.daemon.store import Job, Store
 from hwdaemon.errors import HwdaemonError, InputFileError
-from hwdaemon.inputs import load_document
+from hwdaemon.inputs import open_document
 from hwdaemon.model import Result
 
 if TYPE_CHECKING:
     from hwdaemon.daemon.service import Service
 
 log = structlog.get_logger()
+STORE_RETRY_SECONDS = 5.0
 
 
 class Worker(threading.Thread):
+    """Claims and reads jobs until the service stops; no job and no store error ends the thread."""
+
     def __init__(self, service: Service, number: int) -> None:
         super().__init__(name=f"worker-{number}", daemon=True)
         self._service = service
         self.busy_since: float | None = None  # monotonic start of the job in hand
+        self.job_in_hand: Job | None = None
 
     def run(self) -> None:
         store = Store(self._service.runtime.config.state_dir)
         try:
             while not self._service.stopping.is_set():
-                job = store.claim_next_job()
+                try:
+                    job = store.claim_next_job()
+                except sqlite3.Error as exc:
+                    self._service.store_trouble(exc)
+                    self._service.stopping.wait(STORE_RETRY_SECONDS)
+                    continue
                 if job is None:
                     self._service.work_available.wait(0.5)
                     self._service.work_available.clear()
                     continue
-                self.busy_since = time.monotonic()
+                self.busy_since, self.job_in_hand = time.monotonic(), job
                 try:
                     self._run_job(store, job)
-                finally:
-                    self.busy_since = None
+                except Exception as exc:  # the store is full, the inbox unwritable, a bug: the job goes back, the thread goes on
+                    log.error("job_outcome_not_recorded", job_id=job.id, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+                    self._give_back(store, job, exc)
+                self.busy_since, self.job_in_hand = None, None  # left set if the thread dies: the service gives the job back
         finally:
             store.close()
+
+    def _give_back(self, store: Store, job: Job, exc: Exception) -> None:
+        """Queue the job again, trying until the store takes it (a full disk) or the service stops."""
+        if isinstance(exc, sqlite3.Error):
+            self._service.store_trouble(exc)
+        while not self._service.stopping.is_set():
+            try:
+                store.give_back_job(job.id, f"{type(exc).__name__}: {exc}", STORE_RETRY_SECONDS)
+                return
+            except sqlite3.Error as again:
+                self._service.store_trouble(again)
+                self._service.stopping.wait(STORE_RETRY_SECONDS)
 
     def _run_job(self, store: Store, job: Job) -> None:
         runtime = self._service.runtime
         with bound_contextvars(job_id=job.id, file=job.path, inbox=job.inbox, profile=job.profile):
             started = time.perf_counter()
             log.info("job_started", attempt=job.attempts)
+            previews: dict[int, bytes] = {}
+            path = Path(job.path)
             try:
                 pipeline = runtime.pipeline(job.profile)
-                document = load_document(Path(job.path), runtime.config.inputs)
-                result = pipeline.run(document)
+                with open_document(path, runtime.config.inputs, inside=_inbox_holding(path, job.inbox)) as document:
+                    if runtime.config.ui.previews:
+                        document = previewed(document, runtime.config.ui.preview_max_side, previews)
+                    result = pipeline.run(document)
             except InputFileError as exc:
                 record_failure(self._service, store, job, exc.reason, permanent=True)
                 return
             except (HwdaemonError, Exception) as exc:  # out of memory, a worker bug, a plugin crash: maybe transient
                 record_failure(self._service, store, job, f"{type(exc).__name__}: {exc}", permanent=False, trace=traceback.format_exc(limit=8))
                 return
-            previews = encode_previews(document, runtime.config.ui.preview_max_side) if runtime.config.ui.previews else {}
             record_success(self._service, store, job, result, previews, time.perf_counter() - started)
+
+
+def _inbox_holding(path: Path, inbox: str) -> Path | None:
+    """The inbox a job's file must resolve into; None for a file an operator queued from elsewhere (`reprocess`)."""
+    return Path(inbox) if path.absolute().is_relative_to(inbox) else None
 
 
 def record_success(service: Service, store: Store, job: Job, result: Result, previews: dict[int, bytes], seconds: float) -> None:

@@ -21,12 +21,12 @@ from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
 from hwdaemon.config import Config
-from hwdaemon.daemon.previews import encode_previews
+from hwdaemon.daemon.previews import previewed
 from hwdaemon.daemon.runtime import Runtime
 from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for, redacted
 from hwdaemon.distributed.messages import ReadReply, ReadRequest
 from hwdaemon.errors import ConfigError, InputFileError
-from hwdaemon.inputs import load_document, sha256_of
+from hwdaemon.inputs import open_document
 from hwdaemon.pipeline import onnx_runtime
 from hwdaemon.plugins import Registry
 
@@ -69,11 +69,13 @@ class ReadingHost:
         try:
             with tempfile.TemporaryDirectory(prefix="hwdaemon-job-") as folder:
                 path = self._materialise(request, Path(folder))
-                if sha256_of(path) != request.sha256:
-                    raise InputFileError(str(path), "the file's sha256 differs from the job's (changed on the share, or damaged in transit)")
-                document = load_document(path, self.config.inputs)
-                result = self.runtime.pipeline(request.profile).run(document)
-            previews = encode_previews(document, request.previews_max_side) if request.previews_max_side else {}
+                previews: dict[int, bytes] = {}
+                with open_document(path, self.config.inputs) as document:
+                    if document.sha256 != request.sha256:
+                        raise InputFileError(str(path), "the file's sha256 differs from the job's (changed on the share, or damaged in transit)")
+                    if request.previews_max_side:
+                        document = previewed(document, request.previews_max_side, previews)
+                    result = self.runtime.pipeline(request.profile).run(document)
         except InputFileError as exc:
             return ReadReply(**reply, error=exc.reason, permanent=True, seconds=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 (reported to the coordinator, which retries)

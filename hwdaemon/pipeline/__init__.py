@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from hwdaemon.config import ModelsConfig, ProfileConfig
+from hwdaemon.config import Config, ModelsConfig, ProfileConfig
 from hwdaemon.model import Document, PageResult, Result
 from hwdaemon.pipeline.stages import Detector, PieceContext, Postprocessor, Recognizer, Step
 from hwdaemon.pipeline.userwords import UserWords
@@ -85,6 +85,12 @@ class Pipeline:
             pages=tuple(pages),
             timings={stage: timings[stage] for stage in STAGES},
         )
+
+
+def check_profiles_ready(config: Config, registry: Registry) -> None:
+    """Build every profile and check its weights are on disk: what `check-config`, `run` and a reload require."""
+    for name, profile in config.profiles.items():
+        Pipeline.from_profile(name, profile, config.models, registry).check_ready()
 
 
 def release_freed_memory() -> None:

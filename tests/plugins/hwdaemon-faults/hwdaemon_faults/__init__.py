@@ -1,4 +1,5 @@
-"""Installed only by tests: steps that misbehave on purpose (`stall` hangs, `crash` raises),
+"""Installed only by tests: steps that misbehave on purpose (`stall` hangs, `crash` raises,
+`exit` ends its thread),
 and event hooks that record what they saw in $HWDAEMON_TEST_EVENTS (JSON Lines)."""
 
 import json
@@ -35,9 +36,18 @@ class Crash(Step):
         raise RuntimeError("injected crash")
 
 
+class Exit(Step):
+    """Raises SystemExit, which no `except Exception` catches: the thread it runs on ends."""
+
+    name = "exit"
+
+    def apply(self, image):
+        raise SystemExit(3)
+
+
 @hookimpl
 def hwdaemon_register_steps():
-    return [Stall, Crash]
+    return [Stall, Crash, Exit]
 
 
 def _record(event):

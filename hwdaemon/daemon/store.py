@@ -8,6 +8,7 @@ SQLite serialises writers, WAL lets `hwdaemon status` read while the daemon writ
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -685,6 +686,10 @@ def _create(path: Path) -> None:
             os.link(temporary, path)  # never replaces: a store another process just made wins
         except FileExistsError:
             pass
+        except OSError as exc:  # a file system without hard links
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK) or path.exists():
+                raise
+            os.rename(temporary, path)
         _fsync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)

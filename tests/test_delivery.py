@@ -85,7 +85,7 @@ def test_500_then_200_is_delivered_once_after_a_retry(httpserver: HTTPServer, tm
 def test_429_retry_after_is_honoured(httpserver: HTTPServer, tmp_path: Path) -> None:
     receiver = Receiver([429], headers={"Retry-After": "3"})
     httpserver.expect_request("/hook").respond_with_handler(receiver)
-    daemon = run_daemon(webhook_config(tmp_path, httpserver.url_for("/hook")))
+    daemon = run_daemon(webhook_config(tmp_path, httpserver.url_for("/hook"), backoff_max_seconds=5.0))  # Retry-After is capped here
     try:
         save(render_lines(["Slow receiver"]), tmp_path / "inbox" / "slow.png")
         wait_for(lambda: len(receiver.requests) == 2, what="second attempt")

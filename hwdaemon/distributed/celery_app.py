@@ -8,12 +8,12 @@ a vanished host to another one.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from celery import Celery
 
 from hwdaemon.config import QueueConfig
+from hwdaemon.redaction import redact_url
 
 READ_TASK = "hwdaemon.read"
 QUEUE_PREFIX = "hwdaemon."
@@ -44,8 +44,8 @@ def make_app(queue: QueueConfig) -> Celery:
 
 
 def redacted(url: str | None) -> str:
-    """A broker URL fit for logs: the password replaced by ***."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url or "")
+    """A broker URL fit for logs: the password (and any query value) replaced by ***."""
+    return redact_url(url or "")
 
 
 def broker_overview(queue: QueueConfig, profiles: list[str], timeout: float = 1.0) -> dict[str, Any]:

@@ -177,8 +177,8 @@ class _ImagePages:
             raise
         except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours
             raise InputFileError(self._name, _too_many_pixels(1, "a decompression bomb", self._inputs)) from exc
-        except UnidentifiedImageError as exc:
-            raise InputFileError(self._name, f"cannot decode image: {exc}") from exc
+        except UnidentifiedImageError as exc:  # its text names the stream, not the file: say it plainly
+            raise InputFileError(self._name, "image is truncated or corrupt: no image can be decoded from it") from exc
         except (OSError, ValueError, SyntaxError, RuntimeError) as exc:
             raise InputFileError(self._name, f"image is truncated or corrupt: {exc}") from exc
 

@@ -65,16 +65,17 @@ def write_config(folder: Path, **overrides: Any) -> Path:
 class Daemon:
     """`hwdaemon run --config …` in its own process; its JSON log lines are kept in a file."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, prefix: list[str] | None = None) -> None:
         self.config = config
         self.log_path = config.parent / "daemon.log"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.prefix = prefix or []  # e.g. setpriv, to run without some capabilities
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True) -> Daemon:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hwdaemon", "run", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT, env=self.env
+            [*self.prefix, sys.executable, "-m", "hwdaemon", "run", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT, env=self.env
         )
         log.close()
         if wait_ready:

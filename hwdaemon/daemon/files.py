@@ -13,27 +13,32 @@ from pathlib import Path
 from typing import Any
 
 from hwdaemon.export import write_atomic
-from hwdaemon.filenames import ERROR_REPORT_SUFFIX, fit_name
-
-COUNTER_BYTES = 8  # room for "-9999999" when a name is taken
+from hwdaemon.filenames import ERROR_REPORT_SUFFIX, NAME_MAX_BYTES, fit_name
 
 
-def free_name(folder: Path, name: str) -> Path:
-    """`folder/name`, or `folder/stem-2.ext`, `-3`, … when taken; short enough for its `.error.json` too."""
-    name = fit_name(name, reserve_bytes=len(ERROR_REPORT_SUFFIX) + COUNTER_BYTES)
-    candidate = folder / name
+def free_name(folder: Path, name: str, reserve_bytes: int = 0) -> Path:
+    """`folder/name`, or `folder/stem-2.ext`, `-3`, … when taken; each fits NAME_MAX with `reserve_bytes` to spare."""
+    candidate = folder / fit_name(name, reserve_bytes)
     stem, suffix = Path(name).stem, Path(name).suffix
     counter = 2
-    while candidate.exists() or candidate.is_symlink() or Path(f"{candidate}{ERROR_REPORT_SUFFIX}").exists():
-        candidate = folder / f"{stem}-{counter}{suffix}"
+    while _is_taken(candidate):
+        candidate = folder / fit_name(f"{stem}-{counter}{suffix}", reserve_bytes)
         counter += 1
     return candidate
 
 
-def move_into(path: Path, folder: Path) -> Path:
-    """Move `path` into `folder` (same filesystem: an atomic rename) without replacing anything."""
+def _is_taken(candidate: Path) -> bool:
+    report = Path(f"{candidate}{ERROR_REPORT_SUFFIX}")
+    return candidate.exists() or candidate.is_symlink() or (len(os.fsencode(report.name)) <= NAME_MAX_BYTES and report.exists())
+
+
+def move_into(path: Path, folder: Path, with_report: bool = False) -> Path:
+    """Move `path` into `folder` (same filesystem: an atomic rename) without replacing anything.
+
+    `with_report` keeps the name short enough for the `.error.json` written beside it.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    target = free_name(folder, path.name)
+    target = free_name(folder, path.name, len(ERROR_REPORT_SUFFIX) if with_report else 0)
     os.rename(path, target)
     return target
 

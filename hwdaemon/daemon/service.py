@@ -391,7 +391,7 @@ class Service:
         job = self._store.add_job(str(path), inbox_key_of(inbox), inbox.profile, "", size, mtime_ns, "failed", reason)
         self.metrics.files_seen.labels(inbox_key_of(inbox), "refused").inc()
         try:
-            final = move_into(path, Path(inbox.path).absolute() / FAILED_FOLDER)
+            final = move_into(path, Path(inbox.path).absolute() / FAILED_FOLDER, with_report=True)
             write_error_report(final, reason, 0, {"job_id": job.id, "permanent": True, "original_name": path.name})
         except OSError as exc:
             log.error("file_refused", job_id=job.id, error=reason, moved_to=None, move_error=f"{exc.strerror} (errno {exc.errno})")

@@ -121,7 +121,6 @@ def _add_columns(db: sqlite3.Connection, table: str, **declarations: str) -> Non
 
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_tables, _add_review, _add_remote_workers)
 SCHEMA_VERSION = len(MIGRATIONS)
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _WHAT_TO_DO = (
     "stop hwdaemon, then restore the file from a backup, or move it (and any -wal and -shm files beside it) "
     "aside to start with an empty job history"
@@ -630,24 +629,24 @@ class Store:
 
 
 def _check_header(path: Path) -> None:
-    """Refuse, before SQLite touches it, a store file that is empty or not SQLite at all.
+    """Refuse, before SQLite touches it, a store file that is empty.
 
     hwdaemon creates its store whole (see `_create`), so an empty file where the store
     should be is a store that lost its contents (a full disk, a bad copy), not a fresh
-    start; SQLite would silently begin a new, empty history in it.
+    start; SQLite would silently begin a new, empty history in it. Only `stat` looks:
+    opening and closing the file here would drop the POSIX locks this process's other
+    SQLite connections hold on it (SQLite's documented pitfall). A file that is not
+    SQLite at all is SQLite's own "not a database" at open.
     """
     try:
-        with path.open("rb") as stream:
-            header = stream.read(len(_SQLITE_MAGIC))
+        size = path.stat().st_size
     except OSError as exc:
         raise StoreError(f"{path}: cannot read the job store ({exc.strerror}); check that the daemon's user may read and write it") from exc
-    if not header:
+    if size == 0:
         raise StoreError(
             f"{path}: the job store is empty (0 bytes), so every job's history is gone; {_WHAT_TO_DO}. "
             "If this state_dir never held jobs (a first start cut short), just delete the file"
         )
-    if header != _SQLITE_MAGIC:
-        raise StoreError(f"{path}: not an SQLite database (damaged, or another file in its place); {_WHAT_TO_DO}")
 
 
 def _create(path: Path) -> None:
@@ -706,7 +705,9 @@ def _fsync_folder(folder: Path) -> None:
 def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError | None:
     """SQLite's error at open as a StoreError naming the file, when waiting cannot mend it."""
     name = getattr(exc, "sqlite_errorname", "")
-    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in str(exc) or "not a database" in str(exc):
+    if name == "SQLITE_NOTADB" or "not a database" in str(exc):
+        return StoreError(f"{path}: not an SQLite database (damaged, or another file in its place); {_WHAT_TO_DO}")
+    if name == "SQLITE_CORRUPT" or "malformed" in str(exc):
         return StoreError(f"{path}: the job store is damaged ({exc}); {_WHAT_TO_DO}")
     if name in ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY", "SQLITE_AUTH"):
         return StoreError(f"{path}: cannot open the job store ({exc}); check that the daemon's user may read and write its folder")

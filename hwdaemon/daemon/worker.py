@@ -148,7 +148,7 @@ def record_failure(service: Service, store: Store, job: Job, error: str, permane
     path = Path(job.path)
     final = None
     if path.exists() or path.is_symlink():
-        final = move_into(path, Path(job.inbox) / FAILED_FOLDER)
+        final = move_into(path, Path(job.inbox) / FAILED_FOLDER, with_report=True)
         write_error_report(final, error, job.attempts, {"job_id": job.id, "permanent": permanent, "traceback": trace})
         store.set_final_path(job.id, str(final))
     service.metrics.jobs_finished.labels("failed").inc()

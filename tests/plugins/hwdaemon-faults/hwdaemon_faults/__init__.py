@@ -1,5 +1,5 @@
 """Installed only by tests: steps that misbehave on purpose (`stall` hangs, `crash` raises,
-`exit` ends its thread),
+`exit` ends its thread, `kill` its process),
 and event hooks that record what they saw in $HWDAEMON_TEST_EVENTS (JSON Lines)."""
 
 import json
@@ -45,9 +45,20 @@ class Exit(Step):
         raise SystemExit(3)
 
 
+class Kill(Step):
+    """SIGKILLs its own process, as the kernel's OOM killer would on a memory bomb."""
+
+    name = "kill"
+
+    def apply(self, image):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @hookimpl
 def hwdaemon_register_steps():
-    return [Stall, Crash, Exit]
+    return [Stall, Crash, Exit, Kill]
 
 
 def _record(event):

@@ -319,6 +319,12 @@ def test_sighup_with_missing_model_files_keeps_the_old_config(tmp_path: Path) ->
         save(render_lines(["Old config still reads"]), tmp_path / "inbox" / "kept.png")
         wait_for(lambda: (tmp_path / "outbox" / "kept.txt").exists(), what="kept.txt")
         assert daemon.count("job_failed") == 0
+        del document["profiles"]
+        document["state_dir"] = str(tmp_path / "elsewhere")  # the threads' store and the lock are on the old one
+        config.write_text(yaml.safe_dump(document))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("config_reload_refused", count=2)
+        assert "restart hwdaemon" in [event for event in daemon.events() if event.get("event") == "config_reload_refused"][-1]["error"]
     finally:
         daemon.stop()
 

@@ -32,7 +32,7 @@ from hwdaemon.daemon.runtime import Runtime, inbox_key_of
 from hwdaemon.daemon.store import Job, Store
 from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_observers
 from hwdaemon.daemon.worker import Worker, record_failure
-from hwdaemon.errors import HwdaemonError, InputFileError
+from hwdaemon.errors import ConfigError, HwdaemonError, InputFileError
 from hwdaemon.export import process_umask
 from hwdaemon.inputs import sha256_of
 from hwdaemon.metrics import Metrics, MetricsServer
@@ -287,8 +287,10 @@ class Service:
             config = load_config(self.config_path, self.runtime.registry)
             if config.queue.backend == "local":
                 check_profiles_ready(config, self.runtime.registry)  # what check-config and start-up require
-        except HwdaemonError as exc:
-            log.error("config_reload_refused", error=str(exc), kept=self.runtime.config.source)
+            _check_reloadable(self.runtime.config, config)
+        except Exception as exc:  # a ConfigError, a missing model, a plugin failing to build: the old config stays
+            error = str(exc) if isinstance(exc, HwdaemonError) else f"{type(exc).__name__}: {exc}"
+            log.error("config_reload_refused", error=error, kept=self.runtime.config.source)
             self.notifier.ready(self._status_line())
             return
         old = self.runtime
@@ -406,3 +408,11 @@ class Service:
         except Exception as exc:
             log.warning("hook_failed", hook=name, error=f"{type(exc).__name__}: {exc}")
 
+
+def _check_reloadable(old: Config, new: Config) -> None:
+    """Keys the running threads were built on can change only with a restart: say so rather than half-apply them."""
+    for key in ("state_dir", "workers"):
+        if getattr(old, key) != getattr(new, key):
+            raise ConfigError(f"{new.source}: {key} changed ({getattr(old, key)} → {getattr(new, key)}); restart hwdaemon to apply it")
+    if old.queue.backend != new.queue.backend:
+        raise ConfigError(f"{new.source}: queue.backend changed ({old.queue.backend} → {new.queue.backend}); restart hwdaemon to apply it")

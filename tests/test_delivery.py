@@ -20,6 +20,8 @@ from werkzeug import Request, Response
 from conftest import REPO_ROOT
 from daemon_harness import Daemon, install_test_plugins, wait_for, write_config
 from hwdaemon.cli import cli
+from hwdaemon.config import DeliveryConfig
+from hwdaemon.daemon.delivery import retry_delay_seconds
 from rendering import render_lines, save
 
 pytestmark = pytest.mark.slow
@@ -232,3 +234,10 @@ def test_one_scan_reaches_file_webhook_and_s3(httpserver: HTTPServer, tmp_path: 
     assert stored == exported
     _, request = receiver.requests[0]
     assert Webhook(SECRET).verify(request.get_data(), dict(request.headers))["result"]["text"] == json.loads(exported)["text"]
+
+
+def test_retry_after_is_capped_at_backoff_max_and_backoff_used_without_it() -> None:
+    policy = DeliveryConfig(backoff_base_seconds=1.0, backoff_max_seconds=60.0)
+    assert retry_delay_seconds(1, 999_999_999.0, policy) == 60.0  # 31 years asked, the policy's maximum given
+    assert retry_delay_seconds(1, 7.0, policy) == 7.0 and retry_delay_seconds(1, -5.0, policy) == 0.0
+    assert 1.0 <= retry_delay_seconds(1, None, policy) <= 2.0  # base·2^1 with jitter

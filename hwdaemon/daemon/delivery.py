@@ -79,7 +79,7 @@ class DeliveryThread(threading.Thread):
                     self._service.deliveries_available.clear()
         finally:
             for lane in self._lanes.values():
-                lane.queue.put(None)
+                lane.stop()  # a dispatcher started in this one's place hands out the same deliveries
             store.close()
 
     def _dispatch(self, store: Store) -> int:
@@ -107,7 +107,9 @@ class DeliveryThread(threading.Thread):
     def _restart_dead_lanes(self) -> None:
         for sink, lane in list(self._lanes.items()):
             if not lane.is_alive():
-                log.error("delivery_lane_restarted", sink=sink)
+                log.error("thread_restarted", thread=lane.name)
+                self._service.thread_restarts += 1
+                self._service.metrics.thread_restarts.labels(lane.name).inc()
                 with self._lock:  # what it held goes back to the store's due list
                     self._claimed = {key: value for key, value in self._claimed.items() if value != sink}
                 del self._lanes[sink]
@@ -137,11 +139,17 @@ class SinkLane(threading.Thread):
         self._service = service
         self._release = release
         self.queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """End after the delivery in hand; what is still queued stays due in the store."""
+        self._stopped.set()
+        self.queue.put(None)
 
     def run(self) -> None:
         store = Store(self._service.runtime.config.state_dir)
         try:
-            while (delivery := self.queue.get()) is not None and not self._service.stopping.is_set():
+            while (delivery := self.queue.get()) is not None and not (self._stopped.is_set() or self._service.stopping.is_set()):
                 try:
                     deliver(self._service, store, delivery)
                 except Exception:  # noqa: BLE001 (the store failed recording the outcome: the delivery stays due)

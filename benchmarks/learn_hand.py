@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEV_DATA  # noqa: E402
 
 from hwdaemon.logging import configure_logging  # noqa: E402
-from hwdaemon.pipeline.handwriting_model import load_model  # noqa: E402
-from hwdaemon.pipeline.handwriting import SHIPPED_MODEL  # noqa: E402
+from hwdaemon.builtins.recognizers.handwriting_model import load_model  # noqa: E402
+from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL  # noqa: E402
 from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, fine_tune_candidates  # noqa: E402
 from hwdaemon.training.data import LineSample, load_samples  # noqa: E402
 from hwdaemon.training.exclusion import ExclusionList  # noqa: E402

@@ -33,11 +33,11 @@ import json, sys, time
 started = time.perf_counter()
 import onnxruntime
 imported = time.perf_counter()
-from hwdaemon.pipeline.handwriting_model import load_model
+from hwdaemon.builtins.recognizers.handwriting_model import load_model
 code = time.perf_counter()
 model = load_model(__import__("pathlib").Path(sys.argv[1]))
 loaded = time.perf_counter()
-from hwdaemon.pipeline import charlm
+from hwdaemon.builtins.recognizers import charlm
 charlm.for_languages((sys.argv[2],))
 print(json.dumps({"import_onnxruntime_s": imported - started, "import_code_s": code - imported, "load_model_s": loaded - code,
                   "build_language_model_s": time.perf_counter() - loaded}))
@@ -57,7 +57,7 @@ def dev_line_crops() -> list[np.ndarray]:
 
 
 def main() -> None:
-    from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
+    from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
@@ -68,9 +68,9 @@ def main() -> None:
 
     command = [sys.executable, "-c", COLD_START, str(args.model_dir), args.language]
     colds = [json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout) for _ in range(args.repeats)]
-    from hwdaemon.pipeline import charlm
-    from hwdaemon.pipeline.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
-    from hwdaemon.pipeline.handwriting_model import load_model
+    from hwdaemon.builtins.recognizers import charlm
+    from hwdaemon.builtins.recognizers.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
+    from hwdaemon.builtins.recognizers.handwriting_model import load_model
 
     model = load_model(args.model_dir)
     crops = dev_line_crops()

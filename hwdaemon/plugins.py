@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from hwdaemon.yamlfile import KeyPath, YamlDocument
 
 BUILTIN_PLUGINS = (
-    "hwdaemon.pipeline.preprocess",
-    "hwdaemon.pipeline.detect",
-    "hwdaemon.pipeline.linenet",
-    "hwdaemon.pipeline.recognize",
-    "hwdaemon.pipeline.handwriting",
-    "hwdaemon.pipeline.postprocess",
+    "hwdaemon.builtins.steps",
+    "hwdaemon.builtins.detectors.rules",
+    "hwdaemon.builtins.detectors.craft",
+    "hwdaemon.builtins.detectors.linenet",
+    "hwdaemon.builtins.recognizers.easyocr",
+    "hwdaemon.builtins.recognizers.handwriting",
+    "hwdaemon.builtins.postprocessors.tidy",
+    "hwdaemon.builtins.postprocessors.spelling",
     "hwdaemon.sinks",
 )
 

@@ -106,7 +106,7 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
 
 
 def test_model_dirs_are_searched_before_the_embedded_weights(registry: Registry, tmp_path: Path) -> None:
-    from hwdaemon.pipeline.easyocr_reader import resolve_model_dir
+    from hwdaemon.builtins.easyocr_reader import resolve_model_dir
 
     (tmp_path / "latin_g2.pth").write_bytes(b"weights")
     assert resolve_model_dir(("fr",), (tmp_path,), False, "recognizer") == tmp_path

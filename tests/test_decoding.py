@@ -12,9 +12,10 @@ from conftest import character_error_rate
 from hwdaemon.config import parse_config
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Document, Page
-from hwdaemon.pipeline import Pipeline, charlm
+from hwdaemon.builtins.recognizers import charlm
+from hwdaemon.pipeline import Pipeline
 from hwdaemon.pipeline.userwords import UserWords
-from hwdaemon.pipeline.beamsearch import BeamSettings, beam_search
+from hwdaemon.builtins.recognizers.beamsearch import BeamSettings, beam_search
 from hwdaemon.plugins import Registry
 from rendering import render_lines
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hwdaemon.config import PieceConfig
-from hwdaemon.pipeline.preprocess import rotate
+from hwdaemon.builtins.steps import rotate
 from hwdaemon.pipeline.stages import Detector, PieceContext
 from hwdaemon.plugins import Registry
 from rendering import render_lines

@@ -12,8 +12,8 @@ import torch
 
 from hwdaemon.config import PieceConfig
 from hwdaemon.errors import ModelMissingError
-from hwdaemon.pipeline.linenet import SHIPPED_LINENET, LineNetDetector, lines_from_cores
-from hwdaemon.pipeline.linenet_network import LineNet, load_linenet
+from hwdaemon.builtins.detectors.linenet import SHIPPED_LINENET, LineNetDetector, lines_from_cores
+from hwdaemon.training.linenet_network import LineNet, load_linenet
 from hwdaemon.pipeline.onnx_runtime import open_session, run
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.plugins import Registry

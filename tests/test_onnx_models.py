@@ -14,11 +14,11 @@ import torch
 from conftest import REPO_ROOT
 from hwdaemon.config import PieceConfig
 from hwdaemon.errors import ModelMissingError
-from hwdaemon.pipeline.crnn import load_network, torch_forward
-from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
-from hwdaemon.pipeline.handwriting_model import HandwritingModel, load_model
-from hwdaemon.pipeline.linenet import SHIPPED_LINENET, shrink, to_network_input
-from hwdaemon.pipeline.linenet_network import load_linenet
+from hwdaemon.training.crnn import load_network, torch_forward
+from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
+from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, load_model
+from hwdaemon.builtins.detectors.linenet import SHIPPED_LINENET, shrink, to_network_input
+from hwdaemon.training.linenet_network import load_linenet
 from hwdaemon.pipeline.onnx_runtime import open_session, run
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.plugins import Registry

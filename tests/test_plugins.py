@@ -45,8 +45,10 @@ def test_plugins_command_lists_builtins_and_what_they_register() -> None:
     outcome = CliRunner().invoke(cli, ["plugins", "--json"])
     assert outcome.exit_code == 0
     listed = {plugin["name"]: plugin["registered"] for plugin in json.loads(outcome.stdout)["plugins"]}
-    assert "deskew" in listed["hwdaemon.pipeline.preprocess"]["step"]
-    assert listed["hwdaemon.pipeline.detect"]["detector"] == ["lines", "mser", "craft"]
+    assert "deskew" in listed["hwdaemon.builtins.steps"]["step"]
+    assert listed["hwdaemon.builtins.detectors.rules"]["detector"] == ["lines", "mser"]
+    assert listed["hwdaemon.builtins.detectors.craft"]["detector"] == ["craft"]
+    assert listed["hwdaemon.builtins.postprocessors.spelling"]["postprocessor"] == ["spelling"]
     assert listed["hwdaemon.sinks"]["sink"] == ["file"]
 
 

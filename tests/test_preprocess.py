@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hwdaemon.config import PieceConfig
-from hwdaemon.pipeline.preprocess import estimate_skew_degrees, ink_mask, rotate
+from hwdaemon.builtins.steps import estimate_skew_degrees, ink_mask, rotate
 from hwdaemon.pipeline.stages import PieceContext, Step
 from hwdaemon.plugins import Registry
 from rendering import render_lines

@@ -6,7 +6,7 @@ import pytest
 
 from hwdaemon.config import ConfigError
 from hwdaemon.model import Box, Line
-from hwdaemon.pipeline.spelling import Spelling, SpellingOptions
+from hwdaemon.builtins.postprocessors.spelling import Spelling, SpellingOptions
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.pipeline.userwords import UserWords
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from hwdaemon.cli import cli
 from hwdaemon.errors import ConfigError
-from hwdaemon.pipeline.crnn import build_network, load_network, save_model
+from hwdaemon.training.crnn import build_network, load_network, save_model
 from hwdaemon.training.average import average_models
 
 

@@ -15,9 +15,9 @@ from hwdaemon.cli import cli
 from hwdaemon.config import parse_config
 from hwdaemon.model import Document, Page
 from hwdaemon.pipeline import Pipeline
-from hwdaemon.pipeline.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_g2, load_network, torch_forward
-from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
-from hwdaemon.pipeline.handwriting_model import HandwritingModel, load_model
+from hwdaemon.training.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_g2, load_network, torch_forward
+from hwdaemon.builtins.easyocr_reader import embedded_model_dir
+from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, load_model
 from hwdaemon.plugins import Registry
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.synthetic import default_fonts
@@ -105,7 +105,7 @@ def test_loader_processes_change_nothing_in_what_is_learnt(samples: list[LineSam
 FORK_AFTER_OPENCV = """
 import sys, tempfile
 from pathlib import Path
-from hwdaemon.pipeline.crnn import CHARSET_V1
+from hwdaemon.training.crnn import CHARSET_V1
 from hwdaemon.training.synthetic import default_fonts, synthetic_samples
 from hwdaemon.training.train import TrainSettings, train
 samples = synthetic_samples(40, default_fonts(), CHARSET_V1, ["en"])  # rendered here: OpenCV's worker threads now run
@@ -208,7 +208,7 @@ def test_seed_varies_the_synthetic_lines_and_batch_order_and_zero_keeps_the_defa
 
 
 def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
-    from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
+    from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
 
     model = load_model(SHIPPED_MODEL)
     assert model.card["name"] == "hwdaemon-handwriting-v5" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])

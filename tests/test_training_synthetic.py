@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwdaemon.pipeline.crnn import CHARSET_V1
+from hwdaemon.training.crnn import CHARSET_V1
 from hwdaemon.training.synthetic import covered, default_fonts, synthetic_samples
 
 FONTS = default_fonts()

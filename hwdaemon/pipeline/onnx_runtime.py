@@ -1,16 +1,16 @@
 """Our networks read through ONNX Runtime, so the daemon never imports torch for them.
 
-Training stays in PyTorch and writes an ONNX copy beside its weights (crnn.save_model,
-linenet_network.save_linenet). Reading through ONNX Runtime computes the same
-outputs as torch (tests/test_onnx_models.py) and is as fast on CPU, while importing
-torch alone costs 650 MB of resident memory with PyPI's CUDA build, 1.2 s of start-up,
-and the page-sized im2col buffers of its convolutions.
+Training stays in PyTorch and writes an ONNX copy beside its weights (training/crnn.py
+save_model, training/linenet_network.py save_linenet; the folder format is modelfolder.py).
+Reading through ONNX Runtime computes the same outputs as torch (tests/test_onnx_models.py)
+and is as fast on CPU, while importing torch alone costs 650 MB of resident memory with
+PyPI's CUDA build, 1.2 s of start-up, and the page-sized im2col buffers of its convolutions.
+Part of the framework: the host sets the threads every piece's sessions use (set_threads).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,15 +57,3 @@ def run(session: onnxruntime.InferenceSession, inputs: np.ndarray) -> np.ndarray
     """The network's single output for its single input."""
     return session.run(None, {session.get_inputs()[0].name: inputs})[0]
 
-
-def ensure_copy(folder: Path, onnx_name: str, weights_name: str, write_copy: Callable[[Path], None]) -> None:
-    """Give a model folder saved before models carried their ONNX copy one, once (`write_copy` exports it with torch).
-
-    A user's fine-tuned recognizer or segmenter is then read, not skipped for the shipped one.
-    """
-    if (folder / onnx_name).is_file() or not (folder / weights_name).is_file():
-        return
-    try:
-        write_copy(folder)
-    except OSError as error:
-        raise ModelMissingError(f"{folder} holds no {onnx_name} and it cannot be written there ({error}); copy the folder where it can and point model_dir at the copy") from error

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from hwdaemon.errors import ConfigError
-from hwdaemon.pipeline.crnn import build_network, load_network, save_model
+from hwdaemon.training.crnn import build_network, load_network, save_model
 
 
 def average_models(folders: list[Path], out: Path, card: dict[str, Any] | None = None) -> Path:

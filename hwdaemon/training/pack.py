@@ -13,8 +13,9 @@ from pathlib import Path
 
 import cv2
 
+from hwdaemon.builtins.recognizers.handwriting_model import resize_to_height
 from hwdaemon.errors import InputFileError
-from hwdaemon.pipeline.handwriting_model import HEIGHT, resize_to_height
+from hwdaemon.modelfolder import HANDWRITING_HEIGHT as HEIGHT
 from hwdaemon.training.data import LineSample
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from hwdaemon.errors import NoInputError
-from hwdaemon.pipeline.crnn import CHARSET_V1
+from hwdaemon.training.crnn import CHARSET_V1
 from hwdaemon.training.data import LineSample, PageImageMissingError, load_samples
 from hwdaemon.training.exclusion import ExclusionList
 from hwdaemon.training.synthetic import SYNTHETIC_SEED, SYNTHETIC_SOURCE, default_fonts, synthetic_samples
@@ -105,7 +105,7 @@ def load_sources(
 
 
 def run_training(request: TrainRequest) -> dict[str, Any]:
-    from hwdaemon.pipeline.easyocr_reader import embedded_model_dir
+    from hwdaemon.builtins.easyocr_reader import embedded_model_dir
 
     exclusions = ExclusionList.load(request.exclusions)
     samples, skipped = load_sources(request.sources, exclusions, request.line_types or {}, request.max_repeats, request.drop_patterns or [])

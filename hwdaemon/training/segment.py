@@ -1,4 +1,4 @@
-"""Training the line segmenter (pipeline/linenet.py) on the line polygons of transcribed pages.
+"""Training the line segmenter (builtins/detectors/linenet.py) on the line polygons of transcribed pages.
 
 The target of each line is the middle half of its polygon, column by column:
 what the network must mark so that touching lines stay apart. Pages are shrunk
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from hwdaemon.builtins.detectors.linenet import shrink, to_network_input
 from hwdaemon.errors import ConfigError
-from hwdaemon.pipeline.linenet import shrink, to_network_input
-from hwdaemon.pipeline.linenet_network import LineNet, save_linenet
 from hwdaemon.training.data import TranscribedLine, read_transcribed_page
 from hwdaemon.training.exclusion import ExclusionList
+from hwdaemon.training.linenet_network import LineNet, save_linenet
 
 Progress = Callable[[dict[str, Any]], None]
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from hwdaemon.pipeline import wordlists
+from hwdaemon.builtins import wordlists
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.processes import before_fork
 

@@ -27,10 +27,10 @@ from PIL import Image, ImageFilter
 from rapidfuzz.distance import Levenshtein
 from torch import nn
 
+from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, to_batch
 from hwdaemon.errors import ConfigError
 from hwdaemon.evaluation import normalise
-from hwdaemon.pipeline.crnn import CHARSET_V1, from_english_g2, load_network, save_model, torch_forward
-from hwdaemon.pipeline.handwriting_model import HandwritingModel, to_batch
+from hwdaemon.training.crnn import CHARSET_V1, from_english_g2, load_network, save_model, torch_forward
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.processes import before_fork
 

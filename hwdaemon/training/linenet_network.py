@@ -2,8 +2,8 @@
 
 Rules on ink (`lines`) cannot tell a stamp, a margin rule or the scanner's dark
 surround from writing; a network trained on the line polygons of transcribed
-pages (training/segment.py; the detector is pipeline/linenet.py) learns what transcribers count as a line. It sees the
-page in grey with its longer side at `SIDE` pixels and answers, per pixel, the
+pages (training/segment.py; the detector is builtins/detectors/linenet.py) learns what transcribers count as a line. It sees the
+page in grey with its longer side at `LINENET_SIDE` pixels and answers, per pixel, the
 probability of lying in the middle half of a line (the *core*): cores of
 neighbouring lines stay apart even where ascenders and descenders touch, so each
 connected core is one line.
@@ -20,8 +20,10 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from hwdaemon.pipeline.crnn import Activated, export_onnx, float16_state, float32_state
-from hwdaemon.pipeline.linenet import CARD_FILE, ONNX_FILE, SIDE, WEIGHTS_FILE
+from hwdaemon.modelfolder import LINENET, LINENET_SIDE
+from hwdaemon.training.crnn import Activated, export_onnx, float16_state, float32_state
+
+CARD_FILE, ONNX_FILE, WEIGHTS_FILE = LINENET.card_file, LINENET.onnx_file, LINENET.weights_file
 
 CHANNELS = (8, 16, 32, 64, 64)
 
@@ -59,7 +61,7 @@ def save_linenet(network: nn.Module, folder: Path, card: dict[str, object]) -> N
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(float16_state(network), folder / WEIGHTS_FILE)
     write_onnx_copy(folder)
-    (folder / CARD_FILE).write_text(json.dumps({"side": SIDE, "channels": list(CHANNELS), **card}, indent=2) + "\n")
+    (folder / CARD_FILE).write_text(json.dumps({"side": LINENET_SIDE, "channels": list(CHANNELS), **card}, indent=2) + "\n")
 
 
 def load_linenet(folder: Path) -> LineNet:

@@ -4,7 +4,7 @@ English uses SymSpell with the frequency dictionary symspellpy ships; other
 languages use pyspellchecker's bundled word-frequency lists (de, es, fr, it,
 nl, pt, ru, …). EasyOCR reports confidence per line, so a line's confidence
 stands for its words: only lines below `confidence_below` are touched. The
-profile's own words (userwords.py), words with digits, and short words are never
+profile's own words (pipeline/userwords.py), words with digits, and short words are never
 changed; the original's case pattern and surrounding punctuation are kept.
 """
 
@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from pydantic import Field, model_validator
 
+from hwdaemon.builtins import wordlists
 from hwdaemon.errors import ConfigError
+from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Line
-from hwdaemon.pipeline import wordlists
 from hwdaemon.pipeline.stages import PieceContext, PieceOptions, Postprocessor
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
@@ -121,3 +122,8 @@ def _pyspellchecker(language: str, max_edit_distance: int) -> Corrector:
         return suggestion if suggestion and suggestion != word else None
 
     return correct
+
+
+@hookimpl
+def hwdaemon_register_postprocessors() -> list[type[Postprocessor]]:
+    return [Spelling]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwdaemon.pipeline.charlm import BOUNDARY, CharLanguageModel
+from hwdaemon.builtins.recognizers.charlm import BOUNDARY, CharLanguageModel
 
 _NEGATIVE_INFINITY = -math.inf
 
@@ -55,7 +55,7 @@ DEFAULT_SETTINGS = BeamSettings()
 
 @dataclass(frozen=True, slots=True)
 class BeamDecoder:
-    """A TextDecoder (crnn.py) for one profile: its languages' model and its settings."""
+    """A TextDecoder (handwriting_model.py) for one profile: its languages' model and its settings."""
 
     language_model: CharLanguageModel
     settings: BeamSettings

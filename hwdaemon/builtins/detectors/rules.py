@@ -1,7 +1,7 @@
-"""Line detectors: where the text lines of a page are, in reading order.
+"""The rule-based line detectors, `lines` and `mser`: where the text lines of a page are, in reading order.
 
-`lines` is pure OpenCV and takes well under a second a page; `craft` is
-EasyOCR's neural detector — thorough but about 15 s and 3.7 GB a page on CPU.
+Both are pure OpenCV and take well under a second a page (`craft`, EasyOCR's neural
+detector, is craft.py; the learnt segmenter `linenet` is linenet.py).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
+from hwdaemon.builtins.detectors.ink import ink_components, is_scan_artefact, width_weighted_median
+from hwdaemon.builtins.detectors.reading_order import reading_regions
+from hwdaemon.builtins.steps import as_gray, ink_mask, normalise_background
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image
-from hwdaemon.pipeline.easyocr_reader import load_reader
-from hwdaemon.pipeline.preprocess import as_gray, ink_mask, normalise_background
 from hwdaemon.pipeline.stages import Detector, PieceOptions
 
 
@@ -72,70 +72,10 @@ class LinesDetector(Detector):
         return boxes
 
 
-Region = tuple[int, int, int, int]  # left, top, right, bottom
-MAX_CUT_DEPTH = 6
-
-
-def reading_regions(mask: Image) -> list[Region]:
-    """Blocks of writing in reading order, by recursive XY-cut.
-
-    A block is cut into blocks above one another at wide blank rows (a gap of
-    several letter heights, not the space between two lines), and into blocks
-    side by side at gutters: blank vertical strips through the whole block.
-    Words far apart on one line leave a gap on that line only, so they are not
-    a gutter. Columns read column after column; scattered notes block by block,
-    top to bottom, left to right.
-    """
-    components = _ink_components(mask)
-    if not components:
-        return []
-    char_height = float(np.median([h for _, _, _, h in components]))
-    height, width = mask.shape
-    return _cut(mask, (0, 0, width, height), char_height, 0)
-
-
-def _cut(mask: Image, region: Region, char_height: float, depth: int) -> list[Region]:
-    left, top, right, bottom = region
-    block = mask[top:bottom, left:right] > 0
-    rows, columns = np.where(block.any(axis=1))[0], np.where(block.any(axis=0))[0]
-    if len(rows) == 0:
-        return []
-    left, right, top, bottom = left + int(columns[0]), left + int(columns[-1]) + 1, top + int(rows[0]), top + int(rows[-1]) + 1
-    if depth >= MAX_CUT_DEPTH:
-        return [(left, top, right, bottom)]
-    block = mask[top:bottom, left:right] > 0
-    stacked = _splits(block.any(axis=1), max(20, int(4 * char_height)))
-    if len(stacked) > 1:
-        return [part for start, end in stacked for part in _cut(mask, (left, top + start, right, top + end), char_height, depth + 1)]
-    if bottom - top >= 6 * char_height:  # fewer than about three lines: no columns to speak of
-        ink_per_column = block.sum(axis=0)
-        blank = ink_per_column <= 0.01 * (bottom - top)
-        side_by_side = _splits(~blank, max(20, int(2 * char_height), mask.shape[1] // 25))
-        if len(side_by_side) > 1:
-            return [part for start, end in side_by_side for part in _cut(mask, (left + start, top, left + end, bottom), char_height, depth + 1)]
-    return [(left, top, right, bottom)]
-
-
-def _splits(has_ink: npt.NDArray[np.bool_], min_gap: int) -> list[tuple[int, int]]:
-    """Spans of `has_ink` separated by blank runs of at least `min_gap`; each cut in the middle of its gap."""
-    spans, start, blank_from = [], 0, None
-    for position in range(len(has_ink) + 1):
-        if position < len(has_ink) and not has_ink[position]:
-            blank_from = position if blank_from is None else blank_from
-            continue
-        if blank_from is not None and position - blank_from >= min_gap and 0 < blank_from and position < len(has_ink):
-            middle = (blank_from + position) // 2
-            spans.append((start, middle))
-            start = middle
-        blank_from = None
-    spans.append((start, len(has_ink)))
-    return spans
-
-
 def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:
     """Ink mask (255 = ink) → line boxes in reading order: smear letters into blobs, group blobs into lines."""
     height, width = mask.shape
-    components = _ink_components(mask)
+    components = ink_components(mask)
     if not components:
         return []
     char_height = float(np.median([h for _, _, _, h in components]))
@@ -244,36 +184,6 @@ def _remove_graphics(mask: Image) -> Image:
     return cleaned
 
 
-def _ink_components(mask: Image) -> list[tuple[int, int, int, int]]:
-    """Boxes of ink components big enough to be letters.
-
-    Specks and scan artefacts (edges, frames) are also erased from `mask` in place,
-    so the smearing that follows cannot glue them to the writing.
-    """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    boxes = []
-    for index in range(1, count):
-        x, y, w, h, area = (int(value) for value in stats[index])
-        if _is_scan_artefact(w, h, area, mask.shape):
-            mask[labels == index] = 0
-        elif area >= 12 and h >= 4:
-            boxes.append((x, y, w, h))
-    return boxes
-
-
-def _is_scan_artefact(width: int, height: int, area: int, shape: tuple[int, ...]) -> bool:
-    """A dark band along a whole edge, a frame around the page, or a solid black page.
-
-    A line crop's writing may span its whole height and width (cursive is often one
-    component), so size alone is not enough: a frame is hollow, a black page is full.
-    """
-    page_height, page_width = shape[:2]
-    edge_band = height > page_height * 0.9 and width < page_width * 0.1
-    fill = area / max(1, width * height)
-    covers_page = height > page_height * 0.9 and width > page_width * 0.9 and (fill < 0.05 or fill > 0.9)
-    return edge_band or covers_page
-
-
 def _smeared_blobs(mask: Image, smear: int, char_height: float) -> list[tuple[int, int, int, int]]:
     """Join letters into word- or phrase-sized blobs by closing horizontally."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (smear, 1))
@@ -283,7 +193,7 @@ def _smeared_blobs(mask: Image, smear: int, char_height: float) -> list[tuple[in
     return [
         (int(x), int(y), int(w), int(h))
         for x, y, w, h, area in stats[1:]
-        if area >= min_area and not _is_scan_artefact(int(w), int(h), int(area), mask.shape)
+        if area >= min_area and not is_scan_artefact(int(w), int(h), int(area), mask.shape)
     ]
 
 
@@ -312,13 +222,6 @@ def _line_height(bands: list[_Band]) -> float:
     a few accents and stray marks beside its one line, the line still sets the height.
     """
     return width_weighted_median([band.bottom - band.top for band in bands], [band.right - band.left for band in bands])
-
-
-def width_weighted_median(heights: list[float], widths: list[float]) -> float:
-    """The median of `heights`, each counted as often as its width."""
-    order = np.argsort(heights, kind="stable")
-    cumulative = np.cumsum(np.asarray(widths, dtype=np.float64)[order])
-    return float(np.asarray(heights, dtype=np.float64)[order][int(np.searchsorted(cumulative, cumulative[-1] / 2))])
 
 
 def _attach_fragments(bands: list[_Band], min_height: float) -> list[_Band]:
@@ -389,51 +292,6 @@ def _vertical_gap(band: _Band, other: _Band) -> int:
     return max(0, max(band.top, other.top) - min(band.bottom, other.bottom))
 
 
-class CraftOptions(PieceOptions):
-    canvas_size: int = Field(default=2560, ge=256, le=8192)
-    mag_ratio: float = Field(default=1.0, gt=0, le=4)
-    text_threshold: float = Field(default=0.7, gt=0, lt=1)
-    low_text: float = Field(default=0.4, gt=0, lt=1)
-    link_threshold: float = Field(default=0.4, gt=0, lt=1)
-    width_ths: float = Field(default=0.5, ge=0, description="merge boxes closer than this × height into one")
-
-
-class CraftDetector(Detector):
-    """EasyOCR's CRAFT network; `canvas_size` trades time and memory for small-text recall."""
-
-    name = "craft"
-    Options = CraftOptions
-
-    def load(self) -> None:
-        load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector")
-
-    def detect(self, image: Image) -> list[Box]:
-        options: CraftOptions = self.options  # type: ignore[assignment]
-        reader = load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector")
-        horizontal, free = reader.detect(
-            as_gray(image) if image.ndim == 3 else image,
-            canvas_size=options.canvas_size,
-            mag_ratio=options.mag_ratio,
-            text_threshold=options.text_threshold,
-            low_text=options.low_text,
-            link_threshold=options.link_threshold,
-            width_ths=options.width_ths,
-        )
-        boxes = [Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0)) for x0, x1, y0, y1 in horizontal[0]]
-        for polygon in free[0]:
-            xs, ys = [int(p[0]) for p in polygon], [int(p[1]) for p in polygon]
-            boxes.append(Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
-        height, width = image.shape[:2]
-        clipped = [_clip(box, width, height) for box in boxes]
-        return sorted((box for box in clipped if box.width > 0 and box.height > 0), key=lambda box: (box.y, box.x))
-
-
-def _clip(box: Box, width: int, height: int) -> Box:
-    left, top = max(0, box.x), max(0, box.y)
-    right, bottom = min(width, box.x + box.width), min(height, box.y + box.height)
-    return Box(left, top, right - left, bottom - top)
-
-
 @hookimpl
 def hwdaemon_register_detectors() -> list[type[Detector]]:
-    return [LinesDetector, MserDetector, CraftDetector]
+    return [LinesDetector, MserDetector]

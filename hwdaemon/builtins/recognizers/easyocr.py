@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from hwdaemon.builtins.easyocr_reader import load_reader, quiet_torch, resolve_model_dir
+from hwdaemon.builtins.steps import as_gray
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
-from hwdaemon.pipeline.easyocr_reader import load_reader, quiet_torch, resolve_model_dir
-from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
 
 

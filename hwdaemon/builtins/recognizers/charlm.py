@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hwdaemon.builtins import wordlists
 from hwdaemon.errors import ConfigError
-from hwdaemon.pipeline import wordlists
 
 BOUNDARY = "#"
 
@@ -133,7 +133,7 @@ def for_languages(languages: tuple[str, ...], user_words: frozenset[str] = froze
     Each language contributes its `words` most frequent words and its word pairs,
     weighted so that every language carries the same total: a French word is not
     drowned by English counts in an `[en, fr]` profile. The profile's own words (names,
-    jargon: userwords.py) join them as fairly common words, so the decoder spells
+    jargon: pipeline/userwords.py) join them as fairly common words, so the decoder spells
     them as readily as any, while text that holds none of them reads as before.
     """
     check_languages(languages)

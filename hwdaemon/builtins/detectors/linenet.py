@@ -1,6 +1,6 @@
-"""The `linenet` detector: the learnt line segmenter (linenet_network.py) on pages, its cores turned into line boxes.
+"""The `linenet` detector: the learnt line segmenter (training/linenet_network.py) on pages, its cores turned into line boxes.
 
-The network is read from its ONNX copy through ONNX Runtime (onnx_runtime.py), opened
+The network is read from its ONNX copy through ONNX Runtime (pipeline/onnx_runtime.py), opened
 when first needed, not when plugins are listed: `hwdaemon worker` must not start its
 threads before it forks.
 """
@@ -16,21 +16,21 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from hwdaemon.errors import ModelMissingError
+from hwdaemon.builtins.detectors.ink import width_weighted_median
+from hwdaemon.builtins.detectors.reading_order import reading_regions
+from hwdaemon.builtins.detectors.rules import LinesDetector, LinesOptions
+from hwdaemon.builtins.steps import as_gray
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Point
+from hwdaemon.modelfolder import LINENET, LINENET_SIDE
 from hwdaemon.pipeline import onnx_runtime
-from hwdaemon.pipeline.detect import LinesDetector, LinesOptions, reading_regions, width_weighted_median
-from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import Detector
 
 if TYPE_CHECKING:
     import onnxruntime
 
-WEIGHTS_FILE, ONNX_FILE, CARD_FILE = "linenet.pth", "linenet.onnx", "model.json"
-SIDE = 1024  # the page's longer side, in the network's pixels
 STRIP, MARGIN = 256, 64  # rows computed per pass, and rows of context either side (multiples of 16)
-SHIPPED_LINENET = Path(__file__).resolve().parents[1] / "models" / "linenet"
+SHIPPED_LINENET = Path(__file__).resolve().parents[2] / "models" / "linenet"
 PAGE_MIN_SIDE = 820  # smaller images would be enlarged past the 1.25× of training's scale jitter: they, and strips three times wider than tall, go to `lines`
 
 
@@ -50,11 +50,7 @@ class LineNetDetector(Detector):
     Options = LineNetOptions
 
     def check_ready(self) -> None:
-        folder = self.model_dir()
-        onnx_runtime.ensure_copy(folder, ONNX_FILE, WEIGHTS_FILE, _write_onnx_copy)
-        for name in (ONNX_FILE, CARD_FILE):
-            if not (folder / name).is_file():
-                raise ModelMissingError(f"missing segmenter file {folder / name}; train one with `hwdaemon train-segmenter` or set the detector's model_dir")
+        LINENET.check_readable(self.model_dir(), _write_onnx_copy)
 
     def load(self) -> None:
         self._network()
@@ -65,7 +61,7 @@ class LineNetDetector(Detector):
 
     def _network(self) -> onnxruntime.InferenceSession:
         folder = self.model_dir()
-        return _cached_network(folder, (folder / ONNX_FILE).stat().st_mtime_ns)
+        return _cached_network(folder, (folder / LINENET.onnx_file).stat().st_mtime_ns)
 
     def detect(self, image: Image) -> list[Box]:
         options: LineNetOptions = self.options  # type: ignore[assignment]
@@ -226,8 +222,8 @@ def to_network_input(pixels: np.ndarray) -> np.ndarray:
 
 
 def shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """The page with its longer side at SIDE pixels, and the factor it was shrunk by."""
-    scale = SIDE / max(gray.shape)
+    """The page with its longer side at LINENET_SIDE pixels, and the factor it was shrunk by."""
+    scale = LINENET_SIDE / max(gray.shape)
     height, width = (max(16, round(size * scale)) for size in gray.shape)
     return cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), scale
 
@@ -253,7 +249,7 @@ def core_probabilities(network: onnxruntime.InferenceSession, gray: np.ndarray) 
 
 
 def _write_onnx_copy(folder: Path) -> None:
-    from hwdaemon.pipeline.linenet_network import write_onnx_copy  # imports torch, once per such segmenter
+    from hwdaemon.training.linenet_network import write_onnx_copy  # imports torch, once per such segmenter
 
     write_onnx_copy(folder)
 
@@ -261,7 +257,7 @@ def _write_onnx_copy(folder: Path) -> None:
 @functools.lru_cache(maxsize=2)
 def _cached_network(folder: Path, onnx_mtime_ns: int) -> onnxruntime.InferenceSession:
     """One session per model folder and file version: every pipeline shares it, a retrained file is reloaded."""
-    return onnx_runtime.open_session(folder / ONNX_FILE)
+    return onnx_runtime.open_session(folder / LINENET.onnx_file)
 
 
 @hookimpl

@@ -1,8 +1,8 @@
 """Reading lines with our handwriting network: crops in, text and confidence out, without torch.
 
 A model folder holds `model.onnx` (read here through ONNX Runtime), `weights.pth` (the
-same network for `hwdaemon train` to fine-tune; pipeline/crnn.py) and `model.json`
-(charset, height, lineage). Training reads its validation lines through the same
+same network for `hwdaemon train` to fine-tune; training/crnn.py) and `model.json`
+(charset, height, lineage): the format is modelfolder.HANDWRITING. Training reads its validation lines through the same
 `HandwritingModel`, given its torch network as the forward pass.
 """
 
@@ -17,13 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hwdaemon.errors import ModelMissingError
+from hwdaemon.modelfolder import HANDWRITING, HANDWRITING_HEIGHT, Forward
 from hwdaemon.pipeline import onnx_runtime
 
-HEIGHT = 64
-CARD_FILE, ONNX_FILE, WEIGHTS_FILE = "model.json", "model.onnx", "weights.pth"
-# (batch, 1, 64, width) greyscale in [-1, 1] → (batch, width/4 - 1, classes) softmax probabilities.
-Forward = Callable[[np.ndarray], np.ndarray]
 # Turns one crop's (steps, classes) softmax output into text, given the charset (beamsearch.BeamDecoder).
 TextDecoder = Callable[[np.ndarray, str], str]
 
@@ -58,32 +54,24 @@ class HandwritingModel:
 
 def check_model_files(folder: Path) -> None:
     """Raises unless `folder` holds a readable model; a model saved before models carried their ONNX copy gets one."""
-    onnx_runtime.ensure_copy(folder, ONNX_FILE, WEIGHTS_FILE, _write_onnx_copy)
-    require_files(folder, (CARD_FILE, ONNX_FILE))
-
-
-def require_files(folder: Path, names: tuple[str, ...]) -> None:
-    """Raises, naming the first of `names` that `folder` lacks: for reading (ONNX) and for fine-tuning (weights) alike."""
-    for name in names:
-        if not (folder / name).is_file():
-            raise ModelMissingError(f"missing model file {folder / name}; train one with `hwdaemon train` or set the recognizer's model_dir")
+    HANDWRITING.check_readable(folder, _write_onnx_copy)
 
 
 def load_model(folder: Path) -> HandwritingModel:
     """The model in `folder`, read through ONNX Runtime."""
     check_model_files(folder)
-    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-    session = onnx_runtime.open_session(folder / ONNX_FILE)
+    card = json.loads((folder / HANDWRITING.card_file).read_text(encoding="utf-8"))
+    session = onnx_runtime.open_session(folder / HANDWRITING.onnx_file)
     return HandwritingModel(forward=lambda batch: onnx_runtime.run(session, batch), charset=card["charset"], card=card)
 
 
 def _write_onnx_copy(folder: Path) -> None:
-    from hwdaemon.pipeline.crnn import write_onnx_copy  # imports torch, once per such model
+    from hwdaemon.training.crnn import write_onnx_copy  # imports torch, once per such model
 
     write_onnx_copy(folder)
 
 
-def resize_to_height(crop: np.ndarray, height: int = HEIGHT, max_width: int = 2400) -> np.ndarray:
+def resize_to_height(crop: np.ndarray, height: int = HANDWRITING_HEIGHT, max_width: int = 2400) -> np.ndarray:
     rows, columns = crop.shape[:2]
     width = max(1, min(max_width, round(columns * height / max(1, rows))))
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if rows > height else cv2.INTER_CUBIC)
@@ -91,9 +79,9 @@ def resize_to_height(crop: np.ndarray, height: int = HEIGHT, max_width: int = 24
 
 def to_batch(crops: list[np.ndarray], max_width: int = 2400) -> tuple[np.ndarray, list[int]]:
     """Crops → (N, 1, 64, W) float32 in [-1, 1], right-padded with each crop's last column as EasyOCR does; and each crop's width."""
-    resized = [resize_to_height(crop, HEIGHT, max_width) for crop in crops]
+    resized = [resize_to_height(crop, HANDWRITING_HEIGHT, max_width) for crop in crops]
     width = max(image.shape[1] for image in resized)
-    batch = np.empty((len(resized), 1, HEIGHT, width), dtype=np.float32)
+    batch = np.empty((len(resized), 1, HANDWRITING_HEIGHT, width), dtype=np.float32)
     for index, image in enumerate(resized):
         batch[index, 0, :, : image.shape[1]] = image
         batch[index, 0, :, image.shape[1] :] = image[:, -1:]

@@ -1,4 +1,4 @@
-"""The `handwriting` recognizer: our CRNN trained by `hwdaemon train` (pipeline/crnn.py), read through ONNX Runtime (handwriting_model.py)."""
+"""The `handwriting` recognizer: our CRNN trained by `hwdaemon train` (training/crnn.py), read through ONNX Runtime (handwriting_model.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from typing import Literal
 
 from pydantic import Field
 
+from hwdaemon.builtins.recognizers import charlm
+from hwdaemon.builtins.recognizers.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
+from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, check_model_files, load_model
+from hwdaemon.builtins.steps import as_gray
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
-from hwdaemon.pipeline import charlm
-from hwdaemon.pipeline.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
+from hwdaemon.modelfolder import HANDWRITING
 from hwdaemon.pipeline.crops import line_crop
-from hwdaemon.pipeline.handwriting_model import ONNX_FILE, WEIGHTS_FILE, HandwritingModel, check_model_files, load_model
-from hwdaemon.pipeline.preprocess import as_gray
 from hwdaemon.pipeline.stages import PieceOptions, Recognizer
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "handwriting"
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "handwriting"
 
 
 class HandwritingOptions(PieceOptions):
@@ -56,14 +57,14 @@ class HandwritingRecognizer(Recognizer):
         if configured is not None:
             return configured.resolve()
         trained = self.context.trained_model_dir
-        if trained is not None and any((trained / name).is_file() for name in (ONNX_FILE, WEIGHTS_FILE)):
+        if trained is not None and any((trained / name).is_file() for name in (HANDWRITING.onnx_file, HANDWRITING.weights_file)):
             check_model_files(trained)  # a model installed before models carried their ONNX copy gets one
             return trained.resolve()
         return SHIPPED_MODEL
 
     def _model(self) -> HandwritingModel:
         folder = self.model_dir()
-        network = folder / ONNX_FILE
+        network = folder / HANDWRITING.onnx_file
         return _cached_model(folder, network.stat().st_mtime_ns if network.is_file() else 0)
 
     def _decoder(self) -> BeamDecoder | None:

@@ -1,4 +1,4 @@
-"""Post-processing of recognised lines: tidy whitespace, drop what the recognizer doubts."""
+"""Post-processors that tidy recognised lines: whitespace, and lines the recognizer doubts (spelling is spelling.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pydantic import Field
 
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Line
-from hwdaemon.pipeline.spelling import Spelling
 from hwdaemon.pipeline.stages import PieceOptions, Postprocessor
 
 _SPACES = re.compile(r"\s+")
@@ -46,4 +45,4 @@ class MinConfidence(Postprocessor):
 
 @hookimpl
 def hwdaemon_register_postprocessors() -> list[type[Postprocessor]]:
-    return [NormalizeWhitespace, MinConfidence, Spelling]
+    return [NormalizeWhitespace, MinConfidence]

@@ -1,7 +1,8 @@
 """Our handwriting network in PyTorch: EasyOCR's generation-2 CRNN (VGG + BiLSTM + CTC, height 64), wider alphabet.
 
-What `hwdaemon train` builds, fine-tunes and saves; the pipeline reads the ONNX copy
-that `save_model` writes beside the weights (pipeline/handwriting_model.py). Starting
+What `hwdaemon train` builds, fine-tunes and saves; the recognizer reads the ONNX copy
+that `save_model` writes beside the weights (builtins/recognizers/handwriting_model.py),
+in the folder format of modelfolder.HANDWRITING. Starting
 from english_g2, the output layer keeps every existing row and gains rows for
 accented Latin letters, each started from its base letter's row (é from e), so French
 accents are learnable from few lines.
@@ -23,7 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwdaemon.pipeline.handwriting_model import CARD_FILE, HEIGHT, ONNX_FILE, WEIGHTS_FILE, Forward, require_files
+from hwdaemon.modelfolder import HANDWRITING, HANDWRITING_HEIGHT, Forward
+
+CARD_FILE, ONNX_FILE, WEIGHTS_FILE = HANDWRITING.card_file, HANDWRITING.onnx_file, HANDWRITING.weights_file
 
 # Networks loaded to train keep their weights channels-last: on CPU that takes oneDNN's direct
 # convolutions instead of im2col buffers (fine-tuning 16.3 → 19.5 lines/s), same outputs.
@@ -143,7 +146,7 @@ def save_model(network: nn.Module, charset: str, folder: Path, card: dict[str, A
     rounded = build_network(len(charset) + 1)
     rounded.load_state_dict(float32_state(state))
     _export_reader(rounded, folder / f".{ONNX_FILE}.tmp")
-    (folder / f".{CARD_FILE}.tmp").write_text(json.dumps({**card, "charset": charset, "height": HEIGHT}, ensure_ascii=False, indent=2))
+    (folder / f".{CARD_FILE}.tmp").write_text(json.dumps({**card, "charset": charset, "height": HANDWRITING_HEIGHT}, ensure_ascii=False, indent=2))
     for name in (WEIGHTS_FILE, ONNX_FILE, CARD_FILE):
         (folder / f".{name}.tmp").replace(folder / name)
 
@@ -157,12 +160,12 @@ def write_onnx_copy(folder: Path) -> None:
 
 
 def _export_reader(network: nn.Module, path: Path) -> None:
-    export_onnx(Activated(network, lambda logits: logits.softmax(dim=2)), torch.zeros(2, 1, HEIGHT, 256), path, {"images": {0: "lines", 3: "width"}, "output": {0: "lines", 1: "steps"}})
+    export_onnx(Activated(network, lambda logits: logits.softmax(dim=2)), torch.zeros(2, 1, HANDWRITING_HEIGHT, 256), path, {"images": {0: "lines", 3: "width"}, "output": {0: "lines", 1: "steps"}})
 
 
 def load_network(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The torch network in `folder` and its card: what training fine-tunes or averages (reading uses handwriting_model.load_model)."""
-    require_files(folder, (CARD_FILE, WEIGHTS_FILE))
+    HANDWRITING.require_files(folder, (CARD_FILE, WEIGHTS_FILE))
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     network = build_network(len(card["charset"]) + 1)
     network.load_state_dict(float32_state(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)))

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins" / "hwdaemon-s3" / "tests"))
 
-from hwdaemon.daemon.store import Store  # noqa: E402
+from hwdaemon.store import Store  # noqa: E402
 from hwdaemon.model import Box, Line, PageResult, Result  # noqa: E402
 from hwdaemon.sinks import Artifacts, Sink  # noqa: E402
 
@@ -45,19 +45,19 @@ def sample_result(number: int) -> Result:
 def measure(sink: Sink, results: int, state_dir: Path) -> dict[str, float]:
     store = Store(state_dir)
     for number in range(results):
-        job = store.add_job(f"/in/note-{number}.png", "/in", "default", f"{number:064x}", 1, 1)
-        store.finish_job(job.id, sample_result(number), ["bench"])
+        job = store.jobs.add(f"/in/note-{number}.png", "/in", "default", f"{number:064x}", 1, 1)
+        store.jobs.finish(job.id, sample_result(number), ["bench"])
     started = time.perf_counter()
     delivered = 0
     while True:
-        due = store.due_deliveries(limit=100)
+        due = store.deliveries.due(limit=100)
         if not due:
             break
         for delivery in due:
-            result = store.result_of(delivery.job_id)
+            result = store.jobs.result_of(delivery.job_id)
             assert result is not None
             receipt = sink.deliver(result, Artifacts(delivery.idempotency_key, f"note-{delivery.job_id}.png"))
-            store.mark_delivered(delivery.id, receipt.location)
+            store.deliveries.mark_delivered(delivery.id, receipt.location)
             delivered += 1
     seconds = time.perf_counter() - started
     store.close()

@@ -23,7 +23,7 @@ from hwdaemon.model import Result
 from hwdaemon.plugins import Registry, build_registry
 
 if TYPE_CHECKING:
-    from hwdaemon.daemon.store import Store
+    from hwdaemon.store import Store
 
 log = structlog.get_logger()
 
@@ -240,7 +240,7 @@ def run(config_path: Path | None) -> None:
     configure_logging(config.log.level, config.log.format)
     from hwdaemon.daemon.lock import acquire_state_dir
     from hwdaemon.daemon.service import Service
-    from hwdaemon.daemon.store import Store
+    from hwdaemon.store import Store
     from hwdaemon.pipeline import check_profiles_ready
 
     lock = acquire_state_dir(config.state_dir)  # one daemon per state_dir, held until this process ends
@@ -310,7 +310,7 @@ def ui(config_path: Path | None, host: str | None, port: int | None) -> None:
 
 
 def _open_store(config_path: Path | None) -> Store:
-    from hwdaemon.daemon.store import DATABASE_NAME, Store
+    from hwdaemon.store import DATABASE_NAME, Store
 
     config, _ = _load(config_path)
     if not (config.state_dir / DATABASE_NAME).exists():
@@ -332,12 +332,12 @@ def status(config_path: Path | None, as_json: bool) -> None:
     Example: hwdaemon status --json
     """
     store = _open_store(config_path)
-    summary = store.summary()
+    summary = store.reporting.summary()
     config, _ = _load(config_path)
     if config.queue.backend == "celery":
         from hwdaemon.distributed.celery_app import broker_overview
 
-        summary["workers"] = store.worker_stats()
+        summary["workers"] = store.dispatch.worker_stats()
         summary["broker"] = broker_overview(config.queue, list(config.profiles))
     store.close()
     if as_json:
@@ -375,7 +375,7 @@ def retry(job_id: int | None, all_failed: bool, config_path: Path | None) -> Non
     if (job_id is None) == (not all_failed):
         raise click.UsageError("give a JOB id or --failed")
     store = _open_store(config_path)
-    jobs = store.jobs("failed", limit=100_000) if all_failed else [job for job in [store.job(job_id or 0)] if job]
+    jobs = store.jobs.recent("failed", limit=100_000) if all_failed else [job for job in [store.jobs.get(job_id or 0)] if job]
     retried = 0
     for job in jobs:
         if job.state != "failed" or not job.final_path or not Path(job.final_path).exists():
@@ -413,7 +413,7 @@ def reprocess(file: Path, profile: str | None, config_path: Path | None) -> None
     chosen = profile or inbox.profile
     config.profile(chosen)
     info = absolute.stat()
-    job = store.add_job(str(absolute), inbox_key_of(inbox), chosen, sha256_of(absolute), info.st_size, info.st_mtime_ns)
+    job = store.jobs.add(str(absolute), inbox_key_of(inbox), chosen, sha256_of(absolute), info.st_size, info.st_mtime_ns)
     store.close()
     click.echo(f"queued job {job.id} for {absolute} with profile {chosen}")
 
@@ -428,7 +428,7 @@ def deliveries(only_failed: bool, as_json: bool, config_path: Path | None) -> No
     Example: hwdaemon deliveries --failed
     """
     store = _open_store(config_path)
-    rows = store.deliveries("dead" if only_failed else None, limit=200)
+    rows = store.deliveries.recent("dead" if only_failed else None, limit=200)
     store.close()
     if as_json:
         click.echo(json.dumps([_delivery_dict(row) for row in rows], indent=2))
@@ -456,8 +456,8 @@ def redeliver(delivery_id: int | None, all_failed: bool, config_path: Path | Non
     if (delivery_id is None) == (not all_failed):
         raise click.UsageError("give a DELIVERY id or --failed")
     store = _open_store(config_path)
-    ids = [row.id for row in store.deliveries("dead", limit=100_000)] if all_failed else [delivery_id or 0]
-    count = sum(store.requeue_delivery(identifier) for identifier in ids)
+    ids = [row.id for row in store.deliveries.recent("dead", limit=100_000)] if all_failed else [delivery_id or 0]
+    count = sum(store.deliveries.requeue(identifier) for identifier in ids)
     store.close()
     click.echo(f"re-queued {count} deliver{'y' if count == 1 else 'ies'}")
 
@@ -641,7 +641,7 @@ def _train_from_corrections(
     batch_size: int, learning_rate: float | None, holdout_fraction: float, device: str,
 ) -> dict[str, Any]:  # fmt: skip
     from hwdaemon.pipeline import Pipeline
-    from hwdaemon.builtins.recognizers.handwriting import HandwritingRecognizer
+    from hwdaemon.pipeline.handwriting import HandwritingRecognizer
     from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, CorrectionsRequest, approved_lines, check_profile_reads_handwriting, learn_from_corrections, manifest_lines
     from hwdaemon.training.data import guard
     from hwdaemon.training.exclusion import ExclusionList

@@ -19,7 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from hwdaemon.pipeline.stages import Detector, Postprocessor, Recognizer, Step
-    from hwdaemon.daemon.store import Job
+    from hwdaemon.store import Job
     from hwdaemon.model import Result
     from hwdaemon.sinks import Sink
 

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hwdaemon.daemon.store import Store
+from hwdaemon.store import Store
 from hwdaemon.ui.hosts import is_loopback
 
 log = structlog.get_logger()
@@ -38,7 +38,7 @@ class _StoreCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         store = self._open_store()
         try:
-            summary = store.summary()
+            summary = store.reporting.summary()
         finally:
             store.close()
         jobs = GaugeMetricFamily("hwdaemon_jobs", "Jobs in the store by inbox and state", labels=["inbox", "state"])

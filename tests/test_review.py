@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from hwdaemon.config import Config, parse_config
 from hwdaemon.daemon.previews import encode_previews, save_previews
-from hwdaemon.daemon.store import Store
+from hwdaemon.store import Store
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Document, Line, Page, PageResult, Result
 from hwdaemon.plugins import Registry
@@ -52,9 +52,9 @@ def sample_result(sha256: str = "ab" * 32, texts: tuple[str, ...] = ("Dear Marga
 
 def add_done_job(store: Store, config: Config, result: Result, name: str = "letter.png", preview: bool = True) -> int:
     inbox = str((Path(config.inboxes[0].path)).absolute())
-    job = store.add_job(f"{inbox}/{name}", inbox, "default", result.sha256, 10, 1)
+    job = store.jobs.add(f"{inbox}/{name}", inbox, "default", result.sha256, 10, 1)
     needs_review = any(line.confidence < 0.6 for line in result.lines)
-    store.finish_job(job.id, result, ["outbox"], needs_review=needs_review, hold=config.inboxes[0].review == "required")
+    store.jobs.finish(job.id, result, ["outbox"], needs_review=needs_review, hold=config.inboxes[0].review == "required")
     if preview:
         image = np.full((200, 400), 255, np.uint8)
         save_previews(encode_previews(Document(name, result.sha256, (Page(1, image),)), 2000), config.state_dir, job.id)
@@ -82,7 +82,7 @@ def test_jobs_list_shows_confidence_filters_searches_and_pages(setup: tuple[Conf
     config, store, client = setup
     doubtful = add_done_job(store, config, sample_result(), preview=False)
     confident = add_done_job(store, config, sample_result("cd" * 32, ("All is well", "with everyone here")), "fine.png", preview=False)
-    store.approve(confident, 0, "test", ["outbox"])
+    store.review.approve(confident, 0, "test", ["outbox"])
     assert client.get("/").headers["location"] == "/jobs"
     page = client.get("/jobs").text
     assert "letter.png" in page and "fine.png" in page and "needs review" in page and "31%" in page
@@ -127,7 +127,7 @@ def test_images_come_only_from_the_stores_previews(setup: tuple[Config, Store, T
         f"/jobs/{job_id}/pages/..%2F..%2Fsecret.txt",
         f"/jobs/{job_id}/pages/../../secret.txt",
         "/jobs/..%2Fsecret.txt/pages/1.jpg",
-        "/static/..%2F..%2Fdaemon%2Fstore.py",
+        "/static/..%2F..%2Fstore%2Fdatabase.py",
         "/static/../app.py",
         f"/jobs/{job_id}/pages/2.jpg",
         "/jobs/424242/pages/1.jpg",
@@ -145,15 +145,15 @@ def test_save_needs_csrf_and_keeps_the_original(setup: tuple[Config, Store, Test
     assert client.post(f"/jobs/{job_id}/save", data={"csrf_token": "f" * 43, "page": "1", "line-1": "x"}).status_code == 403
     saved = client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "1", "line-0": "Dear Margaret,", "line-1": "the rose garden", "reviewer": "Ada"})
     assert saved.status_code == 303 and "revision+1" in saved.headers["location"]
-    assert store.result_of(job_id).pages[0].lines[1].text == "the <script>alert(1)</script> garden"  # type: ignore[union-attr]
-    revision = store.revisions(job_id)[0]
+    assert store.jobs.result_of(job_id).pages[0].lines[1].text == "the <script>alert(1)</script> garden"  # type: ignore[union-attr]
+    revision = store.review.revisions(job_id)[0]
     assert (revision.number, revision.author) == (1, "Ada")
     assert revision.result.pages[0].lines[1].text == "the rose garden" and revision.result.pages[0].lines[1].confidence == 1.0
     assert revision.result.pages[0].lines[0].confidence == 0.95
     page = client.get(f"/jobs/{job_id}").text
     assert "<ins>the rose garden</ins>" in page and "<del>the &lt;script&gt;" in page and "revision 1: by Ada" in page
     again = client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "1", "line-0": "Dear Margaret,", "line-1": "the rose garden"})
-    assert "nothing+changed" in again.headers["location"] and len(store.revisions(job_id)) == 1
+    assert "nothing+changed" in again.headers["location"] and len(store.review.revisions(job_id)) == 1
 
 
 def test_approve_queues_the_corrected_revision_with_its_own_key(setup: tuple[Config, Store, TestClient]) -> None:
@@ -164,13 +164,13 @@ def test_approve_queues_the_corrected_revision_with_its_own_key(setup: tuple[Con
     client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "1", "line-1": "the rose garden"})
     approved = client.post(f"/jobs/{job_id}/approve", data={"csrf_token": token, "page": "1", "reviewer": "Ada"})
     assert approved.status_code == 303 and "1+delivery+queued" in approved.headers["location"]
-    deliveries = store.deliveries_of(job_id)
+    deliveries = store.deliveries.of_job(job_id)
     assert [(d.revision, d.state, d.idempotency_key.endswith(":outbox:r1")) for d in deliveries] == [(0, "pending", False), (1, "pending", True)]
-    row = store.review_row(job_id)
+    row = store.review.row(job_id)
     assert row is not None and (row.approved_revision, row.reviewed_by) == (1, "Ada")
-    assert store.result_of(job_id, 1).revision == 1  # type: ignore[union-attr]
+    assert store.jobs.result_of(job_id, 1).revision == 1  # type: ignore[union-attr]
     client.post(f"/jobs/{job_id}/approve", data={"csrf_token": token, "page": "1"})
-    assert len(store.deliveries_of(job_id)) == 2  # approving the same revision twice queues nothing new
+    assert len(store.deliveries.of_job(job_id)) == 2  # approving the same revision twice queues nothing new
 
 
 def test_review_required_holds_deliveries_until_approved(tmp_path: Path, registry: Registry) -> None:
@@ -178,15 +178,15 @@ def test_review_required_holds_deliveries_until_approved(tmp_path: Path, registr
     store = Store(config.state_dir)
     client = TestClient(create_app(lambda: config), base_url="http://127.0.0.1:8765", follow_redirects=False)
     job_id = add_done_job(store, config, sample_result())
-    assert [d.state for d in store.deliveries_of(job_id)] == ["held"] and store.due_deliveries() == []
+    assert [d.state for d in store.deliveries.of_job(job_id)] == ["held"] and store.deliveries.due() == []
     token = csrf_of(client, f"/jobs/{job_id}")
     client.post(f"/jobs/{job_id}/approve", data={"csrf_token": token, "page": "1"})
-    assert [(d.state, d.revision) for d in store.deliveries_of(job_id)] == [("pending", 0)]
+    assert [(d.state, d.revision) for d in store.deliveries.of_job(job_id)] == [("pending", 0)]
 
     second = add_done_job(store, config, sample_result("ef" * 32), "second.png")
     client.post(f"/jobs/{second}/save", data={"csrf_token": token, "page": "1", "line-1": "fixed"})
     client.post(f"/jobs/{second}/approve", data={"csrf_token": token, "page": "1"})
-    assert [(d.state, d.revision) for d in store.deliveries_of(second)] == [("superseded", 0), ("pending", 1)]
+    assert [(d.state, d.revision) for d in store.deliveries.of_job(second)] == [("superseded", 0), ("pending", 1)]
 
 
 def test_add_word_protects_it_from_spelling(setup: tuple[Config, Store, TestClient], registry: Registry) -> None:
@@ -253,5 +253,5 @@ def test_multi_page_documents_are_reviewed_page_by_page(setup: tuple[Config, Sto
     token = csrf_of(client, f"/jobs/{job_id}?page=2")
     saved = client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "2", "line-0": "Yours truly,"})
     assert saved.headers["location"].startswith(f"/jobs/{job_id}?page=2")
-    revised = store.result_of(job_id, 1)
+    revised = store.jobs.result_of(job_id, 1)
     assert revised is not None and revised.pages[1].lines[0].text == "Yours truly," and revised.pages[0] == one.pages[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from daemon_harness import Daemon, wait_for, write_config
 from hwdaemon.daemon.lock import LOCK_NAME, acquire_state_dir
-from hwdaemon.daemon.store import DATABASE_NAME, MIGRATIONS, SCHEMA_VERSION, Store
+from hwdaemon.store import DATABASE_NAME, MIGRATIONS, SCHEMA_VERSION, Store
 from hwdaemon.errors import StateDirInUseError, StoreError
 from rendering import render_lines, save
 
@@ -60,8 +61,8 @@ def store_with_jobs(state_dir: Path, count: int) -> Path:
     """A closed store holding `count` failed jobs with bulky errors (so it spans many pages)."""
     store = Store(state_dir)
     for number in range(count):
-        job = store.add_job(f"/in/scan-{number}.png", "/in", "default", f"{number:064x}", 100, 1)
-        store.fail_job(job.id, f"error {number}: " + "x" * 1000)
+        job = store.jobs.add(f"/in/scan-{number}.png", "/in", "default", f"{number:064x}", 100, 1)
+        store.jobs.fail(job.id, f"error {number}: " + "x" * 1000)
     store.close()
     path = state_dir / DATABASE_NAME
     assert not path.with_name(path.name + "-wal").exists()  # checkpointed: every page is in the main file
@@ -156,7 +157,7 @@ def test_other_file_in_the_stores_place_is_refused(tmp_path: Path) -> None:
 
 def test_journal_left_beside_a_missing_store_is_refused(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.add_job("/in/a.png", "/in", "default", "a" * 64, 1, 1)
+    store.jobs.add("/in/a.png", "/in", "default", "a" * 64, 1, 1)
     wal = tmp_path / (DATABASE_NAME + "-wal")
     assert wal.stat().st_size > 0
     (tmp_path / DATABASE_NAME).rename(tmp_path / "moved.sqlite3")  # the journal stays behind
@@ -172,7 +173,7 @@ def test_stores_opened_at_once_on_a_fresh_state_dir_are_one_store(tmp_path: Path
     def open_and_add(number: int) -> None:
         try:
             store = Store(tmp_path / "state")
-            store.add_job(f"/in/{number}.png", "/in", "default", f"{number:064x}", 1, 1)
+            store.jobs.add(f"/in/{number}.png", "/in", "default", f"{number:064x}", 1, 1)
             stores.append(store)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -183,7 +184,7 @@ def test_stores_opened_at_once_on_a_fresh_state_dir_are_one_store(tmp_path: Path
     for thread in threads:
         thread.join()
     assert not errors
-    assert len(Store(tmp_path / "state").jobs()) == 8
+    assert len(Store(tmp_path / "state").jobs.recent()) == 8
     assert sorted(path.name for path in (tmp_path / "state").iterdir() if ".new-" in path.name) == []
     for store in stores:
         store.close()
@@ -235,13 +236,48 @@ def test_every_older_store_ends_current_with_its_jobs(tmp_path: Path, applied: i
     db.close()
     store = Store(tmp_path, verify=True)
     assert store.schema_version == SCHEMA_VERSION
-    assert [job.path for job in store.jobs()] == ["/a"]
-    store.set_worker(1, "host-1")  # a column of the last migration
-    assert store.review_rows()[1] == 1  # the review columns and revisions table
+    assert [job.path for job in store.jobs.recent()] == ["/a"]
+    store.dispatch.set_worker(1, "host-1")  # a column of the last migration
+    assert store.review.rows()[1] == 1  # the review columns and revisions table
     store.close()
     reopened = Store(tmp_path)
-    assert reopened.schema_version == SCHEMA_VERSION and len(reopened.jobs()) == 1
+    assert reopened.schema_version == SCHEMA_VERSION and len(reopened.jobs.recent()) == 1
     reopened.close()
+
+
+def test_store_written_by_the_single_module_store_reads_back_whole(tmp_path: Path) -> None:
+    """tests/data/store_v3.sqlite3 was written by hwdaemon/daemon/store.py (f7af7d0), before the store/ package.
+
+    It holds a reviewed job (a revision, superseded, delivered and dead deliveries),
+    a failed, a duplicate, a dispatched and a queued job.
+    """
+    shutil.copyfile(Path(__file__).parent / "data" / "store_v3.sqlite3", tmp_path / DATABASE_NAME)
+    store = Store(tmp_path, verify=True)
+    assert store.schema_version == SCHEMA_VERSION == 3
+    assert [(job.path, job.state, job.error, job.final_path) for job in store.jobs.recent()] == [
+        ("/in/waiting.png", "queued", None, None),
+        ("/in/remote.png", "processing", None, None),
+        ("/in/copy.png", "duplicate", None, None),
+        ("/in/broken.png", "failed", "not an image", "/in/failed/broken.png"),
+        ("/in/letter.png", "done", None, None),
+    ]
+    assert [(delivery.sink, delivery.state, delivery.revision, delivery.idempotency_key) for delivery in store.deliveries.of_job(1)] == [
+        ("outbox", "superseded", 0, "a" * 64 + ":outbox"),
+        ("hook", "superseded", 0, "a" * 64 + ":hook"),
+        ("outbox", "delivered", 1, "a" * 64 + ":outbox:r1"),
+        ("hook", "dead", 1, "a" * 64 + ":hook:r1"),
+    ]
+    row = store.review.row(1)
+    assert row is not None and (row.needs_review, row.approved_revision, row.reviewed_by, row.revisions) == (True, 1, "alice", 1)
+    assert [(revision.number, revision.author) for revision in store.review.revisions(1)] == [(1, "alice")]
+    original, revised = store.jobs.result_of(1), store.jobs.result_of(1, 1)
+    assert original is not None and revised is not None
+    assert (original.text, revised.text) == ("Dear Margaret,\nthe garden", "Dear Margaret,\nthe gardens")
+    assert [(job.id, task_id) for job, task_id, _ in store.dispatch.sent()] == [(4, "task-1")]
+    assert store.jobs.original_with_sha256("a" * 64).id == 1  # type: ignore[union-attr]
+    claimed = store.jobs.claim_next()
+    assert claimed is not None and claimed.path == "/in/waiting.png"
+    store.close()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from PIL import Image
 from hwdaemon.cli import cli
 from hwdaemon.config import load_config
 from hwdaemon.daemon.previews import encode_previews, save_previews
-from hwdaemon.daemon.store import Store
+from hwdaemon.store import Store
 from hwdaemon.model import Box, Document, Line, Page, PageResult, Result
 from hwdaemon.plugins import Registry
 from hwdaemon.review import apply_edits
@@ -60,12 +60,12 @@ def test_approved_revisions_are_cropped_from_the_previews(tmp_path: Path, regist
     half = height // 2
     lines = (Line("frst line hera", 0.3, Box(0, 0, width, half).polygon), Line("second line there", 0.9, Box(0, half, width, height - half).polygon))
     result = Result("note.png", "ab" * 32, "mine", (PageResult(1, width, height, lines),))
-    job = store.add_job(str(tmp_path / "inbox/note.png"), str(tmp_path / "inbox"), "mine", result.sha256, 1, 1)
-    store.finish_job(job.id, result, [])
+    job = store.jobs.add(str(tmp_path / "inbox/note.png"), str(tmp_path / "inbox"), "mine", result.sha256, 1, 1)
+    store.jobs.finish(job.id, result, [])
     save_previews(encode_previews(Document("note.png", result.sha256, (Page(1, page_image),)), max_side=width // 2), config.state_dir, job.id)
     assert approved_lines(store, config.state_dir, "mine") == []  # not approved yet
-    store.add_revision(job.id, apply_edits(result, 1, {0: "first line here"}, 1), "ada")
-    store.approve(job.id, 1, "ada", [])
+    store.review.add_revision(job.id, apply_edits(result, 1, {0: "first line here"}, 1), "ada")
+    store.review.approve(job.id, 1, "ada", [])
     samples = approved_lines(store, config.state_dir, "mine")
     assert [sample.text for sample in samples] == ["first line here", "second line there"]
     assert {sample.document for sample in samples} == {f"job-{job.id}"}
@@ -106,7 +106,7 @@ def test_a_better_model_is_installed_for_that_profile_only(tmp_path: Path, regis
     assert report["new_cer"] == min(report["fine_tuned_cer"], report["mean_cer"]) and card["kind"] == report["new_model"]
 
     from hwdaemon.pipeline import Pipeline
-    from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
+    from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
 
     config = load_config(config_path, registry)
     mine = Pipeline.from_profile("mine", config.profile("mine"), config.models, registry).recognizer

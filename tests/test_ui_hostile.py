@@ -24,7 +24,7 @@ import pytest
 
 from daemon_harness import Daemon, write_config
 from hwdaemon.config import Config
-from hwdaemon.daemon.store import Store
+from hwdaemon.store import Store
 from hwdaemon.errors import ConfigError
 from hwdaemon.plugins import Registry
 from hwdaemon.ui.security import CSRF_COOKIE, SECRET_NAME
@@ -172,14 +172,14 @@ def test_a_foreign_host_header_is_refused_on_every_route(served: tuple[Config, S
             form = {"csrf_token": token, "page": "1", "line-1": "rebound", "word": "Rebound"}
             assert attacker.request("POST", f"/jobs/{job_id}/{action}", form)[0] == 400, (host, action)
         assert attacker.request("POST", "/login", {"csrf_token": token, "token": "x" * 20})[0] == 400
-    assert store.revisions(job_id) == [] and store.review_row(job_id).approved_revision is None  # type: ignore[union-attr]
+    assert store.review.revisions(job_id) == [] and store.review.row(job_id).approved_revision is None  # type: ignore[union-attr]
     assert not (config.state_dir.parent / "words.txt").exists()
 
     reply, _ = send_raw(("127.0.0.1", port), b"GET /jobs HTTP/1.0\r\n\r\n", iter(()))  # type: ignore[arg-type]
     assert status_of(reply) == 400  # no Host at all
 
     saved = victim.request("POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"})
-    assert saved[0] == 303 and len(store.revisions(job_id)) == 1
+    assert saved[0] == 303 and len(store.review.revisions(job_id)) == 1
 
 
 def test_allowed_hosts_adds_the_proxys_name(tmp_path: Path, registry: Registry) -> None:
@@ -234,10 +234,10 @@ def test_oversized_bodies_are_refused_before_they_are_read(served: tuple[Config,
     reply, _ = send_raw(address, post_head("/login", host, multipart, len(upload)), iter([upload]))
     assert status_of(reply) == 413
 
-    assert store.revisions(job_id) == []
+    assert store.review.revisions(job_id) == []
     assert browser.request("GET", "/jobs")[0] == 200
     ok = browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"})
-    assert ok[0] == 303 and len(store.revisions(job_id)) == 1
+    assert ok[0] == 303 and len(store.review.revisions(job_id)) == 1
 
 
 def test_csrf_token_is_bound_to_the_session(served: tuple[Config, Store, str]) -> None:
@@ -258,11 +258,11 @@ def test_csrf_token_is_bound_to_the_session(served: tuple[Config, Store, str]) -
     assert mallory.request("POST", f"/jobs/{job_id}/save", {**form, "csrf_token": alice_token})[0] == 403
     mallory.cookies[CSRF_COOKIE] = "B" * 43  # her own session id, but the token of another
     assert mallory.request("POST", f"/jobs/{job_id}/approve", {**form, "csrf_token": mallory_token})[0] == 403
-    assert store.revisions(job_id) == [] and store.review_row(job_id).approved_revision is None  # type: ignore[union-attr]
+    assert store.review.revisions(job_id) == [] and store.review.row(job_id).approved_revision is None  # type: ignore[union-attr]
 
     assert alice.request("POST", f"/jobs/{job_id}/save", {**form, "csrf_token": alice_token})[0] == 303
     assert alice.request("POST", f"/jobs/{job_id}/approve", {"page": "1", "csrf_token": alice_token})[0] == 303
-    assert store.review_row(job_id).approved_revision == 1  # type: ignore[union-attr]
+    assert store.review.row(job_id).approved_revision == 1  # type: ignore[union-attr]
 
     secret = config.state_dir / SECRET_NAME
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and len(secret.read_bytes()) >= 32
@@ -341,7 +341,7 @@ def test_the_daemon_with_ui_enabled_survives_rebinding_and_memory_bombs(tmp_path
         browser = Browser(url)
         token = browser.csrf_token("/jobs/1")
         assert browser.request("POST", "/jobs/1/save", {"csrf_token": token, "page": "1", "line-0": "Meet me at one"})[0] == 303
-        assert [revision.number for revision in Store(tmp_path / "state").revisions(1)] == [1]
+        assert [revision.number for revision in Store(tmp_path / "state").review.revisions(1)] == [1]
         assert daemon.process.poll() is None
         assert not any(event.get("event") == "ui_off_loopback" for event in daemon.events())
     finally:

@@ -27,7 +27,7 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from hwdaemon.config import DeliveryConfig
-from hwdaemon.daemon.store import Delivery, Store
+from hwdaemon.store import Delivery, Store
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.redaction import redact_urls_in
 from hwdaemon.sinks import Artifacts, DeliveryReceipt
@@ -88,7 +88,7 @@ class DeliveryThread(threading.Thread):
         # Claimed deliveries stay due in the store until their lane records the outcome, so ask
         # for BATCH beyond them: a sink with a long backlog cannot crowd the others out of the page.
         handed = 0
-        for delivery in store.due_deliveries(limit=BATCH + claimed):
+        for delivery in store.deliveries.due(limit=BATCH + claimed):
             with self._lock:
                 if delivery.id in self._claimed:
                     continue
@@ -170,7 +170,7 @@ def deliver(service: Service, store: Store, delivery: Delivery) -> None:
             receipt = _attempt(service, store, delivery)
         except PermanentDeliveryError as exc:
             error = redact_urls_in(str(exc))
-            store.dead_letter(delivery.id, error)
+            store.deliveries.dead_letter(delivery.id, error)
             _count(service, delivery.sink, "dead")
             log.error("delivery_dead", error=error, attempts=attempts)
             return
@@ -180,17 +180,17 @@ def deliver(service: Service, store: Store, delivery: Delivery) -> None:
             error = redact_urls_in(str(exc))
             too_old = time.time() - delivery.created_at > policy.max_age_seconds
             if attempts >= policy.max_attempts or too_old:
-                store.dead_letter(delivery.id, detail)
+                store.deliveries.dead_letter(delivery.id, detail)
                 _count(service, delivery.sink, "dead")
                 log.error("delivery_dead", error=error, attempts=attempts)
                 return
             delay = retry_delay_seconds(attempts, retry_after, policy)
-            store.schedule_redelivery(delivery.id, detail, delay)
+            store.deliveries.retry_later(delivery.id, detail, delay)
             _count(service, delivery.sink, "retry_scheduled")
             log.warning("delivery_retry_scheduled", error=error, attempts=attempts, delay_seconds=round(delay, 2), retry_after_seconds=retry_after)
             return
         location = redact_urls_in(receipt.location)
-        store.mark_delivered(delivery.id, location)
+        store.deliveries.mark_delivered(delivery.id, location)
         _count(service, delivery.sink, "delivered")
         log.info("delivered", location=location)
 
@@ -199,8 +199,8 @@ def _attempt(service: Service, store: Store, delivery: Delivery) -> DeliveryRece
     sink = service.runtime.sink(delivery.sink)
     if sink is None:
         raise PermanentDeliveryError(f"sink {delivery.sink!r} is no longer configured")
-    job = store.job(delivery.job_id)
-    result = store.result_of(delivery.job_id, delivery.revision)
+    job = store.jobs.get(delivery.job_id)
+    result = store.jobs.result_of(delivery.job_id, delivery.revision)
     if job is None or result is None:
         raise PermanentDeliveryError("job result missing")
     artifacts = Artifacts(idempotency_key=delivery.idempotency_key, original_name=Path(job.path).name)

@@ -29,7 +29,7 @@ from hwdaemon.daemon.files import move_into, write_error_report
 from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER, is_candidate
 from hwdaemon.daemon.notify import Notifier, watchdog_interval_seconds
 from hwdaemon.daemon.runtime import Runtime, inbox_key_of
-from hwdaemon.daemon.store import Job, Store
+from hwdaemon.store import Job, Store
 from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_observers
 from hwdaemon.daemon.worker import Worker, record_failure
 from hwdaemon.errors import ConfigError, HwdaemonError, InputFileError
@@ -86,7 +86,7 @@ class Service:
         config = self.runtime.config
         self._store = Store(config.state_dir)
         self._fail_jobs_that_crashed_the_process()
-        recovered = self._store.recover()
+        recovered = self._store.jobs.recover()
         log.info("daemon_starting", pid=os.getpid(), config=config.source, recovered_jobs=recovered, inboxes=[str(i.path) for i in config.inboxes])
         if config.queue.backend == "local":
             self._load_models()
@@ -128,7 +128,7 @@ class Service:
         """
         assert self._store is not None
         limit = self.runtime.config.max_attempts
-        for job in self._store.jobs_in_hand():
+        for job in self._store.jobs.in_hand():
             if job.attempts >= limit:
                 error = f"the daemon stopped while reading this file, {job.attempts} times (killed for memory, or a crash); it is not read again"
                 record_failure(self, self._store, job, error, permanent=True)
@@ -217,7 +217,7 @@ class Service:
         store_error = trouble[1] if trouble is not None and now - trouble[0] < STORE_TROUBLE_SECONDS else None
         is_healthy = watchers_alive and delivery_alive and store_error is None and all(w["alive"] and not w["stalled"] for w in workers)
         try:
-            queue_depth = self._store.queue_depth() if self._store else None
+            queue_depth = self._store.reporting.queue_depth() if self._store else None
         except sqlite3.Error as exc:
             queue_depth, store_error, is_healthy = None, store_error or str(exc), False
         return is_healthy, {
@@ -273,7 +273,7 @@ class Service:
             log.error("job_outcome_not_recorded", job_id=job.id, error=str(exc))
 
     def _status_line(self) -> str:
-        depth = self._store.queue_depth() if self._store else 0
+        depth = self._store.reporting.queue_depth() if self._store else 0
         return f"watching {len(self.runtime.config.inboxes)} inbox(es), {depth} job(s) queued, {len(self._tracker)} settling"
 
     # reload -----------------------------------------------------------------
@@ -339,7 +339,7 @@ class Service:
         if not is_candidate(relative, inbox.patterns, inbox.ignore, inbox.recursive):
             return
         with structlog.contextvars.bound_contextvars(file=str(path), inbox=str(root)):
-            if self._store.open_job_for(str(path)):
+            if self._store.jobs.unfinished_for(str(path)):
                 return
             try:
                 info = path.stat()
@@ -350,7 +350,7 @@ class Service:
                 return
             if stat.S_ISDIR(info.st_mode):
                 return
-            finished = self._store.finished_job_for(str(path), info.st_size, info.st_mtime_ns)
+            finished = self._store.jobs.finished_for(str(path), info.st_size, info.st_mtime_ns)
             if finished is not None:
                 self._finish_leftover(inbox, path, finished.state)
                 return
@@ -359,15 +359,15 @@ class Service:
             except InputFileError as exc:  # unreadable, outside the inbox, not a regular file
                 self._refuse(inbox, path, exc.reason, info)
                 return
-            original = self._store.done_job_with_sha256(sha256)
+            original = self._store.jobs.original_with_sha256(sha256)
             key = inbox_key_of(inbox)
             if original is not None:
-                job = self._store.add_job(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns, "duplicate", f"same bytes as job {original.id} ({original.path})")
+                job = self._store.jobs.add(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns, "duplicate", f"same bytes as job {original.id} ({original.path})")
                 self._finish_leftover(inbox, path, "duplicate")
                 self.metrics.files_seen.labels(key, "duplicate").inc()
                 log.info("file_duplicate", job_id=job.id, duplicate_of=original.id)
                 return
-            job = self._store.add_job(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns)
+            job = self._store.jobs.add(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns)
             self.metrics.files_seen.labels(key, "queued").inc()
             log.info("job_queued", job_id=job.id, bytes=info.st_size)
             self.work_available.set()
@@ -390,7 +390,7 @@ class Service:
         """
         assert self._store is not None
         size, mtime_ns = (info.st_size, info.st_mtime_ns) if info else (0, 0)
-        job = self._store.add_job(str(path), inbox_key_of(inbox), inbox.profile, "", size, mtime_ns, "failed", reason)
+        job = self._store.jobs.add(str(path), inbox_key_of(inbox), inbox.profile, "", size, mtime_ns, "failed", reason)
         self.metrics.files_seen.labels(inbox_key_of(inbox), "refused").inc()
         try:
             final = move_into(path, Path(inbox.path).absolute() / FAILED_FOLDER, with_report=True)
@@ -398,7 +398,7 @@ class Service:
         except OSError as exc:
             log.error("file_refused", job_id=job.id, error=reason, moved_to=None, move_error=f"{exc.strerror} (errno {exc.errno})")
             return
-        self._store.set_final_path(job.id, str(final))
+        self._store.jobs.set_final_path(job.id, str(final))
         log.error("file_refused", job_id=job.id, error=reason, moved_to=str(final))
 
     def call_hook(self, name: str, **kwargs: Any) -> None:

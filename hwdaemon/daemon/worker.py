@@ -21,7 +21,7 @@ from structlog.contextvars import bound_contextvars
 from hwdaemon.daemon.files import move_into, write_error_report
 from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER
 from hwdaemon.daemon.previews import previewed, save_previews
-from hwdaemon.daemon.store import Job, Store
+from hwdaemon.store import Job, Store
 from hwdaemon.errors import HwdaemonError, InputFileError
 from hwdaemon.inputs import open_document
 from hwdaemon.model import Result
@@ -47,7 +47,7 @@ class Worker(threading.Thread):
         try:
             while not self._service.stopping.is_set():
                 try:
-                    job = store.claim_next_job()
+                    job = store.jobs.claim_next()
                 except sqlite3.Error as exc:
                     self._service.store_trouble(exc)
                     self._service.stopping.wait(STORE_RETRY_SECONDS)
@@ -72,7 +72,7 @@ class Worker(threading.Thread):
             self._service.store_trouble(exc)
         while not self._service.stopping.is_set():
             try:
-                store.give_back_job(job.id, f"{type(exc).__name__}: {exc}", STORE_RETRY_SECONDS)
+                store.jobs.give_back(job.id, f"{type(exc).__name__}: {exc}", STORE_RETRY_SECONDS)
                 return
             except sqlite3.Error as again:
                 self._service.store_trouble(again)
@@ -114,11 +114,11 @@ def record_success(service: Service, store: Store, job: Job, result: Result, pre
         save_previews(previews, runtime.config.state_dir, job.id)
     review_below = runtime.config.review_below(job.profile)
     needs_review = any(line.confidence < review_below for line in result.lines)
-    store.finish_job(job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required")
+    store.jobs.finish(job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required")
     service.deliveries_available.set()
     final = _file_original(Path(job.path), inbox.after if inbox else "keep", Path(job.inbox) / PROCESSED_FOLDER)
     if final is not None:
-        store.set_final_path(job.id, str(final))
+        store.jobs.set_final_path(job.id, str(final))
     metrics = service.metrics
     metrics.jobs_finished.labels("done").inc()
     metrics.job_seconds.observe(seconds)
@@ -140,17 +140,17 @@ def record_failure(service: Service, store: Store, job: Job, error: str, permane
     """A job failed: retry a transient failure later (up to max_attempts), else move the file to failed/ with its report."""
     if not permanent and job.attempts < service.runtime.config.max_attempts:
         delay = min(300.0, 5.0 * 2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)
-        store.retry_job_later(job.id, error, delay)
+        store.jobs.retry_later(job.id, error, delay)
         service.metrics.jobs_finished.labels("retry_scheduled").inc()
         log.warning("job_retry_scheduled", error=error, delay_seconds=round(delay, 1))
         return
-    store.fail_job(job.id, error)
+    store.jobs.fail(job.id, error)
     path = Path(job.path)
     final = None
     if path.exists() or path.is_symlink():
         final = move_into(path, Path(job.inbox) / FAILED_FOLDER, with_report=True)
         write_error_report(final, error, job.attempts, {"job_id": job.id, "permanent": permanent, "traceback": trace})
-        store.set_final_path(job.id, str(final))
+        store.jobs.set_final_path(job.id, str(final))
     service.metrics.jobs_finished.labels("failed").inc()
     log.error("job_failed", error=error, attempts=job.attempts, moved_to=str(final) if final else None)
     service.call_hook("hwdaemon_job_failed", job=job, error=error)

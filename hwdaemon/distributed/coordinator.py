@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from hwdaemon.daemon.store import Job, Store
+from hwdaemon.store import Job, Store
 from hwdaemon.daemon.worker import record_failure, record_success
 from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for, redacted
 from hwdaemon.distributed.messages import ReadReply, ReadRequest
@@ -66,7 +66,7 @@ class Dispatcher(threading.Thread):
         busy = False
         queue = self._service.runtime.config.queue
         now = time.time()
-        dispatched = store.dispatched_jobs()
+        dispatched = store.dispatch.sent()
         in_flight = len(dispatched)
         for job, task_id, sent_at in dispatched:
             outcome = app.AsyncResult(task_id)
@@ -79,12 +79,12 @@ class Dispatcher(threading.Thread):
                 log.warning("task_lost_resending", job_id=job.id, task_id=task_id, waited_seconds=round(now - sent_at))
                 self._send(app, store, job)
                 busy = True
-        for job in store.undispatched_processing():
+        for job in store.dispatch.claimed_unsent():
             self._send(app, store, job)
             in_flight += 1
             busy = True
         while in_flight < queue.max_in_flight and not self._service.stopping.is_set():
-            job = store.claim_next_job()
+            job = store.jobs.claim_next()
             if job is None:
                 break
             self._send(app, store, job)
@@ -114,12 +114,12 @@ class Dispatcher(threading.Thread):
         else:
             request = ReadRequest(job.id, job.sha256, job.profile, name, path=path, previews_max_side=previews)
         task = app.send_task(READ_TASK, kwargs={"request": request.to_dict()}, queue=queue_for(job.profile))
-        store.mark_dispatched(job.id, task.id)
+        store.dispatch.mark_sent(job.id, task.id)
         log.info("job_dispatched", job_id=job.id, task_id=task.id, queue=queue_for(job.profile), inline=content is not None, bytes=size)
 
     def _take_reply(self, store: Store, job: Job, task_id: str, payload: object, seconds: float, state: str) -> None:
         with bound_contextvars(job_id=job.id, file=job.path, inbox=job.inbox, profile=job.profile, task_id=task_id):
-            current = store.job(job.id)
+            current = store.jobs.get(job.id)
             if current is None or current.state != "processing":
                 log.warning("duplicate_result_ignored", state=current.state if current else None)
                 return
@@ -129,9 +129,9 @@ class Dispatcher(threading.Thread):
             reply = ReadReply.from_dict(payload)
             if reply.job_id != job.id or reply.sha256 != job.sha256:
                 log.error("result_rejected", reason="job id or sha256 does not match the store", reply_job=reply.job_id)
-                store.retry_job_later(job.id, "a worker answered for another job or file", 0)
+                store.jobs.retry_later(job.id, "a worker answered for another job or file", 0)
                 return
-            store.set_worker(job.id, reply.worker)
+            store.dispatch.set_worker(job.id, reply.worker)
             if reply.result is not None:
                 record_success(self._service, store, job, Result.from_dict(reply.result), reply.preview_bytes(), seconds)
                 return

@@ -22,9 +22,9 @@ from typing import Any
 from PIL import Image
 
 from hwdaemon.daemon.previews import preview_path
-from hwdaemon.daemon.store import Store
+from hwdaemon.store import Store
 from hwdaemon.errors import ConfigError, NoInputError
-from hwdaemon.builtins.recognizers.handwriting_model import load_model
+from hwdaemon.pipeline.handwriting_model import load_model
 from hwdaemon.training.average import average_models
 from hwdaemon.training.data import LineSample, crop_polygon, read_manifest_lines
 from hwdaemon.training.run import split_by_document
@@ -49,8 +49,8 @@ class CorrectionsRequest:
 def approved_lines(store: Store, state_dir: Path, profile: str) -> list[LineSample]:
     """Every line of every approved job of `profile`, cropped from its page preview; one document per job."""
     samples = []
-    for job_id, revision in store.approved_jobs(profile):
-        result = store.result_of(job_id, revision)
+    for job_id, revision in store.review.approved_jobs(profile):
+        result = store.jobs.result_of(job_id, revision)
         if result is None:
             continue
         for page in result.pages:

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hwdaemon.config import Config
 from hwdaemon.daemon.previews import preview_path
 from hwdaemon.daemon.runtime import inbox_key_of
-from hwdaemon.daemon.store import JobState, ReviewFilter, Store
+from hwdaemon.store import JobState, ReviewFilter, Store
 from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.review import apply_edits, changes_between
 from hwdaemon.ui.hosts import allowed_hosts
@@ -89,7 +89,7 @@ def create_app(config_of: Callable[[], Config], host: str | None = None) -> Star
         size = config_of().ui.page_size
         db = store()
         try:
-            rows, total = db.review_rows(review, state, query, offset=(page - 1) * size, limit=size)  # type: ignore[arg-type]
+            rows, total = db.review.rows(review, state, query, offset=(page - 1) * size, limit=size)  # type: ignore[arg-type]
         finally:
             db.close()
         pages = max(1, math.ceil(total / size))
@@ -115,15 +115,15 @@ def create_app(config_of: Callable[[], Config], host: str | None = None) -> Star
         job_id = int(request.path_params["job_id"])
         db = store()
         try:
-            row = db.review_row(job_id)
+            row = db.review.row(job_id)
             if row is None:
                 raise HTTPException(404, f"no job {job_id}")
-            revision = db.latest_revision(job_id)
-            original = db.result_of(job_id)
-            current = db.result_of(job_id, revision) if revision else original
-            revisions = db.revisions(job_id)
-            deliveries = db.deliveries_of(job_id)
-            newer, older = db.neighbour_jobs(job_id)
+            revision = db.review.latest_revision(job_id)
+            original = db.jobs.result_of(job_id)
+            current = db.jobs.result_of(job_id, revision) if revision else original
+            revisions = db.review.revisions(job_id)
+            deliveries = db.deliveries.of_job(job_id)
+            newer, older = db.review.neighbours(job_id)
         finally:
             db.close()
         page_numbers = [page.number for page in current.pages] if current else []
@@ -171,15 +171,15 @@ def create_app(config_of: Callable[[], Config], host: str | None = None) -> Star
         reviewer = reviewer_of(request, str(form.get("reviewer", "")))
         db = store()
         try:
-            if db.review_row(job_id) is None:
+            if db.review.row(job_id) is None:
                 raise HTTPException(404, f"no job {job_id}")
-            revision = db.latest_revision(job_id)
-            current = db.result_of(job_id, revision)
+            revision = db.review.latest_revision(job_id)
+            current = db.jobs.result_of(job_id, revision)
             if current is None:
                 raise HTTPException(409, "this job has no result to correct")
             edited = apply_edits(current, page_number, texts, revision + 1)
             if changes_between(current, edited):
-                db.add_revision(job_id, edited, reviewer)
+                db.review.add_revision(job_id, edited, reviewer)
                 message = f"saved as revision {revision + 1}"
             else:
                 message = "nothing changed"
@@ -195,15 +195,15 @@ def create_app(config_of: Callable[[], Config], host: str | None = None) -> Star
         reviewer = reviewer_of(request, str(form.get("reviewer", "")))
         db = store()
         try:
-            row = db.review_row(job_id)
+            row = db.review.row(job_id)
             if row is None:
                 raise HTTPException(404, f"no job {job_id}")
             if row.job.state != "done":
                 raise HTTPException(409, f"job {job_id} is {row.job.state}; only a read job can be approved")
             inbox = next((inbox for inbox in config_of().inboxes if inbox_key_of(inbox) == row.job.inbox), None)
             sinks = inbox.sinks if inbox else []
-            revision = db.latest_revision(job_id)
-            queued = db.approve(job_id, revision, reviewer, sinks)
+            revision = db.review.latest_revision(job_id)
+            queued = db.review.approve(job_id, revision, reviewer, sinks)
         finally:
             db.close()
         message = f"approved revision {revision}" + (f", {len(queued)} deliver{'y' if len(queued) == 1 else 'ies'} queued" if queued else "")
@@ -214,7 +214,7 @@ def create_app(config_of: Callable[[], Config], host: str | None = None) -> Star
         form = await checked_form(request)
         db = store()
         try:
-            row = db.review_row(job_id)
+            row = db.review.row(job_id)
         finally:
             db.close()
         if row is None:

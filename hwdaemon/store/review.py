@@ -1,0 +1,151 @@
+"""The review page's rows: reviewers' revisions of a job's result, approvals, and the job list they browse.
+
+A revision never overwrites the OCR result (revision 0, in the jobs table);
+approving one queues it for every sink under its own idempotency key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hwdaemon.model import Result
+from hwdaemon.store.database import Database
+from hwdaemon.store.deliveries import add_delivery, delivery_key
+from hwdaemon.store.jobs import JOB_COLUMNS, JOB_WIDTH, Job, JobState, job_of
+
+ReviewFilter = Literal["all", "needs_review", "approved", "unreviewed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A reviewer's edit of a job's result; number 0 is the OCR result itself and is never stored here."""
+
+    job_id: int
+    number: int
+    author: str
+    created_at: float
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    """One line of the review page's job list."""
+
+    job: Job
+    text: str
+    mean_confidence: float | None
+    min_confidence: float | None
+    needs_review: bool
+    approved_revision: int | None
+    reviewed_by: str | None
+    reviewed_at: float | None
+    revisions: int
+
+
+_REVIEW_SELECT = (
+    f"SELECT {JOB_COLUMNS}, COALESCE(text, ''), mean_confidence, min_confidence, needs_review, approved_revision, reviewed_by, reviewed_at,"
+    " (SELECT COUNT(*) FROM revisions WHERE revisions.job_id=jobs.id) FROM jobs"
+)
+
+
+def _review_row(row: tuple[Any, ...]) -> ReviewRow:
+    text, mean, lowest, needs_review, approved, by, at, revisions = row[JOB_WIDTH:]
+    return ReviewRow(job_of(row), text, mean, lowest, bool(needs_review), approved, by, at, revisions)
+
+
+class Review:
+    """Revisions, approvals and the review list."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database.connection
+        self._transaction = database.transaction
+
+    def latest_revision(self, job_id: int) -> int:
+        """The number of the job's newest revision; 0 when it has none."""
+        row = self._db.execute("SELECT MAX(number) FROM revisions WHERE job_id=?", (job_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def add_revision(self, job_id: int, result: Result, author: str) -> int:
+        """Keep a reviewer's edit as the next revision; the OCR result stays untouched. Returns its number."""
+        now = time.time()
+        with self._transaction() as db:
+            number = int(db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE job_id=?", (job_id,)).fetchone()[0])
+            db.execute(
+                "INSERT INTO revisions (job_id, number, result, author, created_at) VALUES (?,?,?,?,?)",
+                (job_id, number, json.dumps(result.to_dict(), ensure_ascii=False), author, now),
+            )
+            db.execute("UPDATE jobs SET text=?, updated_at=? WHERE id=?", (result.text, now, job_id))
+        return number
+
+    def revisions(self, job_id: int) -> list[Revision]:
+        rows = self._db.execute("SELECT number, author, created_at, result FROM revisions WHERE job_id=? ORDER BY number", (job_id,)).fetchall()
+        return [Revision(job_id, number, author, created_at, Result.from_dict(json.loads(result))) for number, author, created_at, result in rows]
+
+    def approve(self, job_id: int, revision: int, author: str, sinks: list[str]) -> list[int]:
+        """Mark the job reviewed and queue `revision` for every sink; returns the new delivery ids.
+
+        Deliveries held for review are released (revision 0) or superseded by
+        the corrected revision, which gets its own idempotency key so receivers
+        that dropped the first as a duplicate take the correction.
+        """
+        now = time.time()
+        found = self._db.execute("SELECT sha256 FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if found is None:
+            raise KeyError(job_id)
+        sha256 = str(found[0])
+        created: list[int] = []
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET approved_revision=?, reviewed_by=?, reviewed_at=?, updated_at=? WHERE id=?", (revision, author, now, now, job_id))
+            if revision == 0:
+                rows = db.execute("SELECT id FROM deliveries WHERE job_id=? AND state='held' AND revision=0", (job_id,)).fetchall()
+                db.execute("UPDATE deliveries SET state='pending', next_attempt_at=0, updated_at=? WHERE job_id=? AND state='held'", (now, job_id))
+                return [int(row[0]) for row in rows]
+            db.execute("UPDATE deliveries SET state='superseded', updated_at=? WHERE job_id=? AND state='held'", (now, job_id))
+            for sink in sinks:
+                key = delivery_key(sha256, sink, revision)
+                if db.execute("SELECT 1 FROM deliveries WHERE idempotency_key=? AND job_id=?", (key, job_id)).fetchone():
+                    continue  # this revision was approved before: it is already on its way
+                created.append(add_delivery(db, job_id, sink, key, "pending", now, revision))
+        return created
+
+    def rows(self, review: ReviewFilter = "all", state: JobState | None = None, query: str = "", offset: int = 0, limit: int = 50) -> tuple[list[ReviewRow], int]:
+        """A page of jobs for the review list, newest first, and how many match in all."""
+        where, params = ["1=1"], []
+        if state:
+            where.append("state=?")
+            params.append(state)
+        if review == "needs_review":
+            where.append("needs_review=1 AND approved_revision IS NULL")
+        elif review == "approved":
+            where.append("approved_revision IS NOT NULL")
+        elif review == "unreviewed":
+            where.append("state='done' AND approved_revision IS NULL")
+        if query:
+            where.append("(text LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\')")
+            pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params += [pattern, pattern]
+        clause = " AND ".join(where)
+        total = int(self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()[0])
+        rows = self._db.execute(f"{_REVIEW_SELECT} WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+        return [_review_row(row) for row in rows], total
+
+    def row(self, job_id: int) -> ReviewRow | None:
+        """One job's line of the review list; None for an unknown job."""
+        row = self._db.execute(f"{_REVIEW_SELECT} WHERE id=?", (job_id,)).fetchone()
+        return _review_row(row) if row else None
+
+    def approved_jobs(self, profile: str) -> list[tuple[int, int]]:
+        """(job id, approved revision) of every reviewed job read by `profile`: lines a person vouched for."""
+        rows = self._db.execute(
+            "SELECT id, approved_revision FROM jobs WHERE profile=? AND state='done' AND approved_revision IS NOT NULL ORDER BY id", (profile,)
+        ).fetchall()
+        return [(int(job_id), int(revision)) for job_id, revision in rows]
+
+    def neighbours(self, job_id: int) -> tuple[int | None, int | None]:
+        """The done jobs just newer and just older than `job_id`, for next/previous keys."""
+        newer = self._db.execute("SELECT MIN(id) FROM jobs WHERE id>? AND state='done'", (job_id,)).fetchone()[0]
+        older = self._db.execute("SELECT MAX(id) FROM jobs WHERE id<? AND state='done'", (job_id,)).fetchone()[0]
+        return newer, older

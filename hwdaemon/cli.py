@@ -641,7 +641,7 @@ def _train_from_corrections(
     batch_size: int, learning_rate: float | None, holdout_fraction: float, device: str,
 ) -> dict[str, Any]:  # fmt: skip
     from hwdaemon.pipeline import Pipeline
-    from hwdaemon.pipeline.handwriting import HandwritingRecognizer
+    from hwdaemon.builtins.recognizers.handwriting import HandwritingRecognizer
     from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, CorrectionsRequest, approved_lines, check_profile_reads_handwriting, learn_from_corrections, manifest_lines
     from hwdaemon.training.data import guard
     from hwdaemon.training.exclusion import ExclusionList

@@ -106,7 +106,7 @@ def test_a_better_model_is_installed_for_that_profile_only(tmp_path: Path, regis
     assert report["new_cer"] == min(report["fine_tuned_cer"], report["mean_cer"]) and card["kind"] == report["new_model"]
 
     from hwdaemon.pipeline import Pipeline
-    from hwdaemon.pipeline.handwriting import SHIPPED_MODEL
+    from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
 
     config = load_config(config_path, registry)
     mine = Pipeline.from_profile("mine", config.profile("mine"), config.models, registry).recognizer

@@ -24,7 +24,7 @@ from PIL import Image
 from hwdaemon.daemon.previews import preview_path
 from hwdaemon.store import Store
 from hwdaemon.errors import ConfigError, NoInputError
-from hwdaemon.pipeline.handwriting_model import load_model
+from hwdaemon.builtins.recognizers.handwriting_model import load_model
 from hwdaemon.training.average import average_models
 from hwdaemon.training.data import LineSample, crop_polygon, read_manifest_lines
 from hwdaemon.training.run import split_by_document

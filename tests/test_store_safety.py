@@ -224,6 +224,10 @@ def test_first_release_store_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> N
     assert daemon.count("store_migrated") == 1
 
 
+def test_migrations_are_named_by_their_number_in_order() -> None:
+    assert [migration.__name__[:4] for migration in MIGRATIONS] == [f"m{number:03d}" for number in range(1, SCHEMA_VERSION + 1)]
+
+
 @pytest.mark.parametrize("applied", range(1, len(MIGRATIONS) + 1))
 @pytest.mark.parametrize("versioned", [False, True], ids=["before-user_version", "versioned"])
 def test_every_older_store_ends_current_with_its_jobs(tmp_path: Path, applied: int, versioned: bool) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 
 
-def _create_tables(db: sqlite3.Connection) -> None:
+def m001_jobs_and_deliveries(db: sqlite3.Connection) -> None:
     """1: jobs and deliveries, as first released."""
     for statement in (
         """CREATE TABLE IF NOT EXISTS jobs (
@@ -55,7 +55,7 @@ def _create_tables(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
-def _add_review(db: sqlite3.Connection) -> None:
+def m002_review(db: sqlite3.Connection) -> None:
     """2: the review page: each job's text and confidences, reviews, revisions, revised deliveries."""
     _add_columns(
         db,
@@ -82,7 +82,7 @@ def _add_review(db: sqlite3.Connection) -> None:
     )
 
 
-def _add_remote_workers(db: sqlite3.Connection) -> None:
+def m003_remote_workers(db: sqlite3.Connection) -> None:
     """3: queue.backend celery: the task a job was sent as, when, and who read it."""
     _add_columns(db, "jobs", task_id="TEXT", dispatched_at="REAL", worker="TEXT")
 
@@ -94,5 +94,5 @@ def _add_columns(db: sqlite3.Connection, table: str, **declarations: str) -> Non
             db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_tables, _add_review, _add_remote_workers)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_jobs_and_deliveries, m002_review, m003_remote_workers)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,7 @@
 """Results per second that the webhook and S3 sinks deliver to servers on 127.0.0.1.
 
 Each delivery goes through the store as the daemon's delivery thread does it
-(due_deliveries → sink.deliver → mark_delivered), one at a time. The webhook
+(store.deliveries.due → sink.deliver → store.deliveries.mark_delivered), one at a time. The webhook
 receiver is a threaded http.server answering 200; S3 is OpenStack Swift with
 s3api (skipped when Swift is not installed).
 

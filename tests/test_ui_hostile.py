@@ -13,7 +13,9 @@ import http.client
 import re
 import select
 import socket
+import sqlite3
 import stat
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -296,6 +298,47 @@ def test_signing_in_voids_a_token_fetched_before(tmp_path: Path, registry: Regis
     finally:
         server.stop()
         store.close()
+
+
+def test_a_save_waiting_on_the_store_does_not_stall_the_page(served: tuple[Config, Store, str]) -> None:
+    """A post blocked on SQLite's write lock (the daemon writing) waits on a worker thread; the event loop answers others meanwhile."""
+    config, store, url = served
+    job_id = add_done_job(store, config, sample_result())
+    browser = Browser(url)
+    token = browser.csrf_token(f"/jobs/{job_id}")
+    writer = sqlite3.connect(store.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # as the daemon does while it writes a result
+    replies: list[int] = []
+    save = threading.Thread(
+        target=lambda: replies.append(browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"})[0])
+    )
+    save.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (waiting := _threads_in("add_revision")) == [] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert waiting and "ui" not in waiting, waiting  # blocked off the event loop's thread ("ui")
+        started = time.monotonic()
+        assert Browser(url).request("GET", "/login")[0] == 200 and time.monotonic() - started < 5
+        assert save.is_alive() and store.review.revisions(job_id) == []
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        save.join(timeout=30)
+    assert replies == [303] and len(store.review.revisions(job_id)) == 1
+
+
+def _threads_in(function: str) -> list[str]:
+    """Names of the threads whose Python stack is inside `function` now."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    found = []
+    for ident, frame in sys._current_frames().items():
+        stack = frame
+        while stack is not None and stack.f_code.co_name != function:
+            stack = stack.f_back
+        if stack is not None:
+            found.append(names.get(ident, str(ident)))
+    return found
 
 
 def test_the_daemon_with_ui_enabled_survives_rebinding_and_memory_bombs(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from hwdaemon import review
 from hwdaemon.config import Config, parse_config
 from hwdaemon.daemon.previews import encode_previews, save_previews
 from hwdaemon.store import Store
@@ -255,3 +256,29 @@ def test_multi_page_documents_are_reviewed_page_by_page(setup: tuple[Config, Sto
     assert saved.headers["location"].startswith(f"/jobs/{job_id}?page=2")
     revised = store.jobs.result_of(job_id, 1)
     assert revised is not None and revised.pages[1].lines[0].text == "Yours truly," and revised.pages[0] == one.pages[0]
+
+
+def test_review_actions_need_no_http(tmp_path: Path, registry: Registry) -> None:
+    """The page's actions are plain functions over a store, for any caller (the API to come); refusals are ReviewErrors."""
+    config = make_config(tmp_path, registry, review="required")
+    store = Store(config.state_dir)
+    job_id = add_done_job(store, config, sample_result(), preview=False)
+    with pytest.raises(review.JobNotFoundError, match="no job 999"):
+        review.save_revision(store, 999, 1, {0: "x"}, "Ada")
+    assert review.save_revision(store, job_id, 1, {1: "the rose garden"}, "Ada") == 1
+    assert review.save_revision(store, job_id, 1, {1: "the rose garden"}, "Ada") is None  # nothing changed
+    approval = review.approve(store, config, job_id, "Ada")
+    assert approval.revision == 1 and len(approval.queued_delivery_ids) == 1
+    assert [(d.state, d.revision) for d in store.deliveries.of_job(job_id)] == [("superseded", 0), ("pending", 1)]
+    assert review.approve(store, config, job_id, "Ada").queued_delivery_ids == ()  # already on its way
+    added = review.add_word(store, config, job_id, " Margarett ")
+    assert (added.word, added.is_new, added.words_file.path) == ("Margarett", True, tmp_path / "words.txt")
+    assert not review.add_word(store, config, job_id, "margarett").is_new
+    with pytest.raises(review.WordRefusedError, match="one word"):
+        review.add_word(store, config, job_id, "two words")
+    failed = store.jobs.add(str(tmp_path / "inbox" / "bad.png"), str(tmp_path / "inbox"), "default", "ef" * 32, 10, 1)
+    store.jobs.fail(failed.id, "not an image")
+    with pytest.raises(review.ReviewConflictError, match="only a read job can be approved"):
+        review.approve(store, config, failed.id, "Ada")
+    with pytest.raises(review.ReviewConflictError, match="no result to correct"):
+        review.save_revision(store, failed.id, 1, {0: "x"}, "Ada")

@@ -2,11 +2,11 @@
 
 Rules on ink (`lines`) cannot tell a stamp, a margin rule or the scanner's dark
 surround from writing; a network trained on the line polygons of transcribed
-pages (training/segment.py; the detector is builtins/detectors/linenet.py) learns what transcribers count as a line. It sees the
-page in grey with its longer side at `LINENET_SIDE` pixels and answers, per pixel, the
-probability of lying in the middle half of a line (the *core*): cores of
-neighbouring lines stay apart even where ascenders and descenders touch, so each
-connected core is one line.
+pages (training/segment.py; the detector is builtins/detectors/linenet.py) learns
+what transcribers count as a line. It sees the page in grey with its longer side at
+`LINENET_SIDE` pixels and answers, per pixel, the probability of lying in the middle
+half of a line (the *core*): cores of neighbouring lines stay apart even where
+ascenders and descenders touch, so each connected core is one line.
 
 Training uses this module; the detector reads the ONNX copy `save_linenet` writes.
 """

@@ -239,7 +239,7 @@ def run(config_path: Path | None) -> None:
     config, registry = _load(config_path)
     configure_logging(config.log.level, config.log.format)
     from hwdaemon.daemon.lock import acquire_state_dir
-    from hwdaemon.daemon.service import Service
+    from hwdaemon.daemon.compose import build_service
     from hwdaemon.store import Store
     from hwdaemon.pipeline import check_profiles_ready
 
@@ -248,7 +248,7 @@ def run(config_path: Path | None) -> None:
         Store(config.state_dir, verify=True).close()  # refuse an empty, damaged or newer store before anything runs
         if config.queue.backend == "local":  # with celery, the models live on the worker hosts
             check_profiles_ready(config, registry)
-        service = Service(config_path, config, registry)
+        service = build_service(config_path, config, registry)
         service.install_signal_handlers()
         service.run()
     finally:
@@ -370,7 +370,7 @@ def retry(job_id: int | None, all_failed: bool, config_path: Path | None) -> Non
 
     Example: hwdaemon retry --failed
     """
-    from hwdaemon.daemon.files import free_name
+    from hwdaemon.daemon.filing import return_to_inbox
 
     if (job_id is None) == (not all_failed):
         raise click.UsageError("give a JOB id or --failed")
@@ -382,9 +382,7 @@ def retry(job_id: int | None, all_failed: bool, config_path: Path | None) -> Non
             click.echo(f"job {job.id}: nothing to retry (state {job.state}, file {job.final_path or 'gone'})", err=True)
             continue
         failed_file = Path(job.final_path)
-        target = free_name(Path(job.inbox), Path(job.path).name)
-        failed_file.rename(target)
-        Path(f"{failed_file}.error.json").unlink(missing_ok=True)
+        target = return_to_inbox(failed_file, Path(job.inbox), Path(job.path).name)
         click.echo(f"job {job.id}: {failed_file} → {target}")
         retried += 1
     store.close()

@@ -98,6 +98,8 @@ class MetricsServer:
                 hint="anyone who can reach the port reads inbox paths and job counts; keep a firewall in front or use 127.0.0.1",
             )
         self._thread.start()
+        host, port = self.address
+        log.info("metrics_listening", url=f"http://{host}:{port}/metrics")
 
     def stop(self) -> None:
         self._server.shutdown()

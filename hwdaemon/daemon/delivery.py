@@ -21,19 +21,16 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 from structlog.contextvars import bound_contextvars
 
 from hwdaemon.config import DeliveryConfig
+from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.store import Delivery, Store
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.redaction import redact_urls_in
 from hwdaemon.sinks import Artifacts, DeliveryReceipt
-
-if TYPE_CHECKING:
-    from hwdaemon.daemon.service import Service
 
 log = structlog.get_logger()
 
@@ -57,17 +54,17 @@ def retry_delay_seconds(attempt: int, retry_after_seconds: float | None, policy:
 class DeliveryThread(threading.Thread):
     """The dispatcher. `is_alive()` is its own; `is_healthy()` also needs every sink's lane alive."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, context: ThreadContext) -> None:
         super().__init__(name="delivery", daemon=True)
-        self._service = service
+        self._context = context
         self._lanes: dict[str, SinkLane] = {}
         self._claimed: dict[int, str] = {}  # delivery id → sink, from hand-off until its lane is done with it
         self._lock = threading.Lock()
 
     def run(self) -> None:
-        store = Store(self._service.runtime.config.state_dir)
+        store = Store(self._context.runtime.config.state_dir)
         try:
-            while not self._service.stopping.is_set():
+            while not self._context.stopping.is_set():
                 try:
                     self._restart_dead_lanes()
                     handed = self._dispatch(store)
@@ -75,8 +72,8 @@ class DeliveryThread(threading.Thread):
                     log.exception("delivery_dispatch_failed")
                     handed = 0
                 if not handed:
-                    self._service.deliveries_available.wait(1.0)
-                    self._service.deliveries_available.clear()
+                    self._context.deliveries_available.wait(1.0)
+                    self._context.deliveries_available.clear()
         finally:
             for lane in self._lanes.values():
                 lane.stop()  # a dispatcher started in this one's place hands out the same deliveries
@@ -100,16 +97,14 @@ class DeliveryThread(threading.Thread):
     def _lane(self, sink: str) -> SinkLane:
         lane = self._lanes.get(sink)
         if lane is None:
-            lane = self._lanes[sink] = SinkLane(self._service, sink, self._release)
+            lane = self._lanes[sink] = SinkLane(self._context, sink, self._release)
             lane.start()
         return lane
 
     def _restart_dead_lanes(self) -> None:
         for sink, lane in list(self._lanes.items()):
             if not lane.is_alive():
-                log.error("thread_restarted", thread=lane.name)
-                self._service.thread_restarts += 1
-                self._service.metrics.thread_restarts.labels(lane.name).inc()
+                self._context.health.thread_restarted(lane.name)
                 with self._lock:  # what it held goes back to the store's due list
                     self._claimed = {key: value for key, value in self._claimed.items() if value != sink}
                 del self._lanes[sink]
@@ -134,9 +129,9 @@ class DeliveryThread(threading.Thread):
 class SinkLane(threading.Thread):
     """Delivers one sink's results in turn from its queue; `None` in the queue ends it."""
 
-    def __init__(self, service: Service, sink: str, release: Callable[[int], None]) -> None:
+    def __init__(self, context: ThreadContext, sink: str, release: Callable[[int], None]) -> None:
         super().__init__(name=f"delivery-{sink}", daemon=True)
-        self._service = service
+        self._context = context
         self._release = release
         self.queue: queue.Queue[Delivery | None] = queue.Queue()
         self._stopped = threading.Event()
@@ -147,31 +142,31 @@ class SinkLane(threading.Thread):
         self.queue.put(None)
 
     def run(self) -> None:
-        store = Store(self._service.runtime.config.state_dir)
+        store = Store(self._context.runtime.config.state_dir)
         try:
-            while (delivery := self.queue.get()) is not None and not (self._stopped.is_set() or self._service.stopping.is_set()):
+            while (delivery := self.queue.get()) is not None and not (self._stopped.is_set() or self._context.stopping.is_set()):
                 try:
-                    deliver(self._service, store, delivery)
+                    deliver(self._context, store, delivery)
                 except Exception:  # noqa: BLE001 (the store failed recording the outcome: the delivery stays due)
                     log.exception("delivery_not_recorded", delivery_id=delivery.id, sink=delivery.sink)
-                    self._service.stopping.wait(PAUSE_AFTER_CRASH_SECONDS)
+                    self._context.stopping.wait(PAUSE_AFTER_CRASH_SECONDS)
                 finally:
                     self._release(delivery.id)
         finally:
             store.close()
 
 
-def deliver(service: Service, store: Store, delivery: Delivery) -> None:
+def deliver(context: ThreadContext, store: Store, delivery: Delivery) -> None:
     """One attempt at one delivery; its outcome (delivered, retry, dead letter) is written to the store."""
-    policy = service.runtime.config.delivery
+    policy = context.runtime.config.delivery
     with bound_contextvars(job_id=delivery.job_id, sink=delivery.sink, delivery_id=delivery.id):
         attempts = delivery.attempts + 1
         try:
-            receipt = _attempt(service, store, delivery)
+            receipt = _attempt(context, store, delivery)
         except PermanentDeliveryError as exc:
             error = redact_urls_in(str(exc))
             store.deliveries.dead_letter(delivery.id, error)
-            _count(service, delivery.sink, "dead")
+            _count(context, delivery.sink, "dead")
             log.error("delivery_dead", error=error, attempts=attempts)
             return
         except Exception as exc:  # RetryableDeliveryError, or a sink bug: retry, keeping the traceback
@@ -181,22 +176,22 @@ def deliver(service: Service, store: Store, delivery: Delivery) -> None:
             too_old = time.time() - delivery.created_at > policy.max_age_seconds
             if attempts >= policy.max_attempts or too_old:
                 store.deliveries.dead_letter(delivery.id, detail)
-                _count(service, delivery.sink, "dead")
+                _count(context, delivery.sink, "dead")
                 log.error("delivery_dead", error=error, attempts=attempts)
                 return
             delay = retry_delay_seconds(attempts, retry_after, policy)
             store.deliveries.retry_later(delivery.id, detail, delay)
-            _count(service, delivery.sink, "retry_scheduled")
+            _count(context, delivery.sink, "retry_scheduled")
             log.warning("delivery_retry_scheduled", error=error, attempts=attempts, delay_seconds=round(delay, 2), retry_after_seconds=retry_after)
             return
         location = redact_urls_in(receipt.location)
         store.deliveries.mark_delivered(delivery.id, location)
-        _count(service, delivery.sink, "delivered")
+        _count(context, delivery.sink, "delivered")
         log.info("delivered", location=location)
 
 
-def _attempt(service: Service, store: Store, delivery: Delivery) -> DeliveryReceipt:
-    sink = service.runtime.sink(delivery.sink)
+def _attempt(context: ThreadContext, store: Store, delivery: Delivery) -> DeliveryReceipt:
+    sink = context.runtime.sink(delivery.sink)
     if sink is None:
         raise PermanentDeliveryError(f"sink {delivery.sink!r} is no longer configured")
     job = store.jobs.get(delivery.job_id)
@@ -207,5 +202,5 @@ def _attempt(service: Service, store: Store, delivery: Delivery) -> DeliveryRece
     return sink.deliver(result, artifacts)
 
 
-def _count(service: Service, sink: str, outcome: str) -> None:
-    service.metrics.delivery_attempts.labels(sink, outcome).inc()
+def _count(context: ThreadContext, sink: str, outcome: str) -> None:
+    context.metrics.delivery_attempts.labels(sink, outcome).inc()

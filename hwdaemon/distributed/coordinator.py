@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from hwdaemon.daemon.context import ThreadContext
+from hwdaemon.daemon.executor import Executor
+from hwdaemon.daemon.outcomes import Outcomes
 from hwdaemon.store import Job, Store
-from hwdaemon.daemon.worker import record_failure, record_success
 from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for, redacted
 from hwdaemon.distributed.messages import ReadReply, ReadRequest
 from hwdaemon.model import Result
@@ -26,45 +28,50 @@ from hwdaemon.model import Result
 if TYPE_CHECKING:
     from celery import Celery
 
-    from hwdaemon.daemon.service import Service
-
 log = structlog.get_logger()
 BROKER_ERRORS_LOG_EVERY_SECONDS = 30.0
 POLL_SECONDS = 0.05
 IDLE_POLL_SECONDS = 0.5
 
 
+def celery_executor(context: ThreadContext, outcomes: Outcomes) -> Executor:
+    """One dispatcher thread: jobs go to `hwdaemon worker` processes through the broker."""
+    return Executor(lambda number: Dispatcher(context, outcomes), 1, context, outcomes)
+
+
 class Dispatcher(threading.Thread):
-    def __init__(self, service: Service) -> None:
+    def __init__(self, context: ThreadContext, outcomes: Outcomes) -> None:
         super().__init__(name="dispatcher", daemon=True)
-        self._service = service
+        self._context = context
+        self._outcomes = outcomes
         self.busy_since: float | None = None  # never stalls on one job; kept for the health check
+        self.job_in_hand: Job | None = None  # jobs are out with workers, not in this thread's hand
         self._last_broker_error = 0.0
         self._in_flight = 0
 
     def run(self) -> None:
-        config = self._service.runtime.config
+        config = self._context.runtime.config
         app = make_app(config.queue)
         store = Store(config.state_dir)
         log.info("dispatcher_started", broker=redacted(config.queue.broker_url), max_in_flight=config.queue.max_in_flight)
         try:
-            while not self._service.stopping.is_set():
+            while not self._context.stopping.is_set():
                 try:
                     busy = self._round(app, store)
                 except Exception as exc:  # noqa: BLE001 (broker down: the store keeps everything; try again)
                     self._broker_trouble(exc)
                     busy = False
-                    self._service.stopping.wait(2.0)
+                    self._context.stopping.wait(2.0)
                 if not busy:  # replies are polled: often while jobs are out, rarely when idle
-                    self._service.work_available.wait(POLL_SECONDS if self._in_flight else IDLE_POLL_SECONDS)
-                    self._service.work_available.clear()
+                    self._context.work_available.wait(POLL_SECONDS if self._in_flight else IDLE_POLL_SECONDS)
+                    self._context.work_available.clear()
         finally:
             store.close()
 
     def _round(self, app: Celery, store: Store) -> bool:
         """Collect replies, resend lost jobs, send new ones; True if anything happened."""
         busy = False
-        queue = self._service.runtime.config.queue
+        queue = self._context.runtime.config.queue
         now = time.time()
         dispatched = store.dispatch.sent()
         in_flight = len(dispatched)
@@ -83,7 +90,7 @@ class Dispatcher(threading.Thread):
             self._send(app, store, job)
             in_flight += 1
             busy = True
-        while in_flight < queue.max_in_flight and not self._service.stopping.is_set():
+        while in_flight < queue.max_in_flight and not self._context.stopping.is_set():
             job = store.jobs.claim_next()
             if job is None:
                 break
@@ -94,7 +101,7 @@ class Dispatcher(threading.Thread):
         return busy
 
     def _send(self, app: Celery, store: Store, job: Job) -> None:
-        config = self._service.runtime.config
+        config = self._context.runtime.config
         previews = config.ui.preview_max_side if config.ui.previews else None
         path = job.path
         try:
@@ -106,7 +113,7 @@ class Dispatcher(threading.Thread):
                     content = stream.read()
         except OSError as exc:
             with bound_contextvars(job_id=job.id, file=job.path):
-                record_failure(self._service, store, job, f"cannot read the file to send it: {exc.strerror}", permanent=True)
+                self._outcomes.failed(store, job, f"cannot read the file to send it: {exc.strerror}", permanent=True)
             return
         name = path.rsplit("/", 1)[-1]
         if content is not None:
@@ -124,7 +131,7 @@ class Dispatcher(threading.Thread):
                 log.warning("duplicate_result_ignored", state=current.state if current else None)
                 return
             if not isinstance(payload, dict):
-                record_failure(self._service, store, job, f"the worker's task ended {state}: {payload!r}", permanent=False)
+                self._outcomes.failed(store, job, f"the worker's task ended {state}: {payload!r}", permanent=False)
                 return
             reply = ReadReply.from_dict(payload)
             if reply.job_id != job.id or reply.sha256 != job.sha256:
@@ -133,11 +140,11 @@ class Dispatcher(threading.Thread):
                 return
             store.dispatch.set_worker(job.id, reply.worker)
             if reply.result is not None:
-                record_success(self._service, store, job, Result.from_dict(reply.result), reply.preview_bytes(), seconds)
+                self._outcomes.succeeded(store, job, Result.from_dict(reply.result), reply.preview_bytes(), seconds)
                 return
             if reply.refused:
                 log.error("job_refused_by_worker", worker=reply.worker, error=reply.error)
-            record_failure(self._service, store, job, reply.error or "the worker gave no result", permanent=reply.permanent)
+            self._outcomes.failed(store, job, reply.error or "the worker gave no result", permanent=reply.permanent)
 
     def _broker_trouble(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -44,6 +44,7 @@ class UiServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise OSError(f"the review page could not listen on {self._server.config.host}:{self._server.config.port}")
             time.sleep(0.02)
+        log.info("ui_listening", url=self.url)
 
     @property
     def url(self) -> str:

@@ -150,6 +150,19 @@ def test_an_unreadable_file_that_cannot_be_moved_is_recorded_once(tmp_path: Path
         (inbox / "stuck").chmod(0o755)
 
 
+def test_endless_and_enormous_files_are_refused_without_reading_them(daemon: Daemon, tmp_path: Path) -> None:
+    """A FIFO never ends; a sparse 1 TB file would take an hour to hash: both are refused at once."""
+    inbox = tmp_path / "inbox"
+    os.mkfifo(inbox / "pipe.png")
+    with (inbox / "sparse.png").open("wb") as stream:
+        stream.truncate(1 << 40)
+    wait_for(lambda: (inbox / "failed" / "pipe.png.error.json").exists() and (inbox / "failed" / "sparse.png.error.json").exists(), timeout=30, what="both refused")
+    assert "not a regular file" in json.loads((inbox / "failed" / "pipe.png.error.json").read_text())["error"]
+    assert "inputs.max_file_bytes" in json.loads((inbox / "failed" / "sparse.png.error.json").read_text())["error"]
+    save(render_lines(["Intake goes on"]), inbox / "after.png")
+    wait_for(lambda: (tmp_path / "outbox" / "after.txt").exists(), what="after.txt")
+
+
 def test_a_symlink_retargeted_after_queueing_is_not_read(faults_site: Path, tmp_path: Path) -> None:
     inbox, slow = tmp_path / "inbox", tmp_path / "slow"
     secret = save(render_lines(["TOP SECRET payroll"]), tmp_path / "secret.png")

@@ -293,6 +293,10 @@ class Service:
             if finished is not None:
                 self._finish_leftover(inbox, path, finished.state)
                 return
+            limit = self.runtime.config.inputs.max_file_bytes
+            if info.st_size > limit:  # refused before hashing: a sparse 1 TB file must not hold up intake for an hour
+                self._outcomes.refused(self._store, inbox, path, f"file is {info.st_size} bytes, over inputs.max_file_bytes ({limit})", info)
+                return
             try:
                 sha256 = sha256_of(path, inside=root)
             except InputFileError as exc:  # unreadable, outside the inbox, not a regular file

@@ -163,6 +163,14 @@ def test_endless_and_enormous_files_are_refused_without_reading_them(daemon: Dae
     wait_for(lambda: (tmp_path / "outbox" / "after.txt").exists(), what="after.txt")
 
 
+def test_a_name_that_is_not_utf8_is_read_under_its_latin1_name(daemon: Daemon, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    save(render_lines(["An old scanner"]), Path(os.fsdecode(os.fsencode(inbox) + b"/re\xe7u.png")))
+    wait_for(lambda: (tmp_path / "outbox" / "reçu.txt").exists(), what="reçu.txt")
+    assert (inbox / "processed" / "reçu.png").exists()
+    assert daemon.count("intake_failed") == 0 and daemon.count("file_renamed") == 1
+
+
 def test_a_symlink_retargeted_after_queueing_is_not_read(faults_site: Path, tmp_path: Path) -> None:
     inbox, slow = tmp_path / "inbox", tmp_path / "slow"
     secret = save(render_lines(["TOP SECRET payroll"]), tmp_path / "secret.png")

@@ -51,6 +51,26 @@ def return_to_inbox(failed_file: Path, inbox: Path, name: str) -> Path:
     return target
 
 
+def with_utf8_name(path: Path) -> Path:
+    """A file whose name is not UTF-8 (an old scanner's Latin-1 name on a share), renamed in place to what it meant.
+
+    The store, logs and JSON need text; the bytes are read as Latin-1, which maps
+    every byte, so `caf\xe9.png` (the bytes) becomes `café.png`. The contents are not touched.
+    """
+    name = os.fsencode(path.name).decode("latin-1")
+    target = free_name(path.parent, name)
+    os.rename(path, target)
+    return target
+
+
+def is_utf8_name(path: Path) -> bool:
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def free_name(folder: Path, name: str, reserve_bytes: int = 0) -> Path:
     """`folder/name`, or `folder/stem-2.ext`, `-3`, … when taken; each fits NAME_MAX with `reserve_bytes` to spare."""
     candidate = folder / fit_name(name, reserve_bytes)

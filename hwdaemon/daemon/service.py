@@ -27,7 +27,7 @@ from hwdaemon.config import Config, InboxConfig
 from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.daemon.delivery import DeliveryThread
 from hwdaemon.daemon.executor import Executor
-from hwdaemon.daemon.filing import file_done
+from hwdaemon.daemon.filing import file_done, is_utf8_name, with_utf8_name
 from hwdaemon.daemon.filters import is_candidate
 from hwdaemon.daemon.notify import Notifier, watchdog_interval_seconds
 from hwdaemon.daemon.outcomes import Outcomes
@@ -277,6 +277,14 @@ class Service:
             return
         if not is_candidate(relative, inbox.patterns, inbox.ignore, inbox.recursive):
             return
+        if not is_utf8_name(path):
+            try:
+                renamed = with_utf8_name(path)
+            except OSError as exc:
+                log.error("file_not_renamed", file=os.fsencode(path).decode("utf-8", "backslashreplace"), error=exc.strerror)
+                return
+            log.warning("file_renamed", file=str(renamed), reason="its name was not UTF-8; read as Latin-1")
+            return  # the new name is seen (event, rescan) and settles like any new file
         with structlog.contextvars.bound_contextvars(file=str(path), inbox=str(root)):
             if self._store.jobs.unfinished_for(str(path)):
                 return

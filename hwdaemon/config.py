@@ -2,23 +2,20 @@
 
 Errors name the file, the line and the key path, and say the fix. Options of
 pipeline pieces and sinks belong to their plugins, so `load_config` validates
-them against the `Registry` built by `hwdaemon.plugins` — a typo in a step's
-option is caught at load, not when the first scan arrives.
+them against a `PieceValidator` (the `Registry` built by `hwdaemon.plugins`) —
+a typo in a step's option is caught at load, not when the first scan arrives.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hwdaemon.errors import ConfigError
 from hwdaemon.yamlfile import KeyPath, YamlDocument, format_key, parse_yaml
-
-if TYPE_CHECKING:
-    from hwdaemon.plugins import Registry
 
 DEFAULT_CONFIG_NAME = "default.yaml"
 
@@ -219,7 +216,15 @@ class Config(Strict):
         return self.profiles.get(profile, ProfileConfig()).review_below
 
 
-def load_config(path: Path | None, registry: Registry) -> Config:
+class PieceValidator(Protocol):
+    """What loading a config needs from the plugin registry (`hwdaemon.plugins.Registry` is one): so config never imports plugins."""
+
+    def validate(self, kind: str, piece: PieceConfig, path: KeyPath, document: YamlDocument | None) -> BaseModel:
+        """Check that `piece` names an installed class of `kind` and that its options fit; raise ConfigError if not."""
+        ...
+
+
+def load_config(path: Path | None, registry: PieceValidator) -> Config:
     """Read `path` (or the embedded default when None), validate it and its plugins' options."""
     if path is None:
         text = resources.files("hwdaemon").joinpath(DEFAULT_CONFIG_NAME).read_text(encoding="utf-8")
@@ -233,7 +238,7 @@ def load_config(path: Path | None, registry: Registry) -> Config:
     return parse_config(text, source, registry)
 
 
-def parse_config(text: str, source: str, registry: Registry) -> Config:
+def parse_config(text: str, source: str, registry: PieceValidator) -> Config:
     document = parse_yaml(text, source)
     if not isinstance(document.data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys (state_dir:, profiles:, …)")
@@ -258,7 +263,7 @@ def _check_references(config: Config, document: YamlDocument) -> None:
                 raise ConfigError(f"{where}: no sink {sink!r}; defined: {sorted(config.sinks)}; add it under sinks:")
 
 
-def _validate_pieces(config: Config, document: YamlDocument, registry: Registry) -> None:
+def _validate_pieces(config: Config, document: YamlDocument, registry: PieceValidator) -> None:
     for name, profile in config.profiles.items():
         base: KeyPath = ("profiles", name)
         for index, step in enumerate(profile.preprocess):

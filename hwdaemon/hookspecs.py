@@ -1,4 +1,4 @@
-"""The whole plugin contract of hwdaemon, on one page.
+"""The hooks of hwdaemon, on one page: the markers, every spec, and the record a hook is handed.
 
 A plugin is a module (or object) with functions marked `@hookimpl` whose names
 match the specs below; install it with an entry point in the group "hwdaemon":
@@ -6,21 +6,24 @@ match the specs below; install it with an entry point in the group "hwdaemon":
     [project.entry-points.hwdaemon]
     my_engine = "my_package.plugin"
 
-Registration hooks return classes; the host instantiates them from config as
-`cls(options, context)`, where `options` is the class's own `Options` model.
-hwdaemon registers its built-in pieces through these same hooks.
+Registration hooks return classes, which the host instantiates from config with
+the class's own `Options` model: a pipeline piece as `cls(options, context)`
+(a `PieceContext`), a sink as `cls(options, instance_name)` (its key under
+`sinks:`). hwdaemon registers its built-in pieces and file sink through these
+same hooks. Plugin authors import `hookimpl` and the classes named here from
+`hwdaemon.plugin_api`. Hook arguments are added, never renamed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from hwdaemon.pipeline.stages import Detector, Postprocessor, Recognizer, Step
-    from hwdaemon.store import Job
     from hwdaemon.model import Result
+    from hwdaemon.pipeline.stages import Detector, Postprocessor, Recognizer, Step
     from hwdaemon.sinks import Sink
 
 PROJECT_NAME = "hwdaemon"
@@ -29,11 +32,29 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+@dataclass(frozen=True, slots=True)
+class FailedJob:
+    """A job that failed for good, as `hwdaemon_job_failed` hands it to plugins.
+
+    `path` is where the scan was read from (it has since moved to failed/),
+    `inbox` the inbox folder, `error` the last failure, as in the .error.json report.
+    """
+
+    id: int
+    path: str
+    inbox: str
+    profile: str
+    sha256: str
+    attempts: int
+    error: str
+
+
 @hookspec
 def hwdaemon_register_steps() -> list[type[Step]]:
     """Return preprocessing step classes (subclasses of `Step`).
 
-    Called once when the plugin manager is built. A profile names a step by its
+    Called once when the plugin manager is built; each class is built per
+    profile as `cls(options, context)`. A profile names a step by its
     class's `name` in `preprocess:`. Not firstresult: every plugin's list counts;
     a name registered twice keeps the first (built-ins come first).
     """
@@ -63,7 +84,7 @@ def hwdaemon_register_postprocessors() -> list[type[Postprocessor]]:
 
 @hookspec
 def hwdaemon_register_sinks() -> list[type[Sink]]:
-    """Return sink classes (subclasses of `hwdaemon.sinks.Sink`); `sinks.NAME.type` names one.
+    """Return sink classes (subclasses of `Sink`); `sinks.NAME.type` names one.
 
     The host builds one instance per configured sink as `cls(options, instance_name)`
     and calls `deliver(result, artifacts)` from its delivery thread. `deliver`
@@ -76,12 +97,20 @@ def hwdaemon_register_sinks() -> list[type[Sink]]:
 
 @hookspec
 def hwdaemon_job_done(result: Result) -> None:
-    """Called on the worker thread after a job's result is stored and its deliveries queued.
+    """Called in the daemon after a job's result is stored and its deliveries queued.
 
-    For observing (metrics, notifications); an exception here is logged and ignored.
+    It runs on the thread that ended the job: a local worker, or the Celery
+    dispatcher for a result read on another host. For observing (metrics,
+    notifications): keep it quick; an exception here is logged and ignored.
     """
 
 
 @hookspec
-def hwdaemon_job_failed(job: Job, error: str) -> None:
-    """Called on the worker thread after a job failed for good and its file went to failed/."""
+def hwdaemon_job_failed(job: FailedJob, error: str) -> None:
+    """Called in the daemon after a job failed for good and its file went to failed/.
+
+    It runs on the thread that ended the job, as `hwdaemon_job_done` does (or at
+    start-up, for a job that crashed the process too often). `error` is
+    `job.error`, an argument of its own since before `FailedJob`. For observing;
+    an exception here is logged and ignored.
+    """

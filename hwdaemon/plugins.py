@@ -16,10 +16,10 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from hwdaemon import hookspecs
+from hwdaemon.config import PieceConfig, describe_options_error
 from hwdaemon.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
-    from hwdaemon.config import PieceConfig
     from hwdaemon.yamlfile import KeyPath, YamlDocument
 
 BUILTIN_PLUGINS = (
@@ -31,7 +31,7 @@ BUILTIN_PLUGINS = (
     "hwdaemon.builtins.recognizers.handwriting",
     "hwdaemon.builtins.postprocessors.tidy",
     "hwdaemon.builtins.postprocessors.spelling",
-    "hwdaemon.sinks",
+    "hwdaemon.builtins.sinks",
 )
 
 Kind = Literal["step", "detector", "recognizer", "postprocessor", "sink"]
@@ -71,9 +71,7 @@ class Registry:
             raise PluginError(f"no {kind} named {name!r} is installed; installed: {known}") from None
 
     def validate(self, kind: str, piece: PieceConfig, path: KeyPath, document: YamlDocument | None) -> BaseModel:
-        """Check `piece` names an installed class and its options fit that class's Options."""
-        from hwdaemon.config import describe_options_error
-
+        """Check `piece` names an installed class and its options fit that class's Options (config.PieceValidator)."""
         try:
             cls = self.get(kind, piece.type)
         except PluginError as exc:

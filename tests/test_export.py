@@ -55,7 +55,8 @@ def test_text_can_label_pages_with_headers() -> None:
 def test_file_sink_replaces_its_own_file_and_never_anothers(tmp_path: Path, formats: list[str]) -> None:
     from dataclasses import replace
 
-    from hwdaemon.sinks import Artifacts, FileSink, FileSinkOptions
+    from hwdaemon.builtins.sinks import FileSink, FileSinkOptions
+    from hwdaemon.plugin_api import Artifacts
 
     sink = FileSink(FileSinkOptions(path=tmp_path, formats=formats), "outbox")
     first = RESULT

@@ -123,3 +123,4 @@ def test_hook_hwdaemon_job_done_and_hwdaemon_job_failed(faults_site: Path, tmp_p
     recorded = {item["hook"]: item for item in map(json.loads, events.read_text().splitlines())}
     assert recorded["hwdaemon_job_done"]["source"].endswith("hooked.png") and recorded["hwdaemon_job_done"]["lines"] >= 1
     assert recorded["hwdaemon_job_failed"]["path"].endswith("crashes.png") and "injected crash" in recorded["hwdaemon_job_failed"]["error"]
+    assert recorded["hwdaemon_job_failed"]["job_error"] == recorded["hwdaemon_job_failed"]["error"] and recorded["hwdaemon_job_failed"]["attempts"] == 1

@@ -11,9 +11,8 @@ from click.testing import CliRunner
 
 from hwdaemon.cli import cli
 from hwdaemon.config import parse_config
-from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Document, Page
-from hwdaemon.pipeline.stages import Step
+from hwdaemon.plugin_api import Step, hookimpl
 from hwdaemon.plugins import build_registry, get_plugin_manager
 
 
@@ -49,7 +48,7 @@ def test_plugins_command_lists_builtins_and_what_they_register() -> None:
     assert listed["hwdaemon.builtins.detectors.rules"]["detector"] == ["lines", "mser"]
     assert listed["hwdaemon.builtins.detectors.craft"]["detector"] == ["craft"]
     assert listed["hwdaemon.builtins.postprocessors.spelling"]["postprocessor"] == ["spelling"]
-    assert listed["hwdaemon.sinks"]["sink"] == ["file"]
+    assert listed["hwdaemon.builtins.sinks"]["sink"] == ["file"]
 
 
 def test_a_plugin_step_is_usable_from_a_profile(manager_with_plugin: object) -> None:

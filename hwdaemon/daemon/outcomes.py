@@ -19,6 +19,7 @@ from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.daemon.filing import file_done, file_failed
 from hwdaemon.daemon.previews import save_previews
 from hwdaemon.daemon.runtime import inbox_key_of
+from hwdaemon.hookspecs import FailedJob
 from hwdaemon.store import Job, Store
 from hwdaemon.model import Result
 
@@ -73,7 +74,8 @@ class Outcomes:
             store.jobs.set_final_path(job.id, str(final))
         self._context.metrics.jobs_finished.labels("failed").inc()
         log.error("job_failed", error=error, attempts=job.attempts, moved_to=str(final) if final else None)
-        self.call_hook("hwdaemon_job_failed", job=job, error=error)
+        public = FailedJob(id=job.id, path=job.path, inbox=job.inbox, profile=job.profile, sha256=job.sha256, attempts=job.attempts, error=error)
+        self.call_hook("hwdaemon_job_failed", job=public, error=error)
 
     def refused(self, store: Store, inbox: InboxConfig, path: Path, reason: str, info: os.stat_result | None) -> None:
         """A file that cannot become a job: a failed job, and the file in failed/ with its report where it can be moved.

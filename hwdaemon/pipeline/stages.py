@@ -4,6 +4,11 @@ Every piece has a `name` (what YAML calls it), an `Options` pydantic model
 (validated when the config loads) and is built as `Piece(options, context)`.
 Pieces run on the worker thread that owns the pipeline; they may keep state
 (a loaded model) but must not share mutable state between pipelines.
+
+A piece names its options class twice, `class Mine(Step[MineOptions])` and
+`Options = MineOptions`: the first types `self.options` for its author, the
+second is what the host validates and builds. Plugins import these classes
+from `hwdaemon.plugin_api`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,11 +46,15 @@ class PieceContext:
     trained_model_dir: Path | None = None  # this profile's model from `train --from-corrections`, once installed
 
 
-class Piece(ABC):
-    name: ClassVar[str]
-    Options: ClassVar[type[BaseModel]] = NoOptions
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
-    def __init__(self, options: BaseModel, context: PieceContext) -> None:
+
+class Piece(ABC, Generic[OptionsT]):
+    name: ClassVar[str]
+    Options: ClassVar[type[OptionsT]] = NoOptions  # type: ignore[assignment]  # the default for a piece without options
+    options: OptionsT
+
+    def __init__(self, options: OptionsT, context: PieceContext) -> None:
         self.options = options
         self.context = context
 
@@ -56,28 +65,28 @@ class Piece(ABC):
         """Load heavy resources (model weights) now; the daemon calls this before READY=1."""
 
 
-class Step(Piece):
+class Step(Piece[OptionsT]):
     """A preprocessing step: image in, image out (uint8, greyscale or RGB)."""
 
     @abstractmethod
     def apply(self, image: Image) -> Image: ...
 
 
-class Detector(Piece):
+class Detector(Piece[OptionsT]):
     """Finds the text lines of a page, returned in reading order."""
 
     @abstractmethod
     def detect(self, image: Image) -> list[Box]: ...
 
 
-class Recognizer(Piece):
+class Recognizer(Piece[OptionsT]):
     """Reads the text inside each box; returns one Line per box, same order (cut lines with crops.line_crop, which honours a box's outline)."""
 
     @abstractmethod
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]: ...
 
 
-class Postprocessor(Piece):
+class Postprocessor(Piece[OptionsT]):
     """Rewrites or filters the recognised lines of one page."""
 
     @abstractmethod

@@ -15,11 +15,21 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, NoCredentialsError
 from pydantic import Field, SecretStr, field_validator
 
-from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import Format, render
-from hwdaemon.hookspecs import hookimpl
-from hwdaemon.model import Result
-from hwdaemon.sinks import Artifacts, DeliveryReceipt, Sink, SinkOptions, check_name_template, output_name
+from hwdaemon.plugin_api import (
+    NAME_FIELDS,
+    Artifacts,
+    DeliveryReceipt,
+    Format,
+    PermanentDeliveryError,
+    Result,
+    RetryableDeliveryError,
+    Sink,
+    SinkOptions,
+    check_name_template,
+    hookimpl,
+    output_name,
+    render,
+)
 
 CONTENT_TYPES: dict[str, str] = {"txt": "text/plain; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
 # Errors that retrying cannot fix without a change of configuration.
@@ -33,7 +43,7 @@ class S3Options(SinkOptions):
     endpoint_url: str | None = Field(default=None, description="for MinIO, Swift, Ceph…; None means AWS")
     region: str = "us-east-1"
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    key_template: str = Field(default="{date}/{stem}-{sha8}.{ext}", description="fields: stem, ext, date, sha8, sha256")
+    key_template: str = Field(default="{date}/{stem}-{sha8}.{ext}", description=f"fields: {NAME_FIELDS}")
     formats: list[Format] = Field(default_factory=lambda: ["json"], min_length=1)
     access_key_id: str | None = Field(default=None, description="else boto3's chain: env, ~/.aws, instance role")
     secret_access_key: SecretStr | None = None
@@ -49,11 +59,11 @@ class S3Options(SinkOptions):
         return check_name_template(value)
 
 
-class S3Sink(Sink):
+class S3Sink(Sink[S3Options]):
     name = "s3"
     Options = S3Options
 
-    def __init__(self, options: S3Options, instance_name: str) -> None:  # type: ignore[override]
+    def __init__(self, options: S3Options, instance_name: str) -> None:
         super().__init__(options, instance_name)
         session = boto3.session.Session(profile_name=options.profile) if options.profile else boto3.session.Session()
         secret = options.secret_access_key.get_secret_value() if options.secret_access_key else None
@@ -73,7 +83,7 @@ class S3Sink(Sink):
         )
 
     def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
-        options: S3Options = self.options  # type: ignore[assignment]
+        options = self.options
         keys = []
         for format in options.formats:
             key = output_name(options.key_template, result, artifacts, format)

@@ -10,11 +10,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.export import to_json
-from hwdaemon.model import Box, Line, PageResult, Result
+from hwdaemon.plugin_api import Artifacts, Box, Line, PageResult, PermanentDeliveryError, Result, RetryableDeliveryError
 from hwdaemon.plugins import build_registry
-from hwdaemon.sinks import Artifacts
 from hwdaemon_s3 import S3Options, S3Sink
 from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftServer, missing_binaries
 

@@ -15,11 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
-from hwdaemon.errors import ModelMissingError
-from hwdaemon.hookspecs import hookimpl
-from hwdaemon.model import Box, Line
-from hwdaemon.pipeline.crops import line_crop
-from hwdaemon.pipeline.stages import PieceOptions, Recognizer
+from hwdaemon.plugin_api import Box, Line, ModelMissingError, PieceOptions, Recognizer, hookimpl, line_crop
 
 LANGUAGE_CODES = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "nl": "nld", "pt": "por", "ru": "rus", "pl": "pol", "sv": "swe", "da": "dan"}
 
@@ -30,7 +26,7 @@ class TesseractOptions(PieceOptions):
     padding: int = Field(default=8, ge=0, description="white margin added around each crop")
 
 
-class TesseractRecognizer(Recognizer):
+class TesseractRecognizer(Recognizer[TesseractOptions]):
     name = "tesseract"
     Options = TesseractOptions
 
@@ -48,7 +44,7 @@ class TesseractRecognizer(Recognizer):
     def recognize(self, image: np.ndarray, boxes: Sequence[Box]) -> list[Line]:
         import pytesseract
 
-        options: TesseractOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = image if image.ndim == 2 else image.mean(axis=2).astype(np.uint8)
         config = f"--psm {options.page_segmentation_mode} --oem {options.oem}"
         lines = []

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from hwdaemon.config import parse_config
-from hwdaemon.errors import ModelMissingError
 from hwdaemon.model import Document, Page
+from hwdaemon.plugin_api import ModelMissingError
 from hwdaemon.pipeline import Pipeline
 from hwdaemon.plugins import build_registry
 from hwdaemon_tesseract import TesseractRecognizer

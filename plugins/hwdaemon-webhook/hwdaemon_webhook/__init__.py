@@ -25,11 +25,20 @@ import requests
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 from standardwebhooks.webhooks import Webhook
 
-from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.hookspecs import hookimpl
-from hwdaemon.model import Result
-from hwdaemon.redaction import redact_url, redact_urls_in, redact_values, secrets_of_url
-from hwdaemon.sinks import Artifacts, DeliveryReceipt, Sink, SinkOptions
+from hwdaemon.plugin_api import (
+    Artifacts,
+    DeliveryReceipt,
+    PermanentDeliveryError,
+    Result,
+    RetryableDeliveryError,
+    Sink,
+    SinkOptions,
+    hookimpl,
+    redact_url,
+    redact_urls_in,
+    redact_values,
+    secrets_of_url,
+)
 from hwdaemon_webhook.deadline import DeadlineAdapter, deadline
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -81,11 +90,11 @@ class Answer:
     excerpt: str
 
 
-class WebhookSink(Sink):
+class WebhookSink(Sink[WebhookOptions]):
     name = "webhook"
     Options = WebhookOptions
 
-    def __init__(self, options: WebhookOptions, instance_name: str) -> None:  # type: ignore[override]
+    def __init__(self, options: WebhookOptions, instance_name: str) -> None:
         super().__init__(options, instance_name)
         self._signer = Webhook(options.secret.get_secret_value()) if options.secret else None
         self._url = str(options.url)
@@ -95,7 +104,7 @@ class WebhookSink(Sink):
             self._secrets.append(options.secret.get_secret_value())
 
     def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
-        options: WebhookOptions = self.options  # type: ignore[assignment]
+        options = self.options
         body = json.dumps(
             {"type": "hwdaemon.result", "idempotency_key": artifacts.idempotency_key, "original_name": artifacts.original_name, "result": result.to_dict()},
             ensure_ascii=False,

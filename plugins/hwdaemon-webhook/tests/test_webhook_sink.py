@@ -13,10 +13,8 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
-from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.model import Box, Line, PageResult, Result
+from hwdaemon.plugin_api import Artifacts, Box, Line, PageResult, PermanentDeliveryError, Result, RetryableDeliveryError
 from hwdaemon.plugins import build_registry
-from hwdaemon.sinks import Artifacts
 from hwdaemon_webhook import WebhookOptions, WebhookSink, retry_after_seconds
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

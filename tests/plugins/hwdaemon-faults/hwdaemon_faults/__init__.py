@@ -8,15 +8,14 @@ import time
 
 from pydantic import Field
 
-from hwdaemon.hookspecs import hookimpl
-from hwdaemon.pipeline.stages import PieceOptions, Step
+from hwdaemon.plugin_api import PieceOptions, Step, hookimpl
 
 
 class StallOptions(PieceOptions):
     seconds: float = Field(default=3600, gt=0)
 
 
-class Stall(Step):
+class Stall(Step[StallOptions]):
     """Sleeps inside the pipeline, as a wedged model or a stuck NFS read would."""
 
     name = "stall"
@@ -75,4 +74,4 @@ def hwdaemon_job_done(result):
 
 @hookimpl
 def hwdaemon_job_failed(job, error):
-    _record({"hook": "hwdaemon_job_failed", "path": job.path, "error": error})
+    _record({"hook": "hwdaemon_job_failed", "path": job.path, "error": error, "job_error": job.error, "attempts": job.attempts})

@@ -5,16 +5,14 @@ import json
 import os
 from pathlib import Path
 
-from hwdaemon.errors import RetryableDeliveryError
-from hwdaemon.hookspecs import hookimpl
-from hwdaemon.sinks import DeliveryReceipt, Sink, SinkOptions
+from hwdaemon.plugin_api import DeliveryReceipt, RetryableDeliveryError, Sink, SinkOptions, hookimpl
 
 
 class JsonlOptions(SinkOptions):
     path: Path
 
 
-class JsonlSink(Sink):
+class JsonlSink(Sink[JsonlOptions]):
     name = "jsonl"
     Options = JsonlOptions
 

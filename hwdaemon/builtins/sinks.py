@@ -1,0 +1,96 @@
+"""The built-in `file` sink, registered through `hwdaemon_register_sinks` like any sink plugin.
+
+It writes each result into a folder and never clobbers another document's text;
+the sink contract it implements is `hwdaemon.sinks`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
+from hwdaemon.export import Format, PageSeparator, render, write_atomic
+from hwdaemon.filenames import fit_name
+from hwdaemon.hookspecs import hookimpl
+from hwdaemon.model import Result
+from hwdaemon.sinks import NAME_FIELDS, Artifacts, DeliveryReceipt, Sink, SinkOptions, check_name_template, output_name
+
+
+class FileSinkOptions(SinkOptions):
+    path: Path
+    formats: list[Format] = Field(default_factory=lambda: ["txt"], min_length=1)
+    name_template: str = Field(default="{stem}.{ext}", description=f"fields: {NAME_FIELDS}")
+    overwrite: bool = False
+    page_separator: PageSeparator = Field(default="formfeed", description="txt: form feed between pages, or a '--- page N ---' header")
+
+    @field_validator("name_template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        return check_name_template(value)
+
+
+class FileSink(Sink[FileSinkOptions]):
+    """Writes each result as .txt/.json/.csv into a folder, atomically, never clobbering by default."""
+
+    name = "file"
+    Options = FileSinkOptions
+
+    def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
+        options = self.options
+        written = []
+        for format in options.formats:
+            target = options.path / fit_name(output_name(options.name_template, result, artifacts, format), reserve_bytes=len("-12345678"))
+            if not options.overwrite:
+                target = _unclaimed(target, result.sha256)
+            try:
+                write_atomic(target, render(result, format, options.page_separator))
+                _mark_owner(target, result.sha256)
+            except PermissionError as exc:
+                raise PermanentDeliveryError(f"cannot write {target}: {exc.strerror}; check the folder's permissions") from exc
+            except OSError as exc:
+                raise RetryableDeliveryError(f"cannot write {target}: {exc.strerror}") from exc
+            written.append(str(target))
+        return DeliveryReceipt(location=", ".join(written))
+
+
+def _unclaimed(target: Path, sha256: str) -> Path:
+    """`target`, or `stem-<sha8>.ext` when another document's text has that name: never clobber another scan's text.
+
+    A file this document wrote before (a retry, or a reviewer's correction) is
+    replaced. The fallback name is fixed per document for the same reason.
+    """
+    if not target.exists() or _owner_of(target) == sha256:
+        return target
+    return target.with_name(f"{target.stem}-{sha256[:8]}{target.suffix}")
+
+
+OWNER_XATTR = "user.hwdaemon.sha256"
+
+
+def _mark_owner(target: Path, sha256: str) -> None:
+    """Tag the file with its document's sha256 (an extended attribute; some shares have none)."""
+    try:
+        os.setxattr(target, OWNER_XATTR, sha256.encode())
+    except OSError:
+        pass
+
+
+def _owner_of(target: Path) -> str | None:
+    """Which document wrote `target`: its xattr, else the sha256 in the JSON of the same stem."""
+    try:
+        return os.getxattr(target, OWNER_XATTR).decode()
+    except OSError:
+        pass
+    try:
+        return str(json.loads(target.with_suffix(".json").read_text(encoding="utf-8"))["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@hookimpl
+def hwdaemon_register_sinks() -> list[type[Sink]]:
+    return [FileSink]

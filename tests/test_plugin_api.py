@@ -121,3 +121,12 @@ def test_every_class_that_names_its_options_type_builds_that_type() -> None:
                 named += 1
                 assert issubclass(cls.Options, declared), f"{cls.__name__}: Options is {cls.Options.__name__}, its base says {declared.__name__}"
     assert named >= 4  # the file, webhook and s3 sinks and the tesseract recognizer at least
+
+
+def test_every_type_a_hook_names_is_in_the_plugin_api() -> None:
+    from hwdaemon import hookspecs
+
+    hooks = [value for name, value in vars(hookspecs).items() if name.startswith("hwdaemon_") and callable(value)]
+    assert hooks
+    for hook in hooks:
+        typing.get_type_hints(hook, globalns=dict(vars(plugin_api)))  # NameError if a hook names a type plugins cannot import

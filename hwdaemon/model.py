@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: coordinates in the original image, words, baselines, dpi, orientation
+READABLE_SCHEMA_VERSIONS = (1, 2)  # 1: stored by earlier versions, coordinates in the processed page
 
 Point = tuple[int, int]
+Coordinates = Literal["original", "processed"]  # which image a Result's polygons are in
 Image = npt.NDArray[np.uint8]
 
 
@@ -56,6 +58,7 @@ class Box:
     width: int
     height: int
     outline: tuple[Point, ...] = ()
+    baseline: tuple[Point, ...] = ()  # left to right, when the detector knows it
 
     @property
     def polygon(self) -> tuple[Point, ...]:
@@ -66,8 +69,8 @@ class Box:
 
 
 @dataclass(frozen=True, slots=True)
-class Line:
-    """One recognised line: its text, the recogniser's confidence (0..1) and where it is."""
+class Word:
+    """One word of a line: its text, confidence (0..1) and outline, in the same frame as its line."""
 
     text: str
     confidence: float
@@ -75,15 +78,42 @@ class Line:
 
     @property
     def box(self) -> Box:
-        xs = [x for x, _ in self.polygon]
-        ys = [y for _, y in self.polygon]
-        return Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+        return _bounds(self.polygon)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "confidence": round(self.confidence, 4), "polygon": [list(point) for point in self.polygon]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Word:
+        return cls(text=str(data["text"]), confidence=float(data["confidence"]), polygon=tuple((int(x), int(y)) for x, y in data["polygon"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One recognised line: its text, the recogniser's confidence (0..1), where it is, its baseline and words.
+
+    `baseline` runs left to right along the foot of the letters (ALTO, PAGE and
+    eScriptorium want it); `words` split `text` on spaces, each with its own box.
+    Both may be empty for lines read by a recogniser that does not know them.
+    """
+
+    text: str
+    confidence: float
+    polygon: tuple[Point, ...]
+    baseline: tuple[Point, ...] = ()
+    words: tuple[Word, ...] = ()
+
+    @property
+    def box(self) -> Box:
+        return _bounds(self.polygon)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "confidence": round(self.confidence, 4),
             "polygon": [list(point) for point in self.polygon],
+            "baseline": [list(point) for point in self.baseline],
+            "words": [word.to_dict() for word in self.words],
         }
 
     @classmethod
@@ -92,17 +122,28 @@ class Line:
             text=str(data["text"]),
             confidence=float(data["confidence"]),
             polygon=tuple((int(x), int(y)) for x, y in data["polygon"]),
+            baseline=tuple((int(x), int(y)) for x, y in data.get("baseline", ())),
+            words=tuple(Word.from_dict(word) for word in data.get("words", ())),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class PageResult:
-    """The lines read on one page, in reading order, and the page's size in pixels."""
+    """The lines read on one page, in reading order, and the page's size in pixels.
+
+    `width`×`height` is the page in the frame its Result's `coordinates` names (the
+    original image, upright as viewers show it, for schema 2). `dpi` is the page's
+    resolution when known (a PDF's render resolution, an image's own metadata), so a
+    PDF can be written at the original's physical size. `orientation` is how the page
+    arrived: 0, 90, 180 or 270 degrees clockwise from upright (undone before reading).
+    """
 
     number: int
     width: int
     height: int
     lines: tuple[Line, ...]
+    dpi: float | None = None
+    orientation: int = 0
 
     @property
     def text(self) -> str:
@@ -113,17 +154,22 @@ class PageResult:
             "number": self.number,
             "width": self.width,
             "height": self.height,
+            "dpi": self.dpi,
+            "orientation": self.orientation,
             "text": self.text,
             "lines": [line.to_dict() for line in self.lines],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PageResult:
+        dpi = data.get("dpi")
         return cls(
             number=int(data["number"]),
             width=int(data["width"]),
             height=int(data["height"]),
             lines=tuple(Line.from_dict(line) for line in data["lines"]),
+            dpi=None if dpi is None else float(dpi),
+            orientation=int(data.get("orientation", 0)),
         )
 
 
@@ -141,6 +187,7 @@ class Result:
     timings: Mapping[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     revision: int = 0
+    coordinates: Coordinates = "original"
 
     @property
     def text(self) -> str:
@@ -163,6 +210,7 @@ class Result:
             "sha256": self.sha256,
             "profile": self.profile,
             "revision": self.revision,
+            "coordinates": self.coordinates,
             "text": self.text,
             "mean_confidence": _rounded(self.mean_confidence),
             "timings": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
@@ -172,8 +220,8 @@ class Result:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Result:
         version = int(data.get("schema_version", 0))
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"result schema_version {version} is not {SCHEMA_VERSION}")
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"result schema_version {version} is not one of {READABLE_SCHEMA_VERSIONS}")
         return cls(
             source=str(data["source"]),
             sha256=str(data["sha256"]),
@@ -182,7 +230,14 @@ class Result:
             timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
             schema_version=version,
             revision=int(data.get("revision", 0)),
+            coordinates="processed" if data.get("coordinates", "processed" if version == 1 else "original") == "processed" else "original",
         )
+
+
+def _bounds(polygon: tuple[Point, ...]) -> Box:
+    xs = [x for x, _ in polygon]
+    ys = [y for _, y in polygon]
+    return Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
 
 
 def _rounded(value: float | None) -> float | None:

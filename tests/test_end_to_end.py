@@ -48,7 +48,7 @@ def test_output_folder_gets_one_file_per_input_in_the_chosen_format(tmp_path: Pa
     written = sorted(path.name for path in (tmp_path / "out").iterdir())
     assert written == ["first.json", "second.json"]
     document = json.loads((tmp_path / "out" / "first.json").read_text())
-    assert document["schema_version"] == 1 and document["pages"][0]["lines"]
+    assert document["schema_version"] == 2 and document["coordinates"] == "original" and document["pages"][0]["lines"]
     assert set(document["timings"]) == {"preprocess", "detect", "recognize", "postprocess"}
 
 

@@ -1,0 +1,52 @@
+"""A line's words and baseline, as measured or, when the recognizer did not measure them, estimated.
+
+The rule: every exporter that needs words or a baseline asks here, never `line.words` /
+`line.baseline` directly, so a line read by a recognizer that knows neither (EasyOCR,
+Tesseract, results stored before schema 2) still exports with word boxes and a baseline,
+and every format estimates them the same way. Estimates are in the line's own frame.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hwdaemon.model import Line, Point, Word
+
+BASELINE_HEIGHT_FRACTION = 0.8  # the foot of the letters sits about a fifth above the box's bottom (descenders below)
+
+_WORD = re.compile(r"\S+")
+
+
+def words_of(line: Line) -> tuple[Word, ...]:
+    """The line's words; estimated when it has none: its text split on spaces, each word's x range
+    proportional to where its characters fall in the text, across the line's box, the box's full height,
+    with the line's confidence."""
+    if line.words:
+        return line.words
+    if not line.text or not line.polygon:
+        return ()
+    box = line.box
+    characters = len(line.text)
+    top, bottom = box.y, box.y + box.height
+
+    def x_at(offset: int) -> int:
+        return box.x + round(box.width * offset / characters)
+
+    words = []
+    for match in _WORD.finditer(line.text):
+        left, right = x_at(match.start()), x_at(match.end())
+        polygon: tuple[Point, ...] = ((left, top), (right, top), (right, bottom), (left, bottom))
+        words.append(Word(text=match.group(), confidence=line.confidence, polygon=polygon))
+    return tuple(words)
+
+
+def baseline_of(line: Line) -> tuple[Point, ...]:
+    """The line's baseline, left to right; estimated when it has none: straight across its box,
+    at `BASELINE_HEIGHT_FRACTION` of the box's height from the top."""
+    if line.baseline:
+        return line.baseline
+    if not line.polygon:
+        return ()
+    box = line.box
+    y = box.y + round(box.height * BASELINE_HEIGHT_FRACTION)
+    return ((box.x, y), (box.x + box.width, y))

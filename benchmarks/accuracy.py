@@ -49,14 +49,27 @@ def main() -> None:
     registry = build_registry()
     config = load_config(Path(__file__).with_name("profiles.yaml"), registry)
     items = [item for item in read_manifest(DEV_DATA / "manifest.jsonl") if item.kind in ("line", "page")]
-    print("| profile | " + " | ".join(f"CER {kind} {lang}" for kind, lang in GROUPS) + " | CER all | WER all | s/line | s/page |")
+    print(
+        "| profile | "
+        + " | ".join(f"CER {kind} {lang}" for kind, lang in GROUPS)
+        + " | CER all | WER all | s/line | s/page |"
+    )
     print("|---" * (len(GROUPS) + 5) + "|")
     for name in args.profiles or [name for name in config.profiles if name not in FRENCH_TWINS.values()]:
         report = read_all(name, items, config, registry)
         groups = {(group["kind"], group["lang"]): group for group in report["groups"]}
-        seconds = {kind: sum(g["seconds_per_item"] * g["items"] for (k, _), g in groups.items() if k == kind) / max(1, sum(g["items"] for (k, _), g in groups.items() if k == kind)) for kind in ("line", "page")}
+        seconds = {
+            kind: sum(g["seconds_per_item"] * g["items"] for (k, _), g in groups.items() if k == kind)
+            / max(1, sum(g["items"] for (k, _), g in groups.items() if k == kind))
+            for kind in ("line", "page")
+        }
         cells = [f"{groups[group]['cer']:.1%}" if group in groups else "–" for group in GROUPS]
-        print(f"| {name} | " + " | ".join(cells) + f" | {report['all']['cer']:.1%} | {report['all']['wer']:.1%} | {seconds['line']:.2f} | {seconds['page']:.2f} |", flush=True)
+        print(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {report['all']['cer']:.1%} | {report['all']['wer']:.1%} | {seconds['line']:.2f} | {seconds['page']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -76,19 +76,32 @@ def throughput(workers: int, pages: int) -> dict:
         redis = Redis(folder).start()
         daemon_config, worker_config = write_configs(folder, redis.url)
         cores = os.cpu_count() or 1
-        started_workers = [Worker(worker_config, f"w{number}", ENV, threads=max(1, cores // workers)).start() for number in range(workers)]
+        started_workers = [
+            Worker(worker_config, f"w{number}", ENV, threads=max(1, cores // workers)).start()
+            for number in range(workers)
+        ]
         daemon = Daemon(daemon_config, env=ENV).start()
         try:
             started = time.monotonic()
             drop_pages(folder / "inbox", dev_pages(), pages)
-            wait_for(lambda: len(done_events(daemon)) == pages and daemon.count("delivered") == pages, timeout=1800, interval=0.2, what="all pages")
+            wait_for(
+                lambda: len(done_events(daemon)) == pages and daemon.count("delivered") == pages,
+                timeout=1800,
+                interval=0.2,
+                what="all pages",
+            )
             seconds = time.monotonic() - started
         finally:
             daemon.stop()
             for worker in started_workers:
                 worker.stop()
             redis.stop()
-    return {"workers": workers, "pages": pages, "seconds": round(seconds, 1), "pages_per_second": round(pages / seconds, 3)}
+    return {
+        "workers": workers,
+        "pages": pages,
+        "seconds": round(seconds, 1),
+        "pages_per_second": round(pages / seconds, 3),
+    }
 
 
 def overhead(notes: int) -> dict:
@@ -103,7 +116,9 @@ def overhead(notes: int) -> dict:
             cpu_before = cpu_seconds(daemon.process.pid)
             for number in range(notes):
                 Image.fromarray(render_note(number)).save(folder / "inbox" / f"note-{number:03}.png")
-                wait_for(lambda: len(done_events(daemon)) == number + 1, timeout=120, interval=0.02, what=f"note {number}")
+                wait_for(
+                    lambda: len(done_events(daemon)) == number + 1, timeout=120, interval=0.02, what=f"note {number}"
+                )
             cpu = cpu_seconds(daemon.process.pid) - cpu_before
             coordinator = {event["job_id"]: event["seconds"] for event in done_events(daemon)}
             worker_side = {}

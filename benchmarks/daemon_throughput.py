@@ -101,7 +101,9 @@ def main() -> None:
     worker_overhead = [e["seconds"] - e["pipeline_seconds"] for e in done]
     pipeline = [e["pipeline_seconds"] for e in done]
     done_at = {e["job_id"]: datetime.fromisoformat(e["timestamp"]) for e in done}
-    delivered_at = {e["job_id"]: datetime.fromisoformat(e["timestamp"]) for e in all_events if e.get("event") == "delivered"}
+    delivered_at = {
+        e["job_id"]: datetime.fromisoformat(e["timestamp"]) for e in all_events if e.get("event") == "delivered"
+    }
     delivery_latency = [(delivered_at[j] - done_at[j]).total_seconds() for j in done_at if j in delivered_at]
     report = {
         "files": args.files,

@@ -38,8 +38,12 @@ class Ok(BaseHTTPRequestHandler):
 
 
 def sample_result(number: int) -> Result:
-    lines = tuple(Line(f"line {index} of note {number}", 0.5, Box(10, 30 * index, 400, 28).polygon) for index in range(25))
-    return Result(f"inbox/note-{number}.png", f"{number:064x}", "default", (PageResult(1, 1700, 2200, lines),), {"recognize": 1.0})
+    lines = tuple(
+        Line(f"line {index} of note {number}", 0.5, Box(10, 30 * index, 400, 28).polygon) for index in range(25)
+    )
+    return Result(
+        f"inbox/note-{number}.png", f"{number:064x}", "default", (PageResult(1, 1700, 2200, lines),), {"recognize": 1.0}
+    )
 
 
 def measure(sink: Sink, results: int, state_dir: Path) -> dict[str, float]:

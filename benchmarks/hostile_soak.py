@@ -155,7 +155,11 @@ def main() -> None:
 
     events = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
     with sqlite3.connect(root / "state" / "hwdaemon.sqlite3") as db:
-        delivered = dict(db.execute("SELECT jobs.path, COUNT(*) FROM deliveries JOIN jobs ON jobs.id=deliveries.job_id WHERE deliveries.state='delivered' GROUP BY jobs.path"))
+        delivered = dict(
+            db.execute(
+                "SELECT jobs.path, COUNT(*) FROM deliveries JOIN jobs ON jobs.id=deliveries.job_id WHERE deliveries.state='delivered' GROUP BY jobs.path"
+            )
+        )
         states = dict(db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"))
     good_names = {name for name, is_good in plan if is_good}
     delivered_good = {Path(path).name: count for path, count in delivered.items() if Path(path).name in good_names}
@@ -183,7 +187,12 @@ def main() -> None:
         "folder": str(root),
     }
     print(json.dumps(report, indent=2))
-    ok = alive and report["good_delivered"] == good and report["good_delivered_more_than_once"] == 0 and len(failed_reports) == hostile
+    ok = (
+        alive
+        and report["good_delivered"] == good
+        and report["good_delivered_more_than_once"] == 0
+        and len(failed_reports) == hostile
+    )
     sys.exit(0 if ok else 1)
 
 

@@ -44,7 +44,9 @@ def writer_lines(folder: Path, exclusions: ExclusionList, charset: str) -> tuple
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("writer", type=Path, help="a folder of one writer's ALTO pages with their images")
-    parser.add_argument("--lines", default="25,50,100", help="how many of the writer's lines to learn from; comma-separated")
+    parser.add_argument(
+        "--lines", default="25,50,100", help="how many of the writer's lines to learn from; comma-separated"
+    )
     parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--exclusions", type=Path, default=DEV_DATA / "DO-NOT-TRAIN.tsv")
     args = parser.parse_args()

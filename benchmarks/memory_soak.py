@@ -53,7 +53,9 @@ def main() -> None:
     for number in range(1, args.pages + 1):
         pipeline.run(pages[number % len(pages)])
         if number % args.every == 0 or number == 1:
-            samples.append({"pages": number, "rss_mb": round(rss_mb(), 1), "seconds": round(time.perf_counter() - started, 1)})
+            samples.append(
+                {"pages": number, "rss_mb": round(rss_mb(), 1), "seconds": round(time.perf_counter() - started, 1)}
+            )
             print(json.dumps(samples[-1]), flush=True)
     warm = next(sample for sample in samples if sample["pages"] >= min(args.every, args.pages))
     print(json.dumps({"pages": args.pages, "rss_mb_after_warmup": warm["rss_mb"], "rss_mb_end": samples[-1]["rss_mb"],

@@ -63,11 +63,19 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--language", default="en", help="the beam decoder's language model")
     parser.add_argument("--repeats", type=int, default=3, help="cold starts to take the median of")
-    parser.add_argument("--beam-width", type=int, action="append", help="beam decoder widths to time (repeatable); default: the profile default")
+    parser.add_argument(
+        "--beam-width",
+        type=int,
+        action="append",
+        help="beam decoder widths to time (repeatable); default: the profile default",
+    )
     args = parser.parse_args()
 
     command = [sys.executable, "-c", COLD_START, str(args.model_dir), args.language]
-    colds = [json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout) for _ in range(args.repeats)]
+    colds = [
+        json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+        for _ in range(args.repeats)
+    ]
     from hwdaemon.builtins.recognizers import charlm
     from hwdaemon.builtins.recognizers.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
     from hwdaemon.builtins.recognizers.handwriting_model import load_model
@@ -75,13 +83,21 @@ def main() -> None:
     model = load_model(args.model_dir)
     crops = dev_line_crops()
     model.read(crops[:2])  # warm-up: first call allocates
-    report: dict[str, object] = {"model": str(args.model_dir), "lines": len(crops), "torch_imported": "torch" in sys.modules}
+    report: dict[str, object] = {
+        "model": str(args.model_dir),
+        "lines": len(crops),
+        "torch_imported": "torch" in sys.modules,
+    }
     for name in ("import_onnxruntime_s", "import_code_s", "load_model_s", "build_language_model_s"):
         report[f"cold_{name}"] = round(statistics.median(cold[name] for cold in colds), 2)
     language_model = charlm.for_languages((args.language,))
     widths = args.beam_width or [DEFAULT_SETTINGS.beam_width]
     decoders = [("greedy", None)] + [
-        ("beam" if width == DEFAULT_SETTINGS.beam_width else f"beam_{width}", BeamDecoder(language_model, BeamSettings(beam_width=width))) for width in widths
+        (
+            "beam" if width == DEFAULT_SETTINGS.beam_width else f"beam_{width}",
+            BeamDecoder(language_model, BeamSettings(beam_width=width)),
+        )
+        for width in widths
     ]
     for label, decoder in decoders:
         single = []

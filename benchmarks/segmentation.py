@@ -100,12 +100,18 @@ def box_rect(box: Box) -> Rect:
 
 def pick_pages(repository: str, folder: Path, exclusions: ExclusionList, count: int, seed: int) -> list[Path]:
     """Up to `count` ALTO/PAGE files of the folder, at random but the same for every detector; evaluation documents skipped."""
-    files = [xml for xml in sorted(folder.rglob("*.xml")) if not exclusions.is_excluded(repository, str(xml.relative_to(folder)))]
+    files = [
+        xml
+        for xml in sorted(folder.rglob("*.xml"))
+        if not exclusions.is_excluded(repository, str(xml.relative_to(folder)))
+    ]
     random.Random(seed).shuffle(files)
     return files[:count] if count else files
 
 
-def measure(detector: Detector, repository: str, folder: Path, pages: list[Path], line_type: str | None) -> DetectionTally:
+def measure(
+    detector: Detector, repository: str, folder: Path, pages: list[Path], line_type: str | None
+) -> DetectionTally:
     tally = DetectionTally()
     for xml in pages:
         try:
@@ -118,23 +124,38 @@ def measure(detector: Detector, repository: str, folder: Path, pages: list[Path]
         pixels = np.asarray(image.convert("L"))
         started = time.perf_counter()
         boxes = detector.detect(pixels)
-        tally.add([bounding_rect(line) for line in lines], [box_rect(box) for box in boxes], time.perf_counter() - started)
+        tally.add(
+            [bounding_rect(line) for line in lines], [box_rect(box) for box in boxes], time.perf_counter() - started
+        )
         tally.page_files.append(xml.name)
     return tally
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sources", nargs="+", help="REPOSITORY=FOLDER: a clone of a public HTR set (ALTO or PAGE XML with images)")
+    parser.add_argument(
+        "sources", nargs="+", help="REPOSITORY=FOLDER: a clone of a public HTR set (ALTO or PAGE XML with images)"
+    )
     parser.add_argument("--detector", action="append", help="detector type to measure (repeatable; default: lines)")
     parser.add_argument("--pages", type=int, default=40, help="pages per source, picked at random (0: all)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--line-type", help="only pages whose every line has this type, e.g. Handwritten (Stanford letters mix typewriting)")
-    parser.add_argument("--exclusions", type=Path, default=DEV_DATA / "DO-NOT-TRAIN.tsv", help="evaluation documents to skip")
-    parser.add_argument("--write-pages", type=Path, help="add the measured pages' file names to this file (train-segmenter --skip-pages)")
+    parser.add_argument(
+        "--line-type",
+        help="only pages whose every line has this type, e.g. Handwritten (Stanford letters mix typewriting)",
+    )
+    parser.add_argument(
+        "--exclusions", type=Path, default=DEV_DATA / "DO-NOT-TRAIN.tsv", help="evaluation documents to skip"
+    )
+    parser.add_argument(
+        "--write-pages",
+        type=Path,
+        help="add the measured pages' file names to this file (train-segmenter --skip-pages)",
+    )
     args = parser.parse_args()
     if not args.exclusions.is_file():
-        raise SystemExit(f"no exclusion list at {args.exclusions}: without it the dev set's pages could be measured; set HWDAEMON_DEV_DATA")
+        raise SystemExit(
+            f"no exclusion list at {args.exclusions}: without it the dev set's pages could be measured; set HWDAEMON_DEV_DATA"
+        )
     exclusions = ExclusionList.load(args.exclusions)
     registry = build_registry()
     for detector_type in args.detector or ["lines"]:

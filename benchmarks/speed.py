@@ -37,7 +37,13 @@ def run_contender(mode: str, profile: str) -> None:
         import easyocr
         import easyocr_en_models
 
-        reader = easyocr.Reader(["en"], gpu=False, model_storage_directory=str(easyocr_en_models.model_dir()), download_enabled=False, verbose=False)
+        reader = easyocr.Reader(
+            ["en"],
+            gpu=False,
+            model_storage_directory=str(easyocr_en_models.model_dir()),
+            download_enabled=False,
+            verbose=False,
+        )
 
         def read(path: Path) -> str:
             return "\n".join(text for _, text, _ in reader.readtext(str(path)))
@@ -77,7 +83,12 @@ def main() -> None:
         return
     reports = []
     for contender in ("readtext", "profile"):
-        output = subprocess.run([sys.executable, __file__, "--contender", contender, "--profile", args.profile], capture_output=True, text=True, check=True)
+        output = subprocess.run(
+            [sys.executable, __file__, "--contender", contender, "--profile", args.profile],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         reports.append(json.loads(output.stdout.strip().splitlines()[-1]))
     baseline, ours = reports
     print(json.dumps({"pages": baseline["items"], "readtext": baseline, args.profile: ours,

@@ -53,16 +53,25 @@ class ProfileConfig(Strict):
     # What a key left out means is the embedded default profile's (default.yaml): a profile
     # that names only its languages reads as the default does.
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
-    preprocess: list[PieceConfig] = Field(default_factory=lambda: [PieceConfig(type="grayscale"), PieceConfig(type="deskew")])
+    preprocess: list[PieceConfig] = Field(
+        default_factory=lambda: [PieceConfig(type="grayscale"), PieceConfig(type="deskew")]
+    )
     detector: PieceConfig = PieceConfig(type="linenet")
     recognizer: PieceConfig = PieceConfig(type="handwriting")
     postprocess: list[PieceConfig] = Field(default_factory=lambda: [PieceConfig(type="normalize_whitespace")])
-    user_words: list[str] = Field(default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them")
-    user_words_file: Path | None = Field(default=None, description="more of them, one per line; the review page's \"add word\" appends here; default state_dir/words/PROFILE.txt")
+    user_words: list[str] = Field(
+        default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them"
+    )
+    user_words_file: Path | None = Field(
+        default=None,
+        description='more of them, one per line; the review page\'s "add word" appends here; default state_dir/words/PROFILE.txt',
+    )
     # 0.85 measured on the dev lines with handwriting v3 (docs/accuracy.md): confidence tracks CER
     # (r = -0.83); below 0.85 flags 63 of 114 lines and catches 48 of the 55 with CER > 20%, while
     # the lines above it average 12% CER. v3 is surer of itself than v2: 0.8 would catch 37 of 55.
-    review_below: float = Field(default=0.85, ge=0, le=1, description="lines read with less confidence are flagged on the review page")
+    review_below: float = Field(
+        default=0.85, ge=0, le=1, description="lines read with less confidence are flagged on the review page"
+    )
 
 
 class ModelsConfig(Strict):
@@ -70,7 +79,10 @@ class ModelsConfig(Strict):
 
     dirs: list[Path] = Field(default_factory=list)
     download_enabled: bool = False
-    trained_dir: Path | None = Field(default=None, description="where `hwdaemon train --from-corrections` installs each profile's model; default state_dir/models")
+    trained_dir: Path | None = Field(
+        default=None,
+        description="where `hwdaemon train --from-corrections` installs each profile's model; default state_dir/models",
+    )
 
 
 class InputsConfig(Strict):
@@ -79,10 +91,14 @@ class InputsConfig(Strict):
     max_pixels: int = Field(default=40_000_000, gt=0, description="per page: the decompression-bomb guard")
     max_pages: int = Field(default=200, gt=0)
     max_file_bytes: int = Field(default=200_000_000, gt=0)
-    max_job_pixels: int = Field(default=1_000_000_000, gt=0, description="all pages of one file together (200 A4 pages at 200 dpi: 750 million)")
+    max_job_pixels: int = Field(
+        default=1_000_000_000, gt=0, description="all pages of one file together (200 A4 pages at 200 dpi: 750 million)"
+    )
     pdf_dpi: int = Field(default=200, ge=50, le=600)
     pdf_page_seconds: float = Field(default=60.0, gt=0, description="longest wait for one rendered PDF page")
-    pdf_render_memory_mb: int = Field(default=1024, ge=64, description="address space the PDF renderer may take beyond its start")
+    pdf_render_memory_mb: int = Field(
+        default=1024, ge=64, description="address space the PDF renderer may take beyond its start"
+    )
 
 
 class InboxConfig(Strict):
@@ -98,7 +114,9 @@ class InboxConfig(Strict):
     settle_seconds: float = Field(default=2.0, ge=0)
     after: Literal["move", "keep", "delete"] = "move"
     sinks: list[str] = Field(default_factory=lambda: ["outbox"])
-    review: Literal["optional", "required"] = Field(default="optional", description="required: hold deliveries until approved on the review page")
+    review: Literal["optional", "required"] = Field(
+        default="optional", description="required: hold deliveries until approved on the review page"
+    )
 
 
 class DeliveryConfig(Strict):
@@ -132,7 +150,9 @@ class UiConfig(Strict):
         default_factory=list,
         description="Host names the page answers besides localhost, 127.0.0.1, [::1] and ui.host (behind a proxy: its public name; `*.example.org` for subdomains)",
     )
-    max_request_bytes: int = Field(default=1_048_576, ge=16_384, description="a larger request body is refused with 413 before it is read")
+    max_request_bytes: int = Field(
+        default=1_048_576, ge=16_384, description="a larger request body is refused with 413 before it is read"
+    )
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -141,7 +161,9 @@ class UiConfig(Strict):
             has_port = ":" in name and not (name.startswith("[") and name.endswith("]"))
             bad_wildcard = "*" in name[1:] or (name.startswith("*") and name != "*" and not name.startswith("*."))
             if not name or "/" in name or has_port or bad_wildcard:
-                raise ValueError(f"{name!r} is not a host name: write names without scheme or port (review.example.org, *.example.org, [::1])")
+                raise ValueError(
+                    f"{name!r} is not a host name: write names without scheme or port (review.example.org, *.example.org, [::1])"
+                )
         return value
 
 
@@ -149,17 +171,33 @@ class QueueConfig(Strict):
     """Where jobs are read: in this process (local) or by `hwdaemon worker` processes on any host, through Celery."""
 
     backend: Literal["local", "celery"] = "local"
-    broker_url: str | None = Field(default=None, description="redis://:${REDIS_PASSWORD}@host:6379/0; keep the password in the environment")
+    broker_url: str | None = Field(
+        default=None, description="redis://:${REDIS_PASSWORD}@host:6379/0; keep the password in the environment"
+    )
     result_backend: str | None = Field(default=None, description="default: the broker_url")
-    inline_max_bytes: int = Field(default=20_000_000, ge=0, description="files up to this size travel inside the task; larger ones as a path both hosts must see")
-    visibility_timeout_seconds: float = Field(default=900.0, gt=0, description="a job without a result this long is sent again (worker host gone, broker restarted)")
-    max_in_flight: int = Field(default=64, ge=1, description="jobs out with workers at once; the rest wait in the store")
-    serve_profiles: list[str] | None = Field(default=None, description="for `hwdaemon worker`: the profiles this host reads (default: all in its config)")
+    inline_max_bytes: int = Field(
+        default=20_000_000,
+        ge=0,
+        description="files up to this size travel inside the task; larger ones as a path both hosts must see",
+    )
+    visibility_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="a job without a result this long is sent again (worker host gone, broker restarted)",
+    )
+    max_in_flight: int = Field(
+        default=64, ge=1, description="jobs out with workers at once; the rest wait in the store"
+    )
+    serve_profiles: list[str] | None = Field(
+        default=None, description="for `hwdaemon worker`: the profiles this host reads (default: all in its config)"
+    )
 
     @model_validator(mode="after")
     def _celery_needs_a_broker(self) -> QueueConfig:
         if self.backend == "celery" and not self.broker_url:
-            raise ValueError("queue.backend celery needs queue.broker_url (e.g. redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0)")
+            raise ValueError(
+                "queue.backend celery needs queue.broker_url (e.g. redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0)"
+            )
         return self
 
 
@@ -176,7 +214,9 @@ class Config(Strict):
     workers: int = Field(default=1, ge=1)
     rescan_interval_seconds: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, description="tries per job before its file goes to failed/")
-    job_timeout_seconds: float = Field(default=600.0, gt=0, description="a job running longer stops the systemd watchdog pings")
+    job_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="a job running longer stops the systemd watchdog pings"
+    )
     delivery: DeliveryConfig = DeliveryConfig()
     log: LogConfig = LogConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -192,10 +232,14 @@ class Config(Strict):
     def _defaults_under_state(self) -> Config:
         """Trained models and each profile's words file live in state_dir unless placed elsewhere."""
         if self.models.trained_dir is None:
-            object.__setattr__(self, "models", self.models.model_copy(update={"trained_dir": self.state_dir / "models"}))
+            object.__setattr__(
+                self, "models", self.models.model_copy(update={"trained_dir": self.state_dir / "models"})
+            )
         for name, profile in self.profiles.items():
             if profile.user_words_file is None:
-                self.profiles[name] = profile.model_copy(update={"user_words_file": self.state_dir / "words" / f"{name}.txt"})
+                self.profiles[name] = profile.model_copy(
+                    update={"user_words_file": self.state_dir / "words" / f"{name}.txt"}
+                )
         return self
 
     @field_validator("profiles")
@@ -209,7 +253,9 @@ class Config(Strict):
         try:
             return self.profiles[name]
         except KeyError:
-            raise ConfigError(f"{self.source}: no profile {name!r}; defined: {', '.join(sorted(self.profiles))}") from None
+            raise ConfigError(
+                f"{self.source}: no profile {name!r}; defined: {', '.join(sorted(self.profiles))}"
+            ) from None
 
     def review_below(self, profile: str) -> float:
         """The profile's review threshold; the default for a job whose profile was since removed from the config."""

@@ -115,7 +115,9 @@ class ProfileReport:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "load_seconds": round(self.load_seconds, 2),
             "all": total.row(),
-            "groups": [{"kind": kind, "lang": lang, **tally.row()} for (kind, lang), tally in sorted(self.groups.items())],
+            "groups": [
+                {"kind": kind, "lang": lang, **tally.row()} for (kind, lang), tally in sorted(self.groups.items())
+            ],
         }
 
 
@@ -150,5 +152,7 @@ def format_table(reports: list[ProfileReport]) -> str:
                 f"{report.profile:<16} {group['kind']:<6} {group['lang']:<5} {group['items']:>5} "
                 f"{group['cer']:>7.1%} {group['cer_ignoring_case']:>8.1%} {group['wer']:>7.1%} {group['seconds_per_item']:>7.2f}"
             )
-        lines.append(f"{report.profile:<16} loading {document['load_seconds']:.1f} s (not in s/item), peak RSS {document['peak_rss_mb']:.0f} MB (process, cumulative)")
+        lines.append(
+            f"{report.profile:<16} loading {document['load_seconds']:.1f} s (not in s/item), peak RSS {document['peak_rss_mb']:.0f} MB (process, cumulative)"
+        )
     return "\n".join(lines)

@@ -40,7 +40,17 @@ def to_csv(result: Result) -> str:
         for number, line in enumerate(page.lines, start=1):
             box = line.box
             writer.writerow(
-                [result.source, page.number, number, line.text, f"{line.confidence:.4f}", box.x, box.y, box.width, box.height]
+                [
+                    result.source,
+                    page.number,
+                    number,
+                    line.text,
+                    f"{line.confidence:.4f}",
+                    box.x,
+                    box.y,
+                    box.width,
+                    box.height,
+                ]
             )
     return buffer.getvalue()
 

@@ -45,7 +45,9 @@ class _StoreCollector(Collector):
         for inbox, counts in summary["jobs"].items():
             for state, count in counts.items():
                 jobs.add_metric([inbox, state], count)
-        deliveries = GaugeMetricFamily("hwdaemon_deliveries", "Deliveries in the store by sink and state", labels=["sink", "state"])
+        deliveries = GaugeMetricFamily(
+            "hwdaemon_deliveries", "Deliveries in the store by sink and state", labels=["sink", "state"]
+        )
         for sink, counts in summary["deliveries"].items():
             for state, count in counts.items():
                 deliveries.add_metric([sink, state], count)
@@ -59,15 +61,46 @@ class Metrics:
 
     def __init__(self, open_store: Callable[[], Store]) -> None:
         self.registry = CollectorRegistry()
-        self.files_seen = Counter("hwdaemon_files_seen", "Settled files taken in, by inbox and outcome", ["inbox", "outcome"], registry=self.registry)
-        self.jobs_finished = Counter("hwdaemon_jobs_finished", "Jobs finished, by outcome", ["outcome"], registry=self.registry)
-        self.job_seconds = Histogram("hwdaemon_job_duration_seconds", "Wall time of a job on its worker", buckets=STAGE_BUCKETS, registry=self.registry)
-        self.stage_seconds = Histogram(
-            "hwdaemon_stage_duration_seconds", "Pipeline time per stage and document", ["stage"], buckets=STAGE_BUCKETS, registry=self.registry
+        self.files_seen = Counter(
+            "hwdaemon_files_seen",
+            "Settled files taken in, by inbox and outcome",
+            ["inbox", "outcome"],
+            registry=self.registry,
         )
-        self.delivery_attempts = Counter("hwdaemon_delivery_attempts", "Delivery attempts by sink and outcome", ["sink", "outcome"], registry=self.registry)
-        self.thread_restarts = Counter("hwdaemon_thread_restarts", "Worker or delivery threads that died and were started again", ["thread"], registry=self.registry)
-        self.model_load_seconds = Gauge("hwdaemon_model_load_seconds", "Time to load each profile's models at start", ["profile"], registry=self.registry)
+        self.jobs_finished = Counter(
+            "hwdaemon_jobs_finished", "Jobs finished, by outcome", ["outcome"], registry=self.registry
+        )
+        self.job_seconds = Histogram(
+            "hwdaemon_job_duration_seconds",
+            "Wall time of a job on its worker",
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "hwdaemon_stage_duration_seconds",
+            "Pipeline time per stage and document",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.delivery_attempts = Counter(
+            "hwdaemon_delivery_attempts",
+            "Delivery attempts by sink and outcome",
+            ["sink", "outcome"],
+            registry=self.registry,
+        )
+        self.thread_restarts = Counter(
+            "hwdaemon_thread_restarts",
+            "Worker or delivery threads that died and were started again",
+            ["thread"],
+            registry=self.registry,
+        )
+        self.model_load_seconds = Gauge(
+            "hwdaemon_model_load_seconds",
+            "Time to load each profile's models at start",
+            ["profile"],
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, cpu seconds, open fds
         self.registry.register(_StoreCollector(open_store))
 
@@ -114,7 +147,11 @@ def _handler_for(metrics: Metrics, health: Health) -> type[BaseHTTPRequestHandle
                 self._reply(200, metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8")
             elif path == "/healthz":
                 is_healthy, details = health()
-                self._reply(200 if is_healthy else 503, json.dumps({"healthy": is_healthy, **details}).encode(), "application/json")
+                self._reply(
+                    200 if is_healthy else 503,
+                    json.dumps({"healthy": is_healthy, **details}).encode(),
+                    "application/json",
+                )
             else:
                 self._reply(404, b'{"error": "not found; try /metrics or /healthz"}', "application/json")
 

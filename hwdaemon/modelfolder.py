@@ -56,7 +56,9 @@ class FolderFormat:
         try:
             write_copy(folder)
         except OSError as error:
-            raise ModelMissingError(f"{folder} holds no {self.onnx_file} and it cannot be written there ({error}); copy the folder where it can and point model_dir at the copy") from error
+            raise ModelMissingError(
+                f"{folder} holds no {self.onnx_file} and it cannot be written there ({error}); copy the folder where it can and point model_dir at the copy"
+            ) from error
 
 
 HANDWRITING = FolderFormat(

@@ -117,7 +117,9 @@ class PdfRenderer:
     def _raise_crashed(self, what: str) -> None:
         code = self._process.wait()
         self.close()
-        raise RenderError("crashed", f"the PDF renderer died on {what} (exit status {code}): most often it ran out of its memory")
+        raise RenderError(
+            "crashed", f"the PDF renderer died on {what} (exit status {code}): most often it ran out of its memory"
+        )
 
 
 # the child ------------------------------------------------------------------

@@ -26,7 +26,16 @@ from hwdaemon.export import Format, PageSeparator, render
 from hwdaemon.hookspecs import FailedJob, hookimpl
 from hwdaemon.model import Box, Image, Line, PageResult, Point, Result
 from hwdaemon.pipeline.crops import line_crop
-from hwdaemon.pipeline.stages import Detector, NoOptions, Piece, PieceContext, PieceOptions, Postprocessor, Recognizer, Step
+from hwdaemon.pipeline.stages import (
+    Detector,
+    NoOptions,
+    Piece,
+    PieceContext,
+    PieceOptions,
+    Postprocessor,
+    Recognizer,
+    Step,
+)
 from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.redaction import redact_url, redact_urls_in, redact_values, secrets_of_url
 from hwdaemon.sinks import NAME_FIELDS, Artifacts, DeliveryReceipt, Sink, SinkOptions, check_name_template, output_name

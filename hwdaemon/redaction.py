@@ -30,7 +30,11 @@ def redact_url(url: str) -> str:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0] + ":" if ":" in userinfo else ""
         netloc = f"{user}{MASK}@{host}"
-    query = "&".join(f"{field.split('=', 1)[0]}={MASK}" if "=" in field else MASK for field in parts.query.split("&")) if parts.query else ""
+    query = (
+        "&".join(f"{field.split('=', 1)[0]}={MASK}" if "=" in field else MASK for field in parts.query.split("&"))
+        if parts.query
+        else ""
+    )
     fragment = MASK if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 

@@ -47,7 +47,9 @@ def parse_yaml(text: str, source: str) -> YamlDocument:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(_describe_syntax_error(exc, source)) from None  # PyYAML's own text quotes the line: maybe a secret
+        raise ConfigError(
+            _describe_syntax_error(exc, source)
+        ) from None  # PyYAML's own text quotes the line: maybe a secret
     lines: dict[KeyPath, int] = {}
     data = {} if root is None else _to_data(root, (), lines, source)
     return YamlDocument(source=source, data=data, lines=lines)

@@ -17,7 +17,9 @@ from typing import Any
 import yaml
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1, what: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,7 +77,10 @@ class Daemon:
     def start(self, wait_ready: bool = True) -> Daemon:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "hwdaemon", "run", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT, env=self.env
+            [*self.prefix, sys.executable, "-m", "hwdaemon", "run", "--config", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
         )
         log.close()
         if wait_ready:
@@ -101,7 +106,9 @@ class Daemon:
         def seen() -> bool:
             assert self.process is not None
             if self.process.poll() is not None and self.count(event) < count:
-                raise AssertionError(f"daemon exited ({self.process.returncode}) before {event}:\n{self.log_path.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"daemon exited ({self.process.returncode}) before {event}:\n{self.log_path.read_text()[-3000:]}"
+                )
             return self.count(event) >= count
 
         wait_for(seen, timeout, what=f"{count}× {event}")

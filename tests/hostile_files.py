@@ -47,7 +47,11 @@ def pdf_of_nested_forms(path: Path, depth: int = 40, fan_out: int = 4) -> Path:
         if level == depth - 1:
             objects.append(_form(b"0 0 m 1 1 l S", b""))
         else:
-            objects.append(_form(draws + b" 0 0 m 1 1 l S", b"/Resources << /XObject << /F %d 0 R >> >>" % (first_form + level + 1)))
+            objects.append(
+                _form(
+                    draws + b" 0 0 m 1 1 l S", b"/Resources << /XObject << /F %d 0 R >> >>" % (first_form + level + 1)
+                )
+            )
     return write_pdf(path, objects)
 
 

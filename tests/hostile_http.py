@@ -51,7 +51,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.hostile.requests.append(Received(time.monotonic(), self.headers.get("Host", ""), self.path, dict(self.headers), body))
+        self.hostile.requests.append(
+            Received(time.monotonic(), self.headers.get("Host", ""), self.path, dict(self.headers), body)
+        )
         try:
             self.server.behaviour(self)  # type: ignore[attr-defined]
         except (BrokenPipeError, ConnectionResetError):

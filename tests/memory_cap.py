@@ -65,6 +65,8 @@ def memory_cap_unavailable() -> str | None:
     if os.geteuid() != 0:
         return "a memory cgroup needs root"
     for base in (_V2, _V1_MEMORY):
-        if os.access(base, os.W_OK) and ((base / "cgroup.controllers").exists() or (base / "memory.limit_in_bytes").exists()):
+        if os.access(base, os.W_OK) and (
+            (base / "cgroup.controllers").exists() or (base / "memory.limit_in_bytes").exists()
+        ):
             return None
     return "no writable memory cgroup on this machine"

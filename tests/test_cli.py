@@ -61,7 +61,9 @@ def test_train_flags_become_typed_options() -> None:
 def test_an_options_file_supplies_what_the_flags_do_not(tmp_path: Path) -> None:
     (tmp_path / "rules.tsv").write_text("")
     file = tmp_path / "run.yaml"
-    file.write_text(f"sources: [a/b=x.jsonl, c/d=y]\nexclusions: {tmp_path / 'rules.tsv'}\nbatch_size: 32\nepochs: 2\noversample: c/d=4\n")
+    file.write_text(
+        f"sources: [a/b=x.jsonl, c/d=y]\nexclusions: {tmp_path / 'rules.tsv'}\nbatch_size: 32\nepochs: 2\noversample: c/d=4\n"
+    )
     options = options_from(["--options", str(file), "--batch-size", "8"])
     assert options.sources == (("a/b", Path("x.jsonl")), ("c/d", Path("y")))
     assert options.exclusions == tmp_path / "rules.tsv"
@@ -91,7 +93,12 @@ def test_public_data_options_make_the_request_the_train_command_always_made(tmp_
     options = TrainingOptions(sources=(("a/b", tmp_path),), exclusions=tmp_path / "rules.tsv", out=tmp_path / "run",
                               line_types={"a/b": ("Handwritten",)})  # fmt: skip
     request = options.public_data_request()
-    assert (request.epochs, request.learning_rate, request.fonts, request.synthetic_languages) == (1.0, 3e-4, None, ["en"])
+    assert (request.epochs, request.learning_rate, request.fonts, request.synthetic_languages) == (
+        1.0,
+        3e-4,
+        None,
+        ["en"],
+    )
     assert request.sources == [("a/b", tmp_path)] and request.line_types == {"a/b": ["Handwritten"]}
 
 
@@ -100,4 +107,10 @@ def test_corrections_keep_their_tuned_defaults_unless_told() -> None:
 
     assert TrainingOptions().corrections_settings() == CORRECTIONS_SETTINGS
     told = TrainingOptions(epochs=2, learning_rate=1e-4, batch_size=4, device="cpu").corrections_settings()
-    assert (told.epochs, told.learning_rate, told.batch_size, told.device, told.patience) == (2, 1e-4, 4, "cpu", CORRECTIONS_SETTINGS.patience)
+    assert (told.epochs, told.learning_rate, told.batch_size, told.device, told.patience) == (
+        2,
+        1e-4,
+        4,
+        "cpu",
+        CORRECTIONS_SETTINGS.patience,
+    )

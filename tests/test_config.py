@@ -38,7 +38,9 @@ def test_a_key_a_profile_leaves_out_means_what_it_means_in_the_embedded_default(
     default = load_config(None, registry).profile("default")
     for text in ("state_dir: ./state\n", "profiles:\n  letters:\n    languages: [en]\n"):
         profile = next(iter(parse_config(text, "test.yaml", registry).profiles.values()))
-        assert profile.model_dump(exclude={"user_words_file"}) == default.model_dump(exclude={"user_words_file"})  # our handwriting model, not english_g2
+        assert profile.model_dump(exclude={"user_words_file"}) == default.model_dump(
+            exclude={"user_words_file"}
+        )  # our handwriting model, not english_g2
 
 
 def test_misspelt_top_level_key_is_named_with_its_line(registry: Registry) -> None:
@@ -59,7 +61,9 @@ def test_bad_option_value_is_rejected(registry: Registry) -> None:
 
 
 def test_unknown_step_type_lists_the_installed_ones(registry: Registry) -> None:
-    with pytest.raises(ConfigError, match=r"cfg.yaml:5 .*no step named 'greyscale' is installed; installed: .*grayscale"):
+    with pytest.raises(
+        ConfigError, match=r"cfg.yaml:5 .*no step named 'greyscale' is installed; installed: .*grayscale"
+    ):
         parse_config(MINIMAL.replace("- grayscale", "- greyscale"), "cfg.yaml", registry)
 
 
@@ -86,7 +90,10 @@ def test_language_without_weights_names_the_missing_file(registry: Registry, tmp
 
     config = parse_config("profiles:\n  french: {languages: [fr], recognizer: easyocr}\n", "cfg.yaml", registry)
     pipeline = Pipeline.from_profile("french", config.profile("french"), config.models, registry)
-    with pytest.raises(ModelMissingError, match=r"missing model file latin_g2.pth for languages \['fr'\]; searched: .*easyocr_en_models"):
+    with pytest.raises(
+        ModelMissingError,
+        match=r"missing model file latin_g2.pth for languages \['fr'\]; searched: .*easyocr_en_models",
+    ):
         pipeline.check_ready()
 
 
@@ -112,11 +119,15 @@ def test_model_dirs_are_searched_before_the_embedded_weights(registry: Registry,
     assert resolve_model_dir(("fr",), (tmp_path,), False, "recognizer") == tmp_path
 
 
-def test_celery_queue_needs_a_broker_and_takes_its_password_from_the_environment(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_celery_queue_needs_a_broker_and_takes_its_password_from_the_environment(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ConfigError, match="queue.backend celery needs queue.broker_url"):
         parse_config("queue: {backend: celery}\n", "c.yaml", registry)
     monkeypatch.setenv("REDIS_PASSWORD", "hunter2-hunter2")
-    config = parse_config("queue: {backend: celery, broker_url: 'redis://:${REDIS_PASSWORD}@10.0.0.5:6379/0'}\n", "c.yaml", registry)
+    config = parse_config(
+        "queue: {backend: celery, broker_url: 'redis://:${REDIS_PASSWORD}@10.0.0.5:6379/0'}\n", "c.yaml", registry
+    )
     assert config.queue.broker_url == "redis://:hunter2-hunter2@10.0.0.5:6379/0"
     from hwdaemon.distributed.celery_app import redacted
 
@@ -125,6 +136,10 @@ def test_celery_queue_needs_a_broker_and_takes_its_password_from_the_environment
 
 def test_each_profile_has_a_words_file_under_the_state_folder_unless_placed_elsewhere(registry: Registry) -> None:
     """So the review page's "Add word" works without any configuration."""
-    config = parse_config("state_dir: /srv/hw\nprofiles:\n  letters: {}\n  forms: {user_words_file: /etc/hw/forms.txt}\n", "cfg.yaml", registry)
+    config = parse_config(
+        "state_dir: /srv/hw\nprofiles:\n  letters: {}\n  forms: {user_words_file: /etc/hw/forms.txt}\n",
+        "cfg.yaml",
+        registry,
+    )
     assert config.profile("letters").user_words_file == Path("/srv/hw/words/letters.txt")
     assert config.profile("forms").user_words_file == Path("/etc/hw/forms.txt")

@@ -38,7 +38,10 @@ def daemon(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_dropped_scan_is_read_and_filed(daemon: Daemon, tmp_path: Path) -> None:
     save(render_lines(["Meet me at the station"]), tmp_path / "inbox" / "note.png")
-    text = wait_for(lambda: (tmp_path / "outbox" / "note.txt").exists() and (tmp_path / "outbox" / "note.txt").read_text(), what="note.txt")
+    text = wait_for(
+        lambda: (tmp_path / "outbox" / "note.txt").exists() and (tmp_path / "outbox" / "note.txt").read_text(),
+        what="note.txt",
+    )
     assert "station" in text.lower() or len(text) > 10
     result = json.loads((tmp_path / "outbox" / "note.json").read_text())
     assert result["pages"][0]["lines"][0]["polygon"]
@@ -84,9 +87,18 @@ def test_hostile_files_fail_with_a_reason_and_the_daemon_goes_on(daemon: Daemon,
     odd_names = ["with space.png", "new\nline.png", "ünïcødé 手紙.png"]
     for name in odd_names:
         save(render_lines(["odd name"]), inbox / name)  # the same bytes: one done, two duplicates
-    wait_for(lambda: len(job_states(tmp_path)) == 8 and all(state not in ("queued", "processing") for _, state in job_states(tmp_path)), what="8 finished jobs")
+    wait_for(
+        lambda: (
+            len(job_states(tmp_path)) == 8
+            and all(state not in ("queued", "processing") for _, state in job_states(tmp_path))
+        ),
+        what="8 finished jobs",
+    )
     failed = inbox / "failed"
-    reasons = {name: json.loads((failed / f"{name}.error.json").read_text())["error"] for name in ("empty.png", "letter.jpg", "truncated.png", "bomb.png", "outside.png")}
+    reasons = {
+        name: json.loads((failed / f"{name}.error.json").read_text())["error"]
+        for name in ("empty.png", "letter.jpg", "truncated.png", "bomb.png", "outside.png")
+    }
     assert "empty" in reasons["empty.png"]
     assert "not a supported file" in reasons["letter.jpg"]
     assert "truncated or corrupt" in reasons["truncated.png"]
@@ -102,7 +114,15 @@ def test_hostile_files_fail_with_a_reason_and_the_daemon_goes_on(daemon: Daemon,
 def test_polling_inbox_picks_up_files(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
-        inboxes=[{"path": str(tmp_path / "inbox"), "polling": True, "poll_interval_seconds": 0.5, "settle_seconds": 0.5, "sinks": ["outbox"]}],
+        inboxes=[
+            {
+                "path": str(tmp_path / "inbox"),
+                "polling": True,
+                "poll_interval_seconds": 0.5,
+                "settle_seconds": 0.5,
+                "sinks": ["outbox"],
+            }
+        ],
     )
     running = Daemon(config).start()
     try:
@@ -151,13 +171,25 @@ def test_sigterm_finishes_the_job_in_hand_and_exits_zero(daemon: Daemon, tmp_pat
 def test_status_retry_and_deliveries_commands(daemon: Daemon, tmp_path: Path) -> None:
     (tmp_path / "inbox" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     save(render_lines(["A good one"]), tmp_path / "inbox" / "good.png")
-    wait_for(lambda: (tmp_path / "inbox" / "failed" / "broken.png.error.json").exists() and (tmp_path / "outbox" / "good.txt").exists(), what="both filed")
+    wait_for(
+        lambda: (
+            (tmp_path / "inbox" / "failed" / "broken.png.error.json").exists()
+            and (tmp_path / "outbox" / "good.txt").exists()
+        ),
+        what="both filed",
+    )
     runner = CliRunner()
     status = json.loads(runner.invoke(cli, ["status", "--json", "--config", str(daemon.config)]).stdout)
     inbox_counts = status["jobs"][str(tmp_path / "inbox")]
     assert inbox_counts == {"done": 1, "failed": 1}
     assert status["last_errors"][0]["file"].endswith("broken.png")
-    wait_for(lambda: json.loads(runner.invoke(cli, ["status", "--json", "--config", str(daemon.config)]).stdout)["deliveries"] == {"outbox": {"delivered": 1}}, what="delivery")
+    wait_for(
+        lambda: (
+            json.loads(runner.invoke(cli, ["status", "--json", "--config", str(daemon.config)]).stdout)["deliveries"]
+            == {"outbox": {"delivered": 1}}
+        ),
+        what="delivery",
+    )
     listing = runner.invoke(cli, ["deliveries", "--json", "--config", str(daemon.config)])
     assert json.loads(listing.stdout)[0]["idempotency_key"].endswith(":outbox")
     outcome = runner.invoke(cli, ["retry", "--failed", "--config", str(daemon.config)])
@@ -170,7 +202,9 @@ def test_status_retry_and_deliveries_commands(daemon: Daemon, tmp_path: Path) ->
 def test_reprocess_reads_known_bytes_again(daemon: Daemon, tmp_path: Path) -> None:
     save(render_lines(["Read me twice"]), tmp_path / "inbox" / "twice.png")
     wait_for(lambda: (tmp_path / "outbox" / "twice.txt").exists(), what="twice.txt")
-    outcome = CliRunner().invoke(cli, ["reprocess", str(tmp_path / "inbox" / "processed" / "twice.png"), "--config", str(daemon.config)])
+    outcome = CliRunner().invoke(
+        cli, ["reprocess", str(tmp_path / "inbox" / "processed" / "twice.png"), "--config", str(daemon.config)]
+    )
     assert outcome.exit_code == 0, outcome.output
     daemon.wait_event("job_done", count=2)
     assert [state for _, state in job_states(tmp_path)] == ["done", "done"]
@@ -210,7 +244,10 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
     names = []
     for number in range(200):
         name = f"note-{number:03d}.png"
-        save(render_lines([f"note {number} {rng.choice(['milk', 'bread', 'tea', 'post'])}"], font_size=24), staging / name)
+        save(
+            render_lines([f"note {number} {rng.choice(['milk', 'bread', 'tea', 'post'])}"], font_size=24),
+            staging / name,
+        )
         names.append(name)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -224,7 +261,9 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
             os.rename(staging / name, inbox / name)
         dropped += len(batch)
         done_before = running.count("job_done")
-        wait_for(lambda: running.count("job_done") >= done_before + rng.randint(5, 40), timeout=120, what="some progress")
+        wait_for(
+            lambda: running.count("job_done") >= done_before + rng.randint(5, 40), timeout=120, what="some progress"
+        )
         time.sleep(rng.uniform(0, 0.3))
         running.kill()
     running.start()

@@ -65,10 +65,16 @@ def test_names_at_name_max_are_filed_with_shortened_derived_names(daemon: Daemon
     assert len(os.fsencode(bad)) > 245
     save(render_lines(["A long name"]), inbox / good)
     (inbox / bad).write_bytes(b"\x89PNG\r\n\x1a\nnot an image at all")
+
     def outputs() -> list[str]:
         return sorted(path.name for path in (tmp_path / "outbox").glob("brief-*"))
 
-    wait_for(lambda: all_ended(tmp_path, 2) and len(list((inbox / "failed").glob("*.error.json"))) == 1 and len(outputs()) == 2, what="both filed")
+    wait_for(
+        lambda: (
+            all_ended(tmp_path, 2) and len(list((inbox / "failed").glob("*.error.json"))) == 1 and len(outputs()) == 2
+        ),
+        what="both filed",
+    )
     failed_names = [path.name for path in (inbox / "failed").iterdir()]
     assert len(failed_names) == 2 and all(len(os.fsencode(name)) <= 255 for name in failed_names)
     report = report_of(inbox / "failed", "brief-")
@@ -109,7 +115,14 @@ def test_an_unreadable_file_becomes_a_failed_job_with_the_os_error(tmp_path: Pat
     inbox.mkdir()
     locked = save(render_lines(["You cannot read me"]), inbox / "locked.png")
     locked.chmod(0)
-    daemon = Daemon(config, prefix=["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]).start()
+    daemon = Daemon(
+        config,
+        prefix=[
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--inh-caps=-dac_override,-dac_read_search",
+        ],
+    ).start()
     try:
         wait_for(lambda: (inbox / "failed" / "locked.png.error.json").exists(), what="locked.png refused")
         report = json.loads((inbox / "failed" / "locked.png.error.json").read_text())
@@ -156,7 +169,14 @@ def test_endless_and_enormous_files_are_refused_without_reading_them(daemon: Dae
     os.mkfifo(inbox / "pipe.png")
     with (inbox / "sparse.png").open("wb") as stream:
         stream.truncate(1 << 40)
-    wait_for(lambda: (inbox / "failed" / "pipe.png.error.json").exists() and (inbox / "failed" / "sparse.png.error.json").exists(), timeout=30, what="both refused")
+    wait_for(
+        lambda: (
+            (inbox / "failed" / "pipe.png.error.json").exists()
+            and (inbox / "failed" / "sparse.png.error.json").exists()
+        ),
+        timeout=30,
+        what="both refused",
+    )
     assert "not a regular file" in json.loads((inbox / "failed" / "pipe.png.error.json").read_text())["error"]
     assert "inputs.max_file_bytes" in json.loads((inbox / "failed" / "sparse.png.error.json").read_text())["error"]
     save(render_lines(["Intake goes on"]), inbox / "after.png")
@@ -190,13 +210,18 @@ def test_a_symlink_retargeted_after_queueing_is_not_read(faults_site: Path, tmp_
         save(render_lines(["hold the worker"]), slow / "hold.png")
         daemon.wait_event("job_started")
         (inbox / "link.png").symlink_to(inbox / "processed" / "harmless.png")  # inside: queued
-        wait_for(lambda: any(path.endswith("link.png") and state == "queued" for path, state, _, _ in job_rows(tmp_path)), what="link queued")
+        wait_for(
+            lambda: any(path.endswith("link.png") and state == "queued" for path, state, _, _ in job_rows(tmp_path)),
+            what="link queued",
+        )
         (inbox / "link.png").unlink()
         (inbox / "link.png").symlink_to(secret)  # retargeted while it waits
         wait_for(lambda: all_ended(tmp_path, 2), timeout=60, what="both ended")
         report = json.loads((inbox / "failed" / "link.png.error.json").read_text())
         assert "symlink points outside the inbox" in report["error"]
-        assert not any("SECRET" in path.read_text(errors="replace").upper() for path in (tmp_path / "outbox").glob("*.txt"))
+        assert not any(
+            "SECRET" in path.read_text(errors="replace").upper() for path in (tmp_path / "outbox").glob("*.txt")
+        )
         assert secret.exists()
     finally:
         daemon.stop()
@@ -211,7 +236,9 @@ def test_a_symlink_retargeted_after_queueing_is_not_read(faults_site: Path, tmp_
         ("strip.png", lambda path: _strip(path), "which is no page"),
     ],
 )
-def test_memory_bombs_under_a_memory_cap_fail_and_the_daemon_lives(tmp_path: Path, name: str, make, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_memory_bombs_under_a_memory_cap_fail_and_the_daemon_lives(
+    tmp_path: Path, name: str, make, reason: str
+) -> None:  # type: ignore[no-untyped-def]
     unavailable = memory_cap_unavailable()
     if unavailable:
         pytest.skip(unavailable)
@@ -224,7 +251,9 @@ def test_memory_bombs_under_a_memory_cap_fail_and_the_daemon_lives(tmp_path: Pat
         cap.add(daemon.process.pid)
         daemon.wait_event("daemon_ready")
         make(tmp_path / "inbox" / name)
-        wait_for(lambda: (tmp_path / "inbox" / "failed" / f"{name}.error.json").exists(), timeout=120, what=f"{name} refused")
+        wait_for(
+            lambda: (tmp_path / "inbox" / "failed" / f"{name}.error.json").exists(), timeout=120, what=f"{name} refused"
+        )
         report = json.loads((tmp_path / "inbox" / "failed" / f"{name}.error.json").read_text())
         assert reason in report["error"] and report["permanent"] is True
         save(render_lines(["After the bomb"]), tmp_path / "inbox" / "after.png")
@@ -287,7 +316,10 @@ def test_a_thread_that_dies_is_restarted_and_its_job_not_lost(faults_site: Path,
     daemon = Daemon(config, env={"PYTHONPATH": str(faults_site)}).start()
     try:
         save(render_lines(["ends its thread"]), tmp_path / "exits" / "exit.png")
-        wait_for(lambda: (tmp_path / "exits" / "failed" / "exit.png.error.json").exists(), what="exit.png failed after 2 attempts")
+        wait_for(
+            lambda: (tmp_path / "exits" / "failed" / "exit.png.error.json").exists(),
+            what="exit.png failed after 2 attempts",
+        )
         assert daemon.count("thread_restarted") == 2
         save(render_lines(["The new thread reads"]), tmp_path / "inbox" / "next.png")
         wait_for(lambda: (tmp_path / "outbox" / "next.txt").exists(), what="next.txt")
@@ -303,7 +335,10 @@ def test_a_full_disk_under_state_dir_keeps_the_job_and_resumes(tmp_path: Path) -
         pytest.skip("mounting a small tmpfs needs root")
     state = tmp_path / "state"
     state.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(state)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(state)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     config = write_config(tmp_path, metrics={"enabled": True, "port": 0}, ui={"previews": True})
     daemon = Daemon(config)
@@ -318,9 +353,13 @@ def test_a_full_disk_under_state_dir_keeps_the_job_and_resumes(tmp_path: Path) -
         assert status == 503 and "full" in json.loads(body)["store_error"]
         assert daemon.process is not None and daemon.process.poll() is None
         filler.unlink()
-        wait_for(lambda: (tmp_path / "outbox" / "patient.txt").exists(), timeout=90, what="patient.txt once space returns")
+        wait_for(
+            lambda: (tmp_path / "outbox" / "patient.txt").exists(), timeout=90, what="patient.txt once space returns"
+        )
         assert [row[1] for row in job_rows(tmp_path)] == ["done"]
-        wait_for(lambda: http_get(str(url).removesuffix("/metrics") + "/healthz")[0] == 200, timeout=60, what="healthy again")
+        wait_for(
+            lambda: http_get(str(url).removesuffix("/metrics") + "/healthz")[0] == 200, timeout=60, what="healthy again"
+        )
     finally:
         daemon.stop()
         subprocess.run(["umount", "-l", str(state)], capture_output=True)
@@ -331,7 +370,9 @@ def test_sighup_with_missing_model_files_keeps_the_old_config(tmp_path: Path) ->
     daemon = Daemon(config).start()
     try:
         document = yaml.safe_load(config.read_text())
-        document["profiles"] = {"default": {"recognizer": {"type": "handwriting", "model_dir": str(tmp_path / "no-model-here")}}}
+        document["profiles"] = {
+            "default": {"recognizer": {"type": "handwriting", "model_dir": str(tmp_path / "no-model-here")}}
+        }
         config.write_text(yaml.safe_dump(document))
         daemon.signal(signal.SIGHUP)
         daemon.wait_event("config_reload_refused")
@@ -345,7 +386,10 @@ def test_sighup_with_missing_model_files_keeps_the_old_config(tmp_path: Path) ->
         config.write_text(yaml.safe_dump(document))
         daemon.signal(signal.SIGHUP)
         daemon.wait_event("config_reload_refused", count=2)
-        assert "restart hwdaemon" in [event for event in daemon.events() if event.get("event") == "config_reload_refused"][-1]["error"]
+        assert (
+            "restart hwdaemon"
+            in [event for event in daemon.events() if event.get("event") == "config_reload_refused"][-1]["error"]
+        )
     finally:
         daemon.stop()
 
@@ -360,7 +404,13 @@ def test_outputs_and_error_reports_honour_the_umask(tmp_path: Path) -> None:
     try:
         save(render_lines(["Shared with the group"]), tmp_path / "inbox" / "shared.png")
         (tmp_path / "inbox" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-        wait_for(lambda: (tmp_path / "outbox" / "shared.txt").exists() and (tmp_path / "inbox" / "failed" / "bad.png.error.json").exists(), what="both filed")
+        wait_for(
+            lambda: (
+                (tmp_path / "outbox" / "shared.txt").exists()
+                and (tmp_path / "inbox" / "failed" / "bad.png.error.json").exists()
+            ),
+            what="both filed",
+        )
         assert (tmp_path / "outbox" / "shared.txt").stat().st_mode & 0o777 == 0o660
         assert (tmp_path / "outbox" / "shared.json").stat().st_mode & 0o777 == 0o660
         assert (tmp_path / "inbox" / "failed" / "bad.png.error.json").stat().st_mode & 0o777 == 0o660

@@ -51,9 +51,13 @@ def test_probabilities_after_a_context_sum_to_one() -> None:
         assert total == pytest.approx(1.0, abs=1e-9), context
 
 
-def test_a_word_outscores_its_misspelling_and_case_and_punctuation_are_folded(small_model: charlm.CharLanguageModel) -> None:
+def test_a_word_outscores_its_misspelling_and_case_and_punctuation_are_folded(
+    small_model: charlm.CharLanguageModel,
+) -> None:
     assert small_model.text_log_probability("hello world") > small_model.text_log_probability("hrllo wordl") + 5
-    assert small_model.text_log_probability("Hello, World!") == pytest.approx(small_model.text_log_probability("hello world"))
+    assert small_model.text_log_probability("Hello, World!") == pytest.approx(
+        small_model.text_log_probability("hello world")
+    )
     assert small_model.text_log_probability("don’t") == pytest.approx(small_model.text_log_probability("don't"))
 
 
@@ -98,10 +102,14 @@ def test_in_english_the_word_before_counts() -> None:
 def test_a_language_without_word_pairs_reads_each_word_on_its_own() -> None:
     french = charlm.for_languages(("fr",), words=5000)
     text = "la maison de mon oncle"
-    assert french.text_log_probability(text) == pytest.approx(sum(french.text_log_probability(word) for word in text.split()))
+    assert french.text_log_probability(text) == pytest.approx(
+        sum(french.text_log_probability(word) for word in text.split())
+    )
 
 
-def test_a_built_model_is_cached_and_a_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_built_model_is_cached_and_a_damaged_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     built = charlm.for_languages(("fr",), words=300)
     (cache,) = (tmp_path / "hwdaemon").glob("charlm-*-fr-300-6-*.json.gz")
@@ -109,16 +117,22 @@ def test_a_built_model_is_cached_and_a_damaged_cache_is_rebuilt(tmp_path: Path, 
     assert charlm.for_languages(("fr",), words=300).log_probabilities == built.log_probabilities
     cache.write_bytes(b"not gzip")
     charlm.for_languages.cache_clear()
-    assert charlm.for_languages(("fr",), words=300).text_log_probability("maison") == pytest.approx(built.text_log_probability("maison"))
+    assert charlm.for_languages(("fr",), words=300).text_log_probability("maison") == pytest.approx(
+        built.text_log_probability("maison")
+    )
     assert cache.read_bytes() != b"not gzip"  # written again
 
 
 @pytest.mark.parametrize("decoder", ["beam", "greedy"])
 def test_both_decoders_read_a_rendered_line(decoder: str, registry: Registry) -> None:
-    config = parse_config(f"profiles:\n  default: {{recognizer: {{type: handwriting, decoder: {decoder}}}}}\n", "cfg.yaml", registry)
+    config = parse_config(
+        f"profiles:\n  default: {{recognizer: {{type: handwriting, decoder: {decoder}}}}}\n", "cfg.yaml", registry
+    )
     pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
     pipeline.check_ready()
-    result = pipeline.run(Document("x.png", "0" * 64, (Page(1, render_lines(["The quick brown fox jumps over"], font_size=40)),)))
+    result = pipeline.run(
+        Document("x.png", "0" * 64, (Page(1, render_lines(["The quick brown fox jumps over"], font_size=40)),))
+    )
     (line,) = result.lines
     assert character_error_rate("The quick brown fox jumps over", line.text) < 0.3 and 0 < line.confidence <= 1
 
@@ -134,11 +148,16 @@ def test_a_profile_word_is_spelled_where_the_network_half_saw_it() -> None:
     """A name no dictionary holds: the network barely sees its e; the profile's word list settles it."""
     charset = " abcdefghijklmnopqrstuvwxyz"
     rows = np.full((6, len(charset) + 1), 1e-6)
-    for row, (character, probability) in zip(rows, [("r", 0.9), ("o", 0.9), ("w", 0.9), ("l", 0.9), ("e", 0.3), ("y", 0.9)], strict=True):
+    for row, (character, probability) in zip(
+        rows, [("r", 0.9), ("o", 0.9), ("w", 0.9), ("l", 0.9), ("e", 0.3), ("y", 0.9)], strict=True
+    ):
         row[charset.index(character) + 1], row[0] = probability, 1 - probability
     output = rows / rows.sum(axis=1, keepdims=True)
     assert beam_search(output, charset, charlm.for_languages(("en",), words=5000), BeamSettings()) == "rowly"
-    assert beam_search(output, charset, charlm.for_languages(("en",), frozenset({"Rowley"}), words=5000), BeamSettings()) == "rowley"
+    assert (
+        beam_search(output, charset, charlm.for_languages(("en",), frozenset({"Rowley"}), words=5000), BeamSettings())
+        == "rowley"
+    )
 
 
 def test_profile_words_change_nothing_else() -> None:
@@ -160,13 +179,17 @@ def test_a_profile_word_with_sharp_s_reaches_the_word_model_as_written() -> None
 
 def test_a_word_added_to_the_profile_file_is_used_by_the_next_line(tmp_path: Path, registry: Registry) -> None:
     words = tmp_path / "words.txt"
-    config = parse_config(f"profiles:\n  default: {{recognizer: handwriting, user_words_file: {words}}}\n", "cfg.yaml", registry)
+    config = parse_config(
+        f"profiles:\n  default: {{recognizer: handwriting, user_words_file: {words}}}\n", "cfg.yaml", registry
+    )
     pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
     before = pipeline.recognizer._decoder()  # type: ignore[attr-defined]
     words.write_text("Lathrop\n")
     after = pipeline.recognizer._decoder()  # type: ignore[attr-defined]
     assert before is not None and after is not None
-    assert after.language_model.text_log_probability("lathrop") > before.language_model.text_log_probability("lathrop") + 3
+    assert (
+        after.language_model.text_log_probability("lathrop") > before.language_model.text_log_probability("lathrop") + 3
+    )
 
 
 def test_only_the_newest_models_with_profile_words_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,7 +87,9 @@ def test_500_then_200_is_delivered_once_after_a_retry(httpserver: HTTPServer, tm
 def test_429_retry_after_is_honoured(httpserver: HTTPServer, tmp_path: Path) -> None:
     receiver = Receiver([429], headers={"Retry-After": "3"})
     httpserver.expect_request("/hook").respond_with_handler(receiver)
-    daemon = run_daemon(webhook_config(tmp_path, httpserver.url_for("/hook"), backoff_max_seconds=5.0))  # Retry-After is capped here
+    daemon = run_daemon(
+        webhook_config(tmp_path, httpserver.url_for("/hook"), backoff_max_seconds=5.0)
+    )  # Retry-After is capped here
     try:
         save(render_lines(["Slow receiver"]), tmp_path / "inbox" / "slow.png")
         wait_for(lambda: len(receiver.requests) == 2, what="second attempt")
@@ -171,12 +173,19 @@ def test_third_party_sink_installed_with_pip_receives_results(third_party_site: 
     daemon = Daemon(config, env=env).start()
     try:
         save(render_lines(["Third party"]), tmp_path / "inbox" / "third.png")
-        wait_for(lambda: (tmp_path / "results.jsonl").exists() and (tmp_path / "outbox" / "third.txt").exists(), what="both sinks")
+        wait_for(
+            lambda: (tmp_path / "results.jsonl").exists() and (tmp_path / "outbox" / "third.txt").exists(),
+            what="both sinks",
+        )
     finally:
         daemon.stop()
     record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])
-    assert record["key"].endswith(":lines") and record["text"] == (tmp_path / "outbox" / "third.txt").read_text().rstrip("\n")
-    listing = subprocess.run([sys.executable, "-m", "hwdaemon", "plugins"], capture_output=True, text=True, env={**os.environ, **env})
+    assert record["key"].endswith(":lines") and record["text"] == (
+        tmp_path / "outbox" / "third.txt"
+    ).read_text().rstrip("\n")
+    listing = subprocess.run(
+        [sys.executable, "-m", "hwdaemon", "plugins"], capture_output=True, text=True, env={**os.environ, **env}
+    )
     assert "jsonl (version 0.0.1)" in listing.stdout
     assert "broken (BROKEN): ModuleNotFoundError" in listing.stdout  # reported, and the others still load
 
@@ -226,14 +235,20 @@ def test_one_scan_reaches_file_webhook_and_s3(httpserver: HTTPServer, tmp_path: 
         daemon = Daemon(config).start()
         try:
             save(render_lines(["Everything everywhere"]), tmp_path / "inbox" / "all.png")
-            wait_for(lambda: len(deliveries(tmp_path)) == 3 and all(row[0] == "delivered" for row in deliveries(tmp_path)), what="three sinks")
+            wait_for(
+                lambda: len(deliveries(tmp_path)) == 3 and all(row[0] == "delivered" for row in deliveries(tmp_path)),
+                what="three sinks",
+            )
         finally:
             daemon.stop()
         stored = s3.get_object(Bucket="scans", Key="all.json")["Body"].read().decode()
     exported = (tmp_path / "outbox" / "all.json").read_text()
     assert stored == exported
     _, request = receiver.requests[0]
-    assert Webhook(SECRET).verify(request.get_data(), dict(request.headers))["result"]["text"] == json.loads(exported)["text"]
+    assert (
+        Webhook(SECRET).verify(request.get_data(), dict(request.headers))["result"]["text"]
+        == json.loads(exported)["text"]
+    )
 
 
 def test_retry_after_is_capped_at_backoff_max_and_backoff_used_without_it() -> None:

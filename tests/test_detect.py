@@ -45,7 +45,10 @@ def test_ruling_lines_do_not_become_text_lines(lines_detector: Detector) -> None
 
 
 def test_words_far_apart_stay_on_one_line(lines_detector: Detector) -> None:
-    page = render_lines(["Total                                        42 pounds", "Paid                                          yes"], font_size=36)
+    page = render_lines(
+        ["Total                                        42 pounds", "Paid                                          yes"],
+        font_size=36,
+    )
     boxes = lines_detector.detect(page)
     assert len(boxes) == 2
     assert all(box.width > page.shape[1] * 0.7 for box in boxes)
@@ -126,7 +129,9 @@ def test_scattered_notes_are_read_note_by_note(lines_detector: Detector) -> None
     bottom_top = max(top_left.shape[0], right_top + right.shape[0]) + 200
     page = np.full((bottom_top + bottom.shape[0], width), 255, np.uint8)
     page[: top_left.shape[0], : top_left.shape[1]] = top_left
-    page[right_top : right_top + right.shape[0], top_left.shape[1] + gap : top_left.shape[1] + gap + right.shape[1]] = right
+    page[right_top : right_top + right.shape[0], top_left.shape[1] + gap : top_left.shape[1] + gap + right.shape[1]] = (
+        right
+    )
     page[bottom_top:, : bottom.shape[1]] = bottom
     boxes = lines_detector.detect(page)
     assert len(boxes) == 8

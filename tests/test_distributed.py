@@ -19,7 +19,9 @@ from hwdaemon.distributed.worker import ReadingHost
 from hwdaemon.plugins import Registry
 from rendering import render_lines, save
 
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (scripts/setup --test installs it)")
+pytestmark = pytest.mark.skipif(
+    REDIS_SERVER is None, reason="redis-server is not installed (scripts/setup --test installs it)"
+)
 ENV = {"REDIS_PASSWORD": PASSWORD}
 
 
@@ -41,7 +43,9 @@ def redis(tmp_path: Path) -> Any:
     server.stop()
 
 
-def configs(folder: Path, broker: str, visibility: float = 60, worker_profiles: list[str] | None = None) -> tuple[Path, Path]:
+def configs(
+    folder: Path, broker: str, visibility: float = 60, worker_profiles: list[str] | None = None
+) -> tuple[Path, Path]:
     """The daemon's config (coordinator) and a worker's config, sharing profiles and broker."""
     profiles = {
         "default": {"preprocess": ["grayscale"], "recognizer": "handwriting", "postprocess": ["normalize_whitespace"]},
@@ -71,7 +75,9 @@ def configs(folder: Path, broker: str, visibility: float = 60, worker_profiles: 
 def jobs(folder: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(folder / "state" / "hwdaemon.sqlite3") as db:
         db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute("SELECT id, path, state, worker, attempts, error FROM jobs ORDER BY id")]
+        return [
+            dict(row) for row in db.execute("SELECT id, path, state, worker, attempts, error FROM jobs ORDER BY id")
+        ]
 
 
 def deliveries(folder: Path) -> list[tuple[int, str]]:
@@ -89,8 +95,11 @@ def all_done(folder: Path, count: int) -> bool:
         rows = jobs(folder)
     except sqlite3.OperationalError:
         return False
-    return len(rows) == count and all(row["state"] == "done" for row in rows) and len(deliveries(folder)) == count and all(
-        state == "delivered" for _, state in deliveries(folder)
+    return (
+        len(rows) == count
+        and all(row["state"] == "done" for row in rows)
+        and len(deliveries(folder)) == count
+        and all(state == "delivered" for _, state in deliveries(folder))
     )
 
 
@@ -110,7 +119,9 @@ profiles:
     assert refused.refused and refused.result is None and "does not serve profile 'other'" in (refused.error or "")
     tampered = host.read(ReadRequest.inline(2, "0" * 64, "default", "a.png", image, None), "w1@host")
     assert tampered.permanent and "sha256 differs" in (tampered.error or "")
-    broken = host.read(ReadRequest.inline(3, hashlib.sha256(b"junk").hexdigest(), "default", "b.png", b"junk", None), "w1@host")
+    broken = host.read(
+        ReadRequest.inline(3, hashlib.sha256(b"junk").hexdigest(), "default", "b.png", b"junk", None), "w1@host"
+    )
     assert broken.permanent and broken.result is None
     read = host.read(ReadRequest.inline(4, sha, "default", "a.png", image, 500), "w1@host")
     assert read.result is not None and read.result["sha256"] == sha and set(read.preview_bytes()) == {1}
@@ -192,7 +203,9 @@ def _run_status(config: Path, env: dict[str, str]) -> str:
 
 
 @pytest.mark.slow
-def test_a_running_worker_refuses_a_job_for_a_profile_it_does_not_serve(redis: Redis, tmp_path: Path, env: dict[str, str]) -> None:
+def test_a_running_worker_refuses_a_job_for_a_profile_it_does_not_serve(
+    redis: Redis, tmp_path: Path, env: dict[str, str]
+) -> None:
     import hashlib
 
     from hwdaemon.config import QueueConfig
@@ -204,10 +217,16 @@ def test_a_running_worker_refuses_a_job_for_a_profile_it_does_not_serve(redis: R
         app = make_app(QueueConfig(backend="celery", broker_url=redis.url.replace("${REDIS_PASSWORD}", PASSWORD)))
         image = save(render_lines(["hello there"]), tmp_path / "a.png").read_bytes()
         request = ReadRequest.inline(7, hashlib.sha256(image).hexdigest(), "slow", "a.png", image, None)
-        reply = app.send_task(READ_TASK, kwargs={"request": request.to_dict()}, queue=queue_for("default")).get(timeout=60)
-        assert reply["refused"] is True and "does not serve profile 'slow'" in reply["error"] and reply["result"] is None
+        reply = app.send_task(READ_TASK, kwargs={"request": request.to_dict()}, queue=queue_for("default")).get(
+            timeout=60
+        )
+        assert (
+            reply["refused"] is True and "does not serve profile 'slow'" in reply["error"] and reply["result"] is None
+        )
         served = ReadRequest.inline(8, request.sha256, "default", "a.png", image, None)
-        answer = app.send_task(READ_TASK, kwargs={"request": served.to_dict()}, queue=queue_for("default")).get(timeout=60)
+        answer = app.send_task(READ_TASK, kwargs={"request": served.to_dict()}, queue=queue_for("default")).get(
+            timeout=60
+        )
         assert answer["result"] is not None and answer["worker"].startswith("picky@")  # still alive and reading
     finally:
         worker.stop()

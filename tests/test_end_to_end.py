@@ -12,7 +12,11 @@ from conftest import DEV_DATA, character_error_rate
 from hwdaemon.cli import cli
 from rendering import render_lines, save
 
-RENDERED_LINES = ["The quick brown fox jumps over", "the lazy dog near the river bank", "Meeting moved to Tuesday at noon"]
+RENDERED_LINES = [
+    "The quick brown fox jumps over",
+    "the lazy dog near the river bank",
+    "Meeting moved to Tuesday at noon",
+]
 # Measured on these three lines in DkgHandwriting at 32–56 px with the default profile (our
 # handwriting model v1): CER 0.05–0.07 (EasyOCR's english_g2: 0.27–0.29). The bound leaves
 # room for font-rendering differences between machines.
@@ -41,7 +45,9 @@ def test_real_iam_line_reads_within_measured_bound(dev_manifest: list[dict[str, 
 def test_output_folder_gets_one_file_per_input_in_the_chosen_format(tmp_path: Path) -> None:
     first = save(render_lines(["Buy milk and eggs"]), tmp_path / "first.png")
     second = save(render_lines(["Call the plumber"]), tmp_path / "second.jpg")
-    outcome = CliRunner().invoke(cli, ["process", str(first), str(second), "--format", "json", "--output", str(tmp_path / "out"), "--json"])
+    outcome = CliRunner().invoke(
+        cli, ["process", str(first), str(second), "--format", "json", "--output", str(tmp_path / "out"), "--json"]
+    )
     assert outcome.exit_code == 0, outcome.output
     summary = json.loads(outcome.stdout)
     assert summary["ok"] == 2 and summary["failed"] == 0
@@ -65,7 +71,10 @@ def test_one_bad_file_fails_alone_with_exit_code_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("format_", ["txt", "csv", "json"])
 def test_stdout_formats_for_several_files(tmp_path: Path, format_: str) -> None:
-    files = [save(render_lines([text]), tmp_path / f"{index}.png") for index, text in enumerate(["Hello there", "Good morning"])]
+    files = [
+        save(render_lines([text]), tmp_path / f"{index}.png")
+        for index, text in enumerate(["Hello there", "Good morning"])
+    ]
     outcome = CliRunner().invoke(cli, ["process", *map(str, files), "--format", format_])
     assert outcome.exit_code == 0, outcome.output
     if format_ == "json":

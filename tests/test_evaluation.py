@@ -89,7 +89,10 @@ def test_bad_manifest_line_is_named(tmp_path: Path) -> None:
 
 
 def test_eval_command_on_dev_lines_prints_a_table(dev_manifest: list[dict[str, str]], tmp_path: Path) -> None:
-    outcome = CliRunner().invoke(cli, ["eval", str(DEV_DATA / "manifest.jsonl"), "--kind", "word", "--json", "--readings", str(tmp_path / "r.jsonl")])
+    outcome = CliRunner().invoke(
+        cli,
+        ["eval", str(DEV_DATA / "manifest.jsonl"), "--kind", "word", "--json", "--readings", str(tmp_path / "r.jsonl")],
+    )
     assert outcome.exit_code == 0, outcome.output
     report = json.loads(outcome.stdout)[0]
     assert report["profile"] == "default" and report["all"]["items"] == 3

@@ -17,7 +17,15 @@ RESULT = Result(
     sha256="ab" * 32,
     profile="default",
     pages=(
-        PageResult(1, 800, 600, (Line("Dear Sir,", 0.91, Box(10, 20, 200, 40).polygon), Line("thank you", 0.42, Box(10, 70, 220, 40).polygon))),
+        PageResult(
+            1,
+            800,
+            600,
+            (
+                Line("Dear Sir,", 0.91, Box(10, 20, 200, 40).polygon),
+                Line("thank you", 0.42, Box(10, 70, 220, 40).polygon),
+            ),
+        ),
         PageResult(2, 800, 600, (Line("Yours, Émile", 0.77, Box(12, 30, 180, 38).polygon),)),
     ),
     timings={"preprocess": 0.1, "detect": 0.2, "recognize": 1.5, "postprocess": 0.0},
@@ -31,7 +39,11 @@ def test_json_round_trips_the_result() -> None:
 def test_csv_has_one_row_per_line_with_box_columns() -> None:
     rows = list(csv.DictReader(io.StringIO(to_csv(RESULT))))
     assert tuple(rows[0].keys()) == CSV_COLUMNS
-    assert [(row["page"], row["line"], row["text"]) for row in rows] == [("1", "1", "Dear Sir,"), ("1", "2", "thank you"), ("2", "1", "Yours, Émile")]
+    assert [(row["page"], row["line"], row["text"]) for row in rows] == [
+        ("1", "1", "Dear Sir,"),
+        ("1", "2", "thank you"),
+        ("2", "1", "Yours, Émile"),
+    ]
     assert (rows[1]["x"], rows[1]["y"], rows[1]["w"], rows[1]["h"]) == ("10", "70", "220", "40")
 
 
@@ -61,7 +73,11 @@ def test_file_sink_replaces_its_own_file_and_never_anothers(tmp_path: Path, form
     sink = FileSink(FileSinkOptions(path=tmp_path, formats=formats), "outbox")
     first = RESULT
     sink.deliver(first, Artifacts("k1", "note.png"))
-    corrected = replace(first, pages=(replace(first.pages[0], lines=(replace(first.pages[0].lines[0], text="fixed by hand"),)),), revision=1)
+    corrected = replace(
+        first,
+        pages=(replace(first.pages[0], lines=(replace(first.pages[0].lines[0], text="fixed by hand"),)),),
+        revision=1,
+    )
     receipt = sink.deliver(corrected, Artifacts("k1:r1", "note.png"))
     assert receipt.location.split(", ")[0] == str(tmp_path / "note.txt")
     assert (tmp_path / "note.txt").read_text().startswith("fixed by hand")

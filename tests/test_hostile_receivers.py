@@ -30,7 +30,9 @@ def webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_WEBHOOK_SECRET", SECRET)
 
 
-def config_for(folder: Path, url: str, sinks: list[str] | None = None, delivery: dict[str, object] | None = None, **hook: object) -> Path:
+def config_for(
+    folder: Path, url: str, sinks: list[str] | None = None, delivery: dict[str, object] | None = None, **hook: object
+) -> Path:
     return write_config(
         folder,
         delivery={**FAST_RETRIES, **(delivery or {})},
@@ -48,7 +50,9 @@ def deliveries(folder: Path) -> dict[str, tuple[str, int, str | None, str | None
     if not path.exists():
         return {}
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT sink, state, attempts, last_error, location FROM deliveries ORDER BY id DESC").fetchall()
+        rows = db.execute(
+            "SELECT sink, state, attempts, last_error, location FROM deliveries ORDER BY id DESC"
+        ).fetchall()
     return {sink: (state, attempts, error, location) for sink, state, attempts, error, location in rows}
 
 
@@ -68,9 +72,17 @@ def test_endless_body_is_cut_off_and_the_daemon_lives(tmp_path: Path, status: in
         try:
             drop_scan(tmp_path)
             if status == 200:
-                wait_for(lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered", timeout=60, what="delivered despite the endless body")
+                wait_for(
+                    lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered",
+                    timeout=60,
+                    what="delivered despite the endless body",
+                )
             else:  # the 503 counts as a failed attempt; the retry gets the scripted plain 200
-                wait_for(lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered", timeout=60, what="retried and delivered")
+                wait_for(
+                    lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered",
+                    timeout=60,
+                    what="retried and delivered",
+                )
                 assert "answered 503: xxxx" in daemon.log_path.read_text()
             assert receiver.cut_by_client.wait(10), "the daemon must close the connection, not keep reading"
             assert receiver.bytes_sent < 2**30
@@ -88,7 +100,9 @@ def test_trickling_receiver_hits_the_total_deadline(tmp_path: Path) -> None:
         try:
             drop_scan(tmp_path)
             wait_for(lambda: receiver.requests, timeout=60, what="the webhook attempt to start")
-            wait_for(lambda: (webhook_state(tmp_path) or ("", 0))[1] >= 1, timeout=30, what="the deadline to end the attempt")
+            wait_for(
+                lambda: (webhook_state(tmp_path) or ("", 0))[1] >= 1, timeout=30, what="the deadline to end the attempt"
+            )
             cut_after = time.monotonic() - receiver.requests[0].at
             state, _, error, _ = webhook_state(tmp_path)  # type: ignore[misc]
             assert state == "pending" and "took longer than total_timeout_seconds=3" in (error or "")
@@ -106,7 +120,11 @@ def test_a_slow_webhook_does_not_hold_up_the_file_sink(tmp_path: Path) -> None:
         try:
             drop_scan(tmp_path, "first.png")
             wait_for(lambda: receiver.requests, timeout=60, what="the webhook attempt to start")
-            wait_for(lambda: (tmp_path / "outbox" / "first.txt").exists(), timeout=20, what="the file sink, while the webhook trickles")
+            wait_for(
+                lambda: (tmp_path / "outbox" / "first.txt").exists(),
+                timeout=20,
+                what="the file sink, while the webhook trickles",
+            )
             assert webhook_state(tmp_path)[:2] == ("pending", 0)  # type: ignore[index]  # its attempt still in flight
             drop_scan(tmp_path, "second.png")
             wait_for(lambda: (tmp_path / "outbox" / "second.txt").exists(), timeout=20, what="a later scan's file, too")
@@ -126,11 +144,15 @@ def test_redirect_to_another_host_is_not_followed(tmp_path: Path, status: int, s
             daemon = Daemon(config).start()
             try:
                 drop_scan(tmp_path)
-                wait_for(lambda: (webhook_state(tmp_path) or ("", 0))[1] >= 1, timeout=60, what="first attempt recorded")
+                wait_for(
+                    lambda: (webhook_state(tmp_path) or ("", 0))[1] >= 1, timeout=60, what="first attempt recorded"
+                )
             finally:
                 assert daemon.stop() == 0
         assert elsewhere.requests == []
-        assert receiver.requests[0].headers["Authorization"] == "Bearer api-key-0123456789"  # the configured host did get it
+        assert (
+            receiver.requests[0].headers["Authorization"] == "Bearer api-key-0123456789"
+        )  # the configured host did get it
     got_state, attempts, error, _ = webhook_state(tmp_path)  # type: ignore[misc]
     assert (got_state, attempts) == (state, 1)
     assert f"answered {status} redirecting to http://127.0.0.1:" in (error or "") and "not followed" in (error or "")
@@ -142,7 +164,11 @@ def test_huge_retry_after_is_capped_at_the_backoff_maximum(tmp_path: Path) -> No
         daemon = Daemon(config_for(tmp_path, receiver.url(), delivery={"backoff_max_seconds": 1.0})).start()
         try:
             drop_scan(tmp_path)
-            wait_for(lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered", timeout=60, what="delivered after two capped waits")
+            wait_for(
+                lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered",
+                timeout=60,
+                what="delivered after two capped waits",
+            )
         finally:
             assert daemon.stop() == 0
     assert len(receiver.requests) == 3
@@ -153,10 +179,16 @@ def test_huge_retry_after_is_capped_at_the_backoff_maximum(tmp_path: Path) -> No
 
 def test_retry_after_forever_still_ends_in_a_dead_letter(tmp_path: Path) -> None:
     with hostile_server(lambda h: h.answer(429, b"later", {"Retry-After": "999999999"})) as receiver:
-        daemon = Daemon(config_for(tmp_path, receiver.url(), delivery={"max_attempts": 3, "backoff_max_seconds": 0.5})).start()
+        daemon = Daemon(
+            config_for(tmp_path, receiver.url(), delivery={"max_attempts": 3, "backoff_max_seconds": 0.5})
+        ).start()
         try:
             drop_scan(tmp_path)
-            wait_for(lambda: (webhook_state(tmp_path) or ("",))[0] == "dead", timeout=60, what="dead letter after max_attempts")
+            wait_for(
+                lambda: (webhook_state(tmp_path) or ("",))[0] == "dead",
+                timeout=60,
+                what="dead letter after max_attempts",
+            )
         finally:
             assert daemon.stop() == 0
     assert webhook_state(tmp_path)[1] == 3 and len(receiver.requests) == 3  # type: ignore[index]
@@ -179,7 +211,9 @@ def test_credentials_in_the_url_and_headers_never_reach_logs_store_or_cli(tmp_pa
         daemon = Daemon(config).start()
         try:
             drop_scan(tmp_path)
-            wait_for(lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered", timeout=60, what="delivered after a 500")
+            wait_for(
+                lambda: (webhook_state(tmp_path) or ("",))[0] == "delivered", timeout=60, what="delivered after a 500"
+            )
         finally:
             assert daemon.stop() == 0
         assert receiver.requests[0].path == f"/hook?token={TOKEN}&tenant=office-2"  # the receiver still gets them
@@ -216,7 +250,9 @@ def test_connection_error_message_is_masked_too(tmp_path: Path) -> None:
         ("whsec_not*base64!!", "not valid base64"),
     ],
 )
-def test_weak_or_malformed_secret_is_refused_at_config_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, why: str) -> None:
+def test_weak_or_malformed_secret_is_refused_at_config_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, why: str
+) -> None:
     monkeypatch.setenv("TEST_WEBHOOK_SECRET", secret)
     outcome = CliRunner().invoke(cli, ["check-config", str(config_for(tmp_path, "http://127.0.0.2:9/hook"))])
     assert outcome.exit_code == 78, outcome.output

@@ -43,7 +43,9 @@ def _png_claiming_size(path: Path, width: int, height: int) -> Path:
         ("cut.png", None, "truncated or corrupt"),
     ],
 )
-def test_bad_files_get_a_reason_and_are_left_untouched(tmp_path: Path, name: str, content: bytes | None, reason: str) -> None:
+def test_bad_files_get_a_reason_and_are_left_untouched(
+    tmp_path: Path, name: str, content: bytes | None, reason: str
+) -> None:
     path = tmp_path / name
     if content is None:
         Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)).save(path)

@@ -49,7 +49,10 @@ def import_graph() -> dict[str, set[str]]:
     modules = {module_name(path) for path in paths}
     graph = {module_name(path): imports_of(path, modules) for path in paths}
     # a package's __init__ importing its own submodules is how packages re-export; not a layering edge back
-    return {module: {target for target in targets if not target.startswith(module + ".")} for module, targets in graph.items()}
+    return {
+        module: {target for target in targets if not target.startswith(module + ".")}
+        for module, targets in graph.items()
+    }
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

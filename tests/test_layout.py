@@ -17,7 +17,10 @@ def test_missing_words_split_the_box_by_character_counts() -> None:
     line = Line("ab cdef", 0.7, Box(100, 50, 70, 20).polygon)  # 7 characters, 10 px each
     words = words_of(line)
     assert [word.text for word in words] == ["ab", "cdef"]
-    assert [(word.box.x, word.box.y, word.box.width, word.box.height) for word in words] == [(100, 50, 20, 20), (130, 50, 40, 20)]
+    assert [(word.box.x, word.box.y, word.box.width, word.box.height) for word in words] == [
+        (100, 50, 20, 20),
+        (130, 50, 40, 20),
+    ]
     assert {word.confidence for word in words} == {0.7}
 
 

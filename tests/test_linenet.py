@@ -18,7 +18,16 @@ from hwdaemon.pipeline.onnx_runtime import open_session, run
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.plugins import Registry
 from hwdaemon.training.data import TranscribedLine
-from hwdaemon.training.segment import SegmentPage, SegmentSettings, core_target, random_crop, segment_loss, split_validation, to_tensors, train_segmenter
+from hwdaemon.training.segment import (
+    SegmentPage,
+    SegmentSettings,
+    core_target,
+    random_crop,
+    segment_loss,
+    split_validation,
+    to_tensors,
+    train_segmenter,
+)
 from rendering import render_lines
 
 LETTER = [
@@ -72,7 +81,12 @@ def test_close_lines_split_the_space_between_them_halfway() -> None:
 def test_a_short_training_run_lowers_the_loss_and_writes_a_model_that_loads(tmp_path: Path) -> None:
     page = render_lines(LETTER, font_size=24)
     pitch, right = int(24 * 1.9), page.shape[1] - 20
-    lines = [TranscribedLine(text, [(20, 24 + i * pitch), (right, 24 + i * pitch), (right, 58 + i * pitch), (20, 58 + i * pitch)]) for i, text in enumerate(LETTER)]
+    lines = [
+        TranscribedLine(
+            text, [(20, 24 + i * pitch), (right, 24 + i * pitch), (right, 58 + i * pitch), (20, 58 + i * pitch)]
+        )
+        for i, text in enumerate(LETTER)
+    ]
     pages = [SegmentPage("test/letters", "letter.xml", page, core_target(page.shape, lines, 1.0))]
     settings = SegmentSettings(minutes=0.25, crop=96, batch_size=4, checkpoint_every=10, learning_rate=3e-3)
     images, targets = to_tensors([random_crop(pages[0], 96, random.Random(5)) for _ in range(4)])
@@ -87,22 +101,31 @@ def test_a_short_training_run_lowers_the_loss_and_writes_a_model_that_loads(tmp_
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     with torch.inference_mode():  # the ONNX copy the detector reads, written beside the weights, is the same network
         ours = torch.sigmoid(load_linenet(tmp_path / "run" / "model")(images[:1])).numpy()
-    assert np.abs(ours - run(open_session(tmp_path / "run" / "model" / "linenet.onnx"), images[:1].numpy())).max() < 1e-4
+    assert (
+        np.abs(ours - run(open_session(tmp_path / "run" / "model" / "linenet.onnx"), images[:1].numpy())).max() < 1e-4
+    )
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     page = render_lines(LETTER[:2], font_size=20)
     pages = [SegmentPage("test/letters", "letter.xml", page, np.zeros(page.shape, np.uint8))]
     events: list[dict] = []
-    first = train_segmenter(pages, [], tmp_path, SegmentSettings(minutes=0.02, crop=64, batch_size=2, checkpoint_every=1000), events.append)
+    first = train_segmenter(
+        pages, [], tmp_path, SegmentSettings(minutes=0.02, crop=64, batch_size=2, checkpoint_every=1000), events.append
+    )
     more = first["minutes"] + 0.02  # the budget is for the whole run: a slow first step must not use up the second's
-    second = train_segmenter(pages, [], tmp_path, SegmentSettings(minutes=more, crop=64, batch_size=2, checkpoint_every=1000), events.append)
+    second = train_segmenter(
+        pages, [], tmp_path, SegmentSettings(minutes=more, crop=64, batch_size=2, checkpoint_every=1000), events.append
+    )
     assert next(event for event in events if event["event"] == "resumed")["steps"] == first["steps"]
     assert second["steps"] > first["steps"]
 
 
 def test_the_validation_split_is_stable_and_disjoint() -> None:
-    pages = [SegmentPage("r", f"page{index}.xml", np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)) for index in range(200)]
+    pages = [
+        SegmentPage("r", f"page{index}.xml", np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
+        for index in range(200)
+    ]
     training, validation = split_validation(pages, 0.1)
     assert 5 < len(validation) < 40 and len(training) + len(validation) == 200
     assert [page.name for page in split_validation(pages, 0.1)[1]] == [page.name for page in validation]
@@ -129,7 +152,9 @@ def test_the_shipped_segmenter_finds_each_line_of_a_rendered_letter(linenet: Lin
         assert box.y < middle < box.y + box.height
     shares = [cv2.fillPoly(np.zeros(page.shape, np.uint8), [np.array(box.polygon, np.int32)], 1) for box in boxes]
     overlap = int((sum(shares) > 1).sum())
-    assert overlap < 0.01 * min(int(share.sum()) for share in shares)  # each line's outline is its own, but for the simplified polygons' edges
+    assert overlap < 0.01 * min(
+        int(share.sum()) for share in shares
+    )  # each line's outline is its own, but for the simplified polygons' edges
 
 
 def test_a_line_crop_is_left_to_the_lines_rules(linenet: LineNetDetector) -> None:
@@ -138,7 +163,9 @@ def test_a_line_crop_is_left_to_the_lines_rules(linenet: LineNetDetector) -> Non
 
 
 def test_a_missing_segmenter_is_named(registry: Registry, tmp_path: Path) -> None:
-    detector = registry.create("detector", PieceConfig(type="linenet", options={"model_dir": str(tmp_path)}), PieceContext())
+    detector = registry.create(
+        "detector", PieceConfig(type="linenet", options={"model_dir": str(tmp_path)}), PieceContext()
+    )
     with pytest.raises(ModelMissingError, match="linenet.onnx"):
         detector.check_ready()
     assert SHIPPED_LINENET.name == "linenet"

@@ -49,7 +49,9 @@ def faulty_config(folder: Path, step: dict[str, object], **overrides: object) ->
 
 def test_metrics_move_after_a_job_and_match_status(faults_site: Path, tmp_path: Path) -> None:
     config = faulty_config(tmp_path, {"type": "crash"}, max_attempts=2)
-    daemon = Daemon(config, env={"PYTHONPATH": str(faults_site), "HWDAEMON_TEST_EVENTS": str(tmp_path / "hooks.jsonl")}).start()
+    daemon = Daemon(
+        config, env={"PYTHONPATH": str(faults_site), "HWDAEMON_TEST_EVENTS": str(tmp_path / "hooks.jsonl")}
+    ).start()
     try:
         base = metrics_url(daemon)
         status, body = http_get(f"{base}/metrics")
@@ -57,19 +59,36 @@ def test_metrics_move_after_a_job_and_match_status(faults_site: Path, tmp_path: 
         assert sample(body, "hwdaemon_jobs_finished_total", outcome="done") is None
         save(render_lines(["Counted"]), tmp_path / "inbox" / "counted.png")
         save(render_lines(["Crashes"]), tmp_path / "faulty" / "crashes.png")
-        wait_for(lambda: (tmp_path / "faulty" / "failed" / "crashes.png.error.json").exists(), timeout=90, what="crash filed")
+        wait_for(
+            lambda: (tmp_path / "faulty" / "failed" / "crashes.png.error.json").exists(), timeout=90, what="crash filed"
+        )
         wait_for(lambda: (tmp_path / "outbox" / "counted.txt").exists(), what="counted.txt")
         _, body = http_get(f"{base}/metrics")
         assert sample(body, "hwdaemon_jobs_finished_total", outcome="done") == 1
         assert sample(body, "hwdaemon_jobs_finished_total", outcome="failed") == 1
-        assert sample(body, "hwdaemon_jobs_finished_total", outcome="retry_scheduled") == 1  # the crash was retried once
+        assert (
+            sample(body, "hwdaemon_jobs_finished_total", outcome="retry_scheduled") == 1
+        )  # the crash was retried once
         assert sample(body, "hwdaemon_stage_duration_seconds_count", stage="recognize") == 1
         assert sample(body, "hwdaemon_files_seen_total", inbox=str(tmp_path / "inbox"), outcome="queued") == 1
         assert (sample(body, "process_resident_memory_bytes") or 0) > 100e6
-        wait_for(lambda: sample(http_get(f"{base}/metrics")[1], "hwdaemon_delivery_attempts_total", sink="outbox", outcome="delivered") == 1, what="delivery counted")
+        wait_for(
+            lambda: (
+                sample(
+                    http_get(f"{base}/metrics")[1],
+                    "hwdaemon_delivery_attempts_total",
+                    sink="outbox",
+                    outcome="delivered",
+                )
+                == 1
+            ),
+            what="delivery counted",
+        )
         _, body = http_get(f"{base}/metrics")
         status_command = [sys.executable, "-m", "hwdaemon", "status", "--json", "--config", str(config)]
-        summary = json.loads(subprocess.run(status_command, capture_output=True, text=True, check=True, env=daemon.env).stdout)
+        summary = json.loads(
+            subprocess.run(status_command, capture_output=True, text=True, check=True, env=daemon.env).stdout
+        )
         for inbox, counts in summary["jobs"].items():
             for state, count in counts.items():
                 assert sample(body, "hwdaemon_jobs", inbox=inbox, state=state) == count
@@ -89,7 +108,9 @@ def test_healthz_turns_503_when_the_worker_stalls(faults_site: Path, tmp_path: P
         base = metrics_url(daemon)
         assert http_get(f"{base}/healthz")[0] == 200
         save(render_lines(["Never finishes"]), tmp_path / "faulty" / "wedged.png")
-        status, body = wait_for(lambda: (lambda reply: reply if reply[0] == 503 else None)(http_get(f"{base}/healthz")), what="503")
+        status, body = wait_for(
+            lambda: (lambda reply: reply if reply[0] == 503 else None)(http_get(f"{base}/healthz")), what="503"
+        )
         details = json.loads(body)
         assert details["healthy"] is False and details["workers"][0]["stalled"] is True
     finally:
@@ -113,7 +134,10 @@ def test_every_job_log_line_carries_job_file_inbox_and_profile(tmp_path: Path) -
 
 def test_hook_hwdaemon_job_done_and_hwdaemon_job_failed(faults_site: Path, tmp_path: Path) -> None:
     events = tmp_path / "hooks.jsonl"
-    daemon = Daemon(faulty_config(tmp_path, {"type": "crash"}, max_attempts=1), env={"PYTHONPATH": str(faults_site), "HWDAEMON_TEST_EVENTS": str(events)}).start()
+    daemon = Daemon(
+        faulty_config(tmp_path, {"type": "crash"}, max_attempts=1),
+        env={"PYTHONPATH": str(faults_site), "HWDAEMON_TEST_EVENTS": str(events)},
+    ).start()
     try:
         save(render_lines(["Hooked"]), tmp_path / "inbox" / "hooked.png")
         save(render_lines(["Crashes"]), tmp_path / "faulty" / "crashes.png")
@@ -121,6 +145,14 @@ def test_hook_hwdaemon_job_done_and_hwdaemon_job_failed(faults_site: Path, tmp_p
     finally:
         daemon.stop()
     recorded = {item["hook"]: item for item in map(json.loads, events.read_text().splitlines())}
-    assert recorded["hwdaemon_job_done"]["source"].endswith("hooked.png") and recorded["hwdaemon_job_done"]["lines"] >= 1
-    assert recorded["hwdaemon_job_failed"]["path"].endswith("crashes.png") and "injected crash" in recorded["hwdaemon_job_failed"]["error"]
-    assert recorded["hwdaemon_job_failed"]["job_error"] == recorded["hwdaemon_job_failed"]["error"] and recorded["hwdaemon_job_failed"]["attempts"] == 1
+    assert (
+        recorded["hwdaemon_job_done"]["source"].endswith("hooked.png") and recorded["hwdaemon_job_done"]["lines"] >= 1
+    )
+    assert (
+        recorded["hwdaemon_job_failed"]["path"].endswith("crashes.png")
+        and "injected crash" in recorded["hwdaemon_job_failed"]["error"]
+    )
+    assert (
+        recorded["hwdaemon_job_failed"]["job_error"] == recorded["hwdaemon_job_failed"]["error"]
+        and recorded["hwdaemon_job_failed"]["attempts"] == 1
+    )

@@ -28,7 +28,10 @@ def _imports(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module for alias in node.names)
+            found.update(
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                for alias in node.names
+            )
     return {name if name in known else name.split(".")[0] for name in found}
 
 
@@ -44,7 +47,9 @@ def _in(name: str, package: str) -> bool:
 def test_the_framework_imports_no_built_in_piece_and_no_training() -> None:
     for module, imported in _graph().items():
         if _in(module, "hwdaemon.pipeline"):
-            assert not [name for name in imported if _in(name, "hwdaemon.builtins") or _in(name, "hwdaemon.training")], module
+            assert not [
+                name for name in imported if _in(name, "hwdaemon.builtins") or _in(name, "hwdaemon.training")
+            ], module
 
 
 def test_the_model_folder_format_imports_neither_side() -> None:
@@ -66,7 +71,9 @@ def test_only_training_imports_torch_at_module_level() -> None:
 
 def test_no_import_cycles_among_the_pipeline_the_built_ins_the_model_folder_and_training() -> None:
     graph = _graph()
-    edges = {module: {name for name in imported if name in graph and name != module} for module, imported in graph.items()}
+    edges = {
+        module: {name for name in imported if name in graph and name != module} for module, imported in graph.items()
+    }
     visiting: list[str] = []
     done: set[str] = set()
 

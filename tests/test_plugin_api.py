@@ -98,7 +98,10 @@ def test_a_sink_gets_its_own_options_class_built_from_the_config(manager_with_ec
     sink = registry.create("sink", config.sinks["echo"], "echo")
     assert type(sink.options) is EchoOptions and sink.options.retries == 3
     assert sink.instance_name == "echo"
-    assert sink.deliver(Result("a.png", "0" * 64, "default", ()), Artifacts("k1", "a.png")).location == "http://127.0.0.1:9/k1"
+    assert (
+        sink.deliver(Result("a.png", "0" * 64, "default", ()), Artifacts("k1", "a.png")).location
+        == "http://127.0.0.1:9/k1"
+    )
 
 
 def declared_options(cls: type) -> type | None:
@@ -119,7 +122,9 @@ def test_every_class_that_names_its_options_type_builds_that_type() -> None:
             declared = declared_options(cls)
             if declared is not None:
                 named += 1
-                assert issubclass(cls.Options, declared), f"{cls.__name__}: Options is {cls.Options.__name__}, its base says {declared.__name__}"
+                assert issubclass(cls.Options, declared), (
+                    f"{cls.__name__}: Options is {cls.Options.__name__}, its base says {declared.__name__}"
+                )
     assert named >= 4  # the file, webhook and s3 sinks and the tesseract recognizer at least
 
 
@@ -129,4 +134,6 @@ def test_every_type_a_hook_names_is_in_the_plugin_api() -> None:
     hooks = [value for name, value in vars(hookspecs).items() if name.startswith("hwdaemon_") and callable(value)]
     assert hooks
     for hook in hooks:
-        typing.get_type_hints(hook, globalns=dict(vars(plugin_api)))  # NameError if a hook names a type plugins cannot import
+        typing.get_type_hints(
+            hook, globalns=dict(vars(plugin_api))
+        )  # NameError if a hook names a type plugins cannot import

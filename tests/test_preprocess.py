@@ -11,7 +11,12 @@ from hwdaemon.pipeline.stages import PieceContext, Step
 from hwdaemon.plugins import Registry
 from rendering import render_lines
 
-TEXT = ["Dear Anna, thank you for the letter", "and the photographs of the garden.", "We arrive on Friday by the late train", "with love from all of us"]
+TEXT = [
+    "Dear Anna, thank you for the letter",
+    "and the photographs of the garden.",
+    "We arrive on Friday by the late train",
+    "with love from all of us",
+]
 
 
 def build(registry: Registry, spec: str | dict[str, object]) -> Step:

@@ -26,7 +26,9 @@ def test_redact_url(url: str, expected: str) -> None:
 
 def test_urls_inside_text_are_masked() -> None:
     text = "POST https://u:pa55word@example.org/hook?token=abc123 failed; retrying https://example.org/ok"
-    assert redact_urls_in(text) == "POST https://u:***@example.org/hook?token=*** failed; retrying https://example.org/ok"
+    assert (
+        redact_urls_in(text) == "POST https://u:***@example.org/hook?token=*** failed; retrying https://example.org/ok"
+    )
 
 
 def test_known_values_are_masked_wherever_they_appear() -> None:

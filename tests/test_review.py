@@ -22,30 +22,38 @@ from hwdaemon.ui.security import CSRF_COOKIE
 TOKEN = "correct-horse-battery-staple"
 
 
-def make_config(folder: Path, registry: Registry, review: str = "optional", token: str | None = None, host: str = "127.0.0.1") -> Config:
+def make_config(
+    folder: Path, registry: Registry, review: str = "optional", token: str | None = None, host: str = "127.0.0.1"
+) -> Config:
     ui = f"ui: {{host: '{host}'" + (f", token: '{token}'" if token else "") + "}"
     text = f"""
-state_dir: {folder / 'state'}
+state_dir: {folder / "state"}
 {ui}
 profiles:
   default:
     recognizer: handwriting
     review_below: 0.6
     user_words: [Legros]
-    user_words_file: {folder / 'words.txt'}
+    user_words_file: {folder / "words.txt"}
     postprocess:
       - {{type: spelling}}
 inboxes:
-  - {{path: {folder / 'inbox'}, sinks: [outbox], review: {review}}}
+  - {{path: {folder / "inbox"}, sinks: [outbox], review: {review}}}
 sinks:
-  outbox: {{type: file, path: {folder / 'outbox'}}}
+  outbox: {{type: file, path: {folder / "outbox"}}}
 """
     return parse_config(text, str(folder / "config.yaml"), registry)
 
 
-def sample_result(sha256: str = "ab" * 32, texts: tuple[str, ...] = ("Dear Margaret,", "the <script>alert(1)</script> garden")) -> Result:
+def sample_result(
+    sha256: str = "ab" * 32, texts: tuple[str, ...] = ("Dear Margaret,", "the <script>alert(1)</script> garden")
+) -> Result:
     lines = tuple(
-        Line(text=text, confidence=0.95 if index == 0 else 0.31, polygon=((10, 10 + 60 * index), (390, 10 + 60 * index), (390, 60 + 60 * index), (10, 60 + 60 * index)))
+        Line(
+            text=text,
+            confidence=0.95 if index == 0 else 0.31,
+            polygon=((10, 10 + 60 * index), (390, 10 + 60 * index), (390, 60 + 60 * index), (10, 60 + 60 * index)),
+        )
         for index, text in enumerate(texts)
     )
     return Result(source="letter.png", sha256=sha256, profile="default", pages=(PageResult(1, 400, 200, lines),))
@@ -55,7 +63,9 @@ def add_done_job(store: Store, config: Config, result: Result, name: str = "lett
     inbox = str((Path(config.inboxes[0].path)).absolute())
     job = store.jobs.add(f"{inbox}/{name}", inbox, "default", result.sha256, 10, 1)
     needs_review = any(line.confidence < 0.6 for line in result.lines)
-    store.jobs.finish(job.id, result, ["outbox"], needs_review=needs_review, hold=config.inboxes[0].review == "required")
+    store.jobs.finish(
+        job.id, result, ["outbox"], needs_review=needs_review, hold=config.inboxes[0].review == "required"
+    )
     if preview:
         image = np.full((200, 400), 255, np.uint8)
         save_previews(encode_previews(Document(name, result.sha256, (Page(1, image),)), 2000), config.state_dir, job.id)
@@ -75,14 +85,18 @@ def csrf_of(client: TestClient, url: str) -> str:
     assert page.status_code == 200, page.text
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     session_id = client.cookies.get(CSRF_COOKIE)
-    assert match and session_id and len(session_id) >= 32 and session_id != match.group(1)  # the token is derived, not the cookie
+    assert (
+        match and session_id and len(session_id) >= 32 and session_id != match.group(1)
+    )  # the token is derived, not the cookie
     return match.group(1)
 
 
 def test_jobs_list_shows_confidence_filters_searches_and_pages(setup: tuple[Config, Store, TestClient]) -> None:
     config, store, client = setup
     doubtful = add_done_job(store, config, sample_result(), preview=False)
-    confident = add_done_job(store, config, sample_result("cd" * 32, ("All is well", "with everyone here")), "fine.png", preview=False)
+    confident = add_done_job(
+        store, config, sample_result("cd" * 32, ("All is well", "with everyone here")), "fine.png", preview=False
+    )
     store.review.approve(confident, 0, "test", ["outbox"])
     assert client.get("/").headers["location"] == "/jobs"
     page = client.get("/jobs").text
@@ -101,7 +115,9 @@ def test_thousands_of_jobs_are_paged(setup: tuple[Config, Store, TestClient]) ->
     for number in range(120):
         add_done_job(store, config, sample_result(f"{number:064x}"), f"scan-{number:03}.png", preview=False)
     first = client.get("/jobs").text
-    assert "scan-119.png" in first and "scan-070.png" in first and "scan-069.png" not in first and "page 1 of 3" in first
+    assert (
+        "scan-119.png" in first and "scan-070.png" in first and "scan-069.png" not in first and "page 1 of 3" in first
+    )
     third = client.get("/jobs", params={"page": 3}).text
     assert "scan-019.png" in third and "scan-000.png" in third and "scan-020.png" not in third
 
@@ -122,7 +138,9 @@ def test_images_come_only_from_the_stores_previews(setup: tuple[Config, Store, T
     config, store, client = setup
     job_id = add_done_job(store, config, sample_result())
     image = client.get(f"/jobs/{job_id}/pages/1.jpg")
-    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg" and image.content[:2] == b"\xff\xd8"
+    assert (
+        image.status_code == 200 and image.headers["content-type"] == "image/jpeg" and image.content[:2] == b"\xff\xd8"
+    )
     (config.state_dir / "secret.txt").write_text("secret")
     for forged in (
         f"/jobs/{job_id}/pages/..%2F..%2Fsecret.txt",
@@ -143,17 +161,35 @@ def test_save_needs_csrf_and_keeps_the_original(setup: tuple[Config, Store, Test
     job_id = add_done_job(store, config, sample_result())
     assert client.post(f"/jobs/{job_id}/save", data={"page": "1", "line-1": "x"}).status_code == 403
     token = csrf_of(client, f"/jobs/{job_id}")
-    assert client.post(f"/jobs/{job_id}/save", data={"csrf_token": "f" * 43, "page": "1", "line-1": "x"}).status_code == 403
-    saved = client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "1", "line-0": "Dear Margaret,", "line-1": "the rose garden", "reviewer": "Ada"})
+    assert (
+        client.post(f"/jobs/{job_id}/save", data={"csrf_token": "f" * 43, "page": "1", "line-1": "x"}).status_code
+        == 403
+    )
+    saved = client.post(
+        f"/jobs/{job_id}/save",
+        data={
+            "csrf_token": token,
+            "page": "1",
+            "line-0": "Dear Margaret,",
+            "line-1": "the rose garden",
+            "reviewer": "Ada",
+        },
+    )
     assert saved.status_code == 303 and "revision+1" in saved.headers["location"]
     assert store.jobs.result_of(job_id).pages[0].lines[1].text == "the <script>alert(1)</script> garden"  # type: ignore[union-attr]
     revision = store.review.revisions(job_id)[0]
     assert (revision.number, revision.author) == (1, "Ada")
-    assert revision.result.pages[0].lines[1].text == "the rose garden" and revision.result.pages[0].lines[1].confidence == 1.0
+    assert (
+        revision.result.pages[0].lines[1].text == "the rose garden"
+        and revision.result.pages[0].lines[1].confidence == 1.0
+    )
     assert revision.result.pages[0].lines[0].confidence == 0.95
     page = client.get(f"/jobs/{job_id}").text
     assert "<ins>the rose garden</ins>" in page and "<del>the &lt;script&gt;" in page and "revision 1: by Ada" in page
-    again = client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "1", "line-0": "Dear Margaret,", "line-1": "the rose garden"})
+    again = client.post(
+        f"/jobs/{job_id}/save",
+        data={"csrf_token": token, "page": "1", "line-0": "Dear Margaret,", "line-1": "the rose garden"},
+    )
     assert "nothing+changed" in again.headers["location"] and len(store.review.revisions(job_id)) == 1
 
 
@@ -166,7 +202,10 @@ def test_approve_queues_the_corrected_revision_with_its_own_key(setup: tuple[Con
     approved = client.post(f"/jobs/{job_id}/approve", data={"csrf_token": token, "page": "1", "reviewer": "Ada"})
     assert approved.status_code == 303 and "1+delivery+queued" in approved.headers["location"]
     deliveries = store.deliveries.of_job(job_id)
-    assert [(d.revision, d.state, d.idempotency_key.endswith(":outbox:r1")) for d in deliveries] == [(0, "pending", False), (1, "pending", True)]
+    assert [(d.revision, d.state, d.idempotency_key.endswith(":outbox:r1")) for d in deliveries] == [
+        (0, "pending", False),
+        (1, "pending", True),
+    ]
     row = store.review.row(job_id)
     assert row is not None and (row.approved_revision, row.reviewed_by) == (1, "Ada")
     assert store.jobs.result_of(job_id, 1).revision == 1  # type: ignore[union-attr]
@@ -205,8 +244,14 @@ def test_add_word_protects_it_from_spelling(setup: tuple[Config, Store, TestClie
     added = client.post(f"/jobs/{job_id}/words", data={"csrf_token": token, "word": "Margarett", "page": "1"})
     assert added.status_code == 303 and "added" in added.headers["location"]
     assert (config.state_dir.parent / "words.txt").read_text() == "Margarett\n"
-    assert "already" in client.post(f"/jobs/{job_id}/words", data={"csrf_token": token, "word": "margarett"}).headers["location"]
-    assert "already" in client.post(f"/jobs/{job_id}/words", data={"csrf_token": token, "word": "legros"}).headers["location"]  # listed
+    assert (
+        "already"
+        in client.post(f"/jobs/{job_id}/words", data={"csrf_token": token, "word": "margarett"}).headers["location"]
+    )
+    assert (
+        "already"
+        in client.post(f"/jobs/{job_id}/words", data={"csrf_token": token, "word": "legros"}).headers["location"]
+    )  # listed
     assert (config.state_dir.parent / "words.txt").read_text() == "Margarett\n"
     assert spelling.apply(doubtful)[0].text == "Dear Margarett"
 
@@ -217,7 +262,11 @@ def test_token_is_required_by_bearer_or_login_cookie(tmp_path: Path, registry: R
     job_id = add_done_job(store, config, sample_result())
     client = TestClient(create_app(lambda: config), base_url="http://127.0.0.1:8765", follow_redirects=False)
     refused = client.get("/jobs")
-    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer") and 'name="token"' in refused.text
+    assert (
+        refused.status_code == 401
+        and refused.headers["www-authenticate"].startswith("Bearer")
+        and 'name="token"' in refused.text
+    )
     assert client.get(f"/jobs/{job_id}/pages/1.jpg").status_code == 401
     assert client.get("/jobs", headers={"Authorization": "Bearer wrong-token-of-enough-length"}).status_code == 401
     assert client.get("/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
@@ -232,7 +281,9 @@ def test_token_is_required_by_bearer_or_login_cookie(tmp_path: Path, registry: R
     assert client.get("/jobs").status_code == 200
 
 
-def test_serving_off_loopback_without_a_token_is_refused(tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serving_off_loopback_without_a_token_is_refused(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("HWDAEMON_UI_TOKEN", raising=False)
     config = make_config(tmp_path, registry, host="0.0.0.0")
     with pytest.raises(ConfigError, match="not loopback"):

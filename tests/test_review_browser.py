@@ -19,7 +19,9 @@ from rendering import render_lines, save
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("HWDAEMON_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (scripts/setup --test installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian chromium is not installed (scripts/setup --test installs it)"
+)
 
 
 def test_correct_save_approve_redeliver_in_a_real_browser(tmp_path: Path) -> None:
@@ -52,7 +54,9 @@ def test_correct_save_approve_redeliver_in_a_real_browser(tmp_path: Path) -> Non
 
             line = page.locator("#line-0")
             line.click()
-            expect(page.locator("#box-0")).to_have_class("box " + page.locator("#box-0").get_attribute("class").split()[1] + " active")  # type: ignore[union-attr]
+            expect(page.locator("#box-0")).to_have_class(
+                "box " + page.locator("#box-0").get_attribute("class").split()[1] + " active"
+            )  # type: ignore[union-attr]
             line.fill("Meet me at half past noon")
             page.keyboard.press("Control+s")
             expect(page.locator(".message")).to_contain_text("saved as revision 1")
@@ -70,6 +74,9 @@ def test_correct_save_approve_redeliver_in_a_real_browser(tmp_path: Path) -> Non
         assert corrected.splitlines()[0] == "Meet me at half past noon"
         assert corrected.splitlines()[1:] == first_text.splitlines()[1:]
         # The file sink writes .txt, then .json: the second can lag the first by a moment.
-        wait_for(lambda: '"revision": 1' in (tmp_path / "outbox" / "note.json").read_text(), what="revision 1 in the JSON export")
+        wait_for(
+            lambda: '"revision": 1' in (tmp_path / "outbox" / "note.json").read_text(),
+            what="revision 1 in the JSON export",
+        )
     finally:
         daemon.stop()

@@ -13,8 +13,16 @@ from hwdaemon.pipeline.userwords import UserWords
 BOX = Box(0, 0, 100, 20).polygon
 
 
-def correct(text: str, confidence: float = 0.2, languages: tuple[str, ...] = ("en",), user_words: UserWords | None = None, **options: object) -> str:
-    speller = Spelling(SpellingOptions(**options), PieceContext(languages=languages, user_words=user_words or UserWords()))  # type: ignore[arg-type]
+def correct(
+    text: str,
+    confidence: float = 0.2,
+    languages: tuple[str, ...] = ("en",),
+    user_words: UserWords | None = None,
+    **options: object,
+) -> str:
+    speller = Spelling(
+        SpellingOptions(**options), PieceContext(languages=languages, user_words=user_words or UserWords())
+    )  # type: ignore[arg-type]
     return speller.apply((Line(text, confidence, BOX),))[0].text
 
 

@@ -211,7 +211,11 @@ def test_first_release_store_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> N
     try:
         save(render_lines(["Read after the upgrade"]), tmp_path / "inbox" / "new.png")
         wait_for(lambda: (tmp_path / "outbox" / "new.json").exists(), what="new.json")
-        wait_for(lambda: "delivered 1" in hwdaemon("status", "--config", str(config)).stdout, what="delivery recorded", timeout=60)
+        wait_for(
+            lambda: "delivered 1" in hwdaemon("status", "--config", str(config)).stdout,
+            what="delivery recorded",
+            timeout=60,
+        )
     finally:
         assert daemon.stop() == 0
     with sqlite3.connect(database) as db:
@@ -225,7 +229,9 @@ def test_first_release_store_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> N
 
 
 def test_migrations_are_named_by_their_number_in_order() -> None:
-    assert [migration.__name__[:4] for migration in MIGRATIONS] == [f"m{number:03d}" for number in range(1, SCHEMA_VERSION + 1)]
+    assert [migration.__name__[:4] for migration in MIGRATIONS] == [
+        f"m{number:03d}" for number in range(1, SCHEMA_VERSION + 1)
+    ]
 
 
 @pytest.mark.parametrize("applied", range(1, len(MIGRATIONS) + 1))
@@ -235,7 +241,9 @@ def test_every_older_store_ends_current_with_its_jobs(tmp_path: Path, applied: i
     with sqlite3.connect(database, isolation_level=None) as db:
         for migration in MIGRATIONS[:applied]:
             migration(db)
-        db.execute("INSERT INTO jobs (path, inbox, profile, sha256, size, mtime_ns, state, created_at, updated_at) VALUES ('/a', '/in', 'default', 'x', 1, 1, 'done', 1, 1)")
+        db.execute(
+            "INSERT INTO jobs (path, inbox, profile, sha256, size, mtime_ns, state, created_at, updated_at) VALUES ('/a', '/in', 'default', 'x', 1, 1, 'done', 1, 1)"
+        )
         db.execute(f"PRAGMA user_version={applied if versioned else 0}")
     db.close()
     store = Store(tmp_path, verify=True)
@@ -265,14 +273,22 @@ def test_store_written_by_the_single_module_store_reads_back_whole(tmp_path: Pat
         ("/in/broken.png", "failed", "not an image", "/in/failed/broken.png"),
         ("/in/letter.png", "done", None, None),
     ]
-    assert [(delivery.sink, delivery.state, delivery.revision, delivery.idempotency_key) for delivery in store.deliveries.of_job(1)] == [
+    assert [
+        (delivery.sink, delivery.state, delivery.revision, delivery.idempotency_key)
+        for delivery in store.deliveries.of_job(1)
+    ] == [
         ("outbox", "superseded", 0, "a" * 64 + ":outbox"),
         ("hook", "superseded", 0, "a" * 64 + ":hook"),
         ("outbox", "delivered", 1, "a" * 64 + ":outbox:r1"),
         ("hook", "dead", 1, "a" * 64 + ":hook:r1"),
     ]
     row = store.review.row(1)
-    assert row is not None and (row.needs_review, row.approved_revision, row.reviewed_by, row.revisions) == (True, 1, "alice", 1)
+    assert row is not None and (row.needs_review, row.approved_revision, row.reviewed_by, row.revisions) == (
+        True,
+        1,
+        "alice",
+        1,
+    )
     assert [(revision.number, revision.author) for revision in store.review.revisions(1)] == [(1, "alice")]
     original, revised = store.jobs.result_of(1), store.jobs.result_of(1, 1)
     assert original is not None and revised is not None
@@ -292,7 +308,12 @@ def test_newer_store_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
     before = database.read_bytes()
-    assert_refused(hwdaemon("run", "--config", str(config)), str(database), f"schema version {SCHEMA_VERSION + 1}", "newer hwdaemon")
+    assert_refused(
+        hwdaemon("run", "--config", str(config)),
+        str(database),
+        f"schema version {SCHEMA_VERSION + 1}",
+        "newer hwdaemon",
+    )
     assert_refused(hwdaemon("status", "--config", str(config)), str(database), "newer hwdaemon")
     assert database.read_bytes() == before
 

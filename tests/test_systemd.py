@@ -39,7 +39,9 @@ def _unit_with_real_executable(tmp_path: Path, unit: Path = UNIT) -> Path:
 @pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
 def test_unit_verifies_with_empty_stderr(tmp_path: Path, unit: Path) -> None:
     _require(shutil.which("systemd-analyze") is not None, "systemd-analyze not installed")
-    outcome = subprocess.run(["systemd-analyze", "verify", str(_unit_with_real_executable(tmp_path, unit))], capture_output=True, text=True)
+    outcome = subprocess.run(
+        ["systemd-analyze", "verify", str(_unit_with_real_executable(tmp_path, unit))], capture_output=True, text=True
+    )
     assert outcome.returncode == 0 and outcome.stderr == "", outcome.stderr
 
 
@@ -47,7 +49,9 @@ def test_unit_verifies_with_empty_stderr(tmp_path: Path, unit: Path) -> None:
 def test_unit_security_exposure_is_at_most_two(tmp_path: Path, unit: Path) -> None:
     _require(shutil.which("systemd-analyze") is not None, "systemd-analyze not installed")
     outcome = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(_unit_with_real_executable(tmp_path, unit))], capture_output=True, text=True
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(_unit_with_real_executable(tmp_path, unit))],
+        capture_output=True,
+        text=True,
     )
     match = re.search(rf"Overall exposure level for {re.escape(unit.name)}: ([0-9.]+)", outcome.stdout)
     assert match, outcome.stdout[-2000:] + outcome.stderr
@@ -62,7 +66,9 @@ def _prepare_rootfs(root: Path, results: Path) -> None:
     (venv / "bin").mkdir(parents=True)
     site = venv / "lib" / version / "site-packages"
     site.mkdir(parents=True)
-    (venv / "pyvenv.cfg").write_text(f"home = /opt/python/bin\ninclude-system-site-packages = false\nversion = {sys.version.split()[0]}\n")
+    (venv / "pyvenv.cfg").write_text(
+        f"home = /opt/python/bin\ninclude-system-site-packages = false\nversion = {sys.version.split()[0]}\n"
+    )
     (venv / "bin" / "python").symlink_to(f"/opt/python/bin/{version}")
     (site / "hwdaemon-host.pth").write_text("import site; site.addsitedir('/opt/hwdaemon-site')\n")
     script = venv / "bin" / "hwdaemon"
@@ -98,7 +104,11 @@ def _prepare_rootfs(root: Path, results: Path) -> None:
     )
     shutil.rmtree(root / "var" / "lib" / "private" / "hwdaemon", ignore_errors=True)
     shutil.copy(REPO_ROOT / "tests" / "systemd" / "scenario.sh", results / "scenario.sh")
-    for name, text in (("first", "Posted by the first scanner"), ("second", "After the reload"), ("third", "After the watchdog")):
+    for name, text in (
+        ("first", "Posted by the first scanner"),
+        ("second", "After the reload"),
+        ("third", "After the watchdog"),
+    ):
         save(render_lines([text]), results / f"{name}.png")
 
 
@@ -106,7 +116,10 @@ def _prepare_rootfs(root: Path, results: Path) -> None:
 def test_daemon_under_a_real_booted_systemd(tmp_path: Path) -> None:
     _require(os.geteuid() == 0, "booting systemd in a container needs root")
     _require(shutil.which("systemd-nspawn") is not None, "systemd-nspawn not installed (Debian systemd-container)")
-    _require((NSPAWN_ROOT / ".complete").exists(), f"no container rootfs at {NSPAWN_ROOT} (tests/systemd/build-rootfs builds it)")
+    _require(
+        (NSPAWN_ROOT / ".complete").exists(),
+        f"no container rootfs at {NSPAWN_ROOT} (tests/systemd/build-rootfs builds it)",
+    )
     results = tmp_path / "results"
     results.mkdir()
     _prepare_rootfs(NSPAWN_ROOT, results)
@@ -120,7 +133,11 @@ def test_daemon_under_a_real_booted_systemd(tmp_path: Path) -> None:
     with (results / "console.log").open("w") as console:
         subprocess.run(command, stdout=console, stderr=subprocess.STDOUT, timeout=540, check=False)
     checks = (results / "checks").read_text() if (results / "checks").exists() else ""
-    journal = (results / "journal.txt").read_text()[-4000:] if (results / "journal.txt").exists() else (results / "console.log").read_text()[-4000:]
+    journal = (
+        (results / "journal.txt").read_text()[-4000:]
+        if (results / "journal.txt").exists()
+        else (results / "console.log").read_text()[-4000:]
+    )
     assert (results / "finished").exists(), f"scenario did not finish; checks so far:\n{checks}\n{journal}"
     failed = [line for line in checks.splitlines() if not line.endswith("=ok")]
     assert not failed and len(checks.splitlines()) == 12, f"{checks}\n{journal}"

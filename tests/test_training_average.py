@@ -29,7 +29,11 @@ def test_the_average_holds_the_mean_of_every_weight(tmp_path: Path) -> None:
     assert not torch.equal(one[weight], two[weight])
     close = {"rtol": 1e-3, "atol": 1e-4}  # the mean is stored as float16, as every model is
     assert torch.allclose(mean[weight], (one[weight] + two[weight]) / 2, **close)
-    assert all(torch.allclose(mean[key].float(), (one[key].float() + two[key].float()) / 2, **close) for key in mean if mean[key].is_floating_point())
+    assert all(
+        torch.allclose(mean[key].float(), (one[key].float() + two[key].float()) / 2, **close)
+        for key in mean
+        if mean[key].is_floating_point()
+    )
     assert [source["name"] for source in load_network(tmp_path / "mean")[1]["averaged_from"]] == ["a", "b"]
 
 

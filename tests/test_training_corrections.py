@@ -32,7 +32,9 @@ TEXTS = [
 def write_config(folder: Path, **recognizer: str) -> Path:
     config = {
         "state_dir": str(folder / "state"),
-        "profiles": {"mine": {"recognizer": {"type": "handwriting", **recognizer}, "postprocess": ["normalize_whitespace"]}},
+        "profiles": {
+            "mine": {"recognizer": {"type": "handwriting", **recognizer}, "postprocess": ["normalize_whitespace"]}
+        },
         "inboxes": [{"path": str(folder / "inbox"), "profile": "mine"}],
         "sinks": {"outbox": {"type": "file", "path": str(folder / "outbox")}},
     }
@@ -46,7 +48,11 @@ def write_manifest(folder: Path, texts: list[str]) -> Path:
     lines = []
     for number, text in enumerate(texts):
         Image.fromarray(render_lines([text], font_size=36)).save(folder / f"line-{number:02}.png")
-        lines.append(json.dumps({"image": f"line-{number:02}.png", "text": text, "kind": "line", "lang": "en", "source": "me/notes"}))
+        lines.append(
+            json.dumps(
+                {"image": f"line-{number:02}.png", "text": text, "kind": "line", "lang": "en", "source": "me/notes"}
+            )
+        )
     manifest = folder / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
@@ -58,11 +64,18 @@ def test_approved_revisions_are_cropped_from_the_previews(tmp_path: Path, regist
     page_image = render_lines(["first line here", "second line there"], font_size=40)
     height, width = page_image.shape
     half = height // 2
-    lines = (Line("frst line hera", 0.3, Box(0, 0, width, half).polygon), Line("second line there", 0.9, Box(0, half, width, height - half).polygon))
+    lines = (
+        Line("frst line hera", 0.3, Box(0, 0, width, half).polygon),
+        Line("second line there", 0.9, Box(0, half, width, height - half).polygon),
+    )
     result = Result("note.png", "ab" * 32, "mine", (PageResult(1, width, height, lines),))
     job = store.jobs.add(str(tmp_path / "inbox/note.png"), str(tmp_path / "inbox"), "mine", result.sha256, 1, 1)
     store.jobs.finish(job.id, result, [])
-    save_previews(encode_previews(Document("note.png", result.sha256, (Page(1, page_image),)), max_side=width // 2), config.state_dir, job.id)
+    save_previews(
+        encode_previews(Document("note.png", result.sha256, (Page(1, page_image),)), max_side=width // 2),
+        config.state_dir,
+        job.id,
+    )
     assert approved_lines(store, config.state_dir, "mine") == []  # not approved yet
     store.review.add_revision(job.id, apply_edits(result, 1, {0: "first line here"}, 1), "ada")
     store.review.approve(job.id, 1, "ada", [])
@@ -103,7 +116,9 @@ def test_a_better_model_is_installed_for_that_profile_only(tmp_path: Path, regis
     installed = tmp_path / "state" / "models" / "mine" / "handwriting"
     card = json.loads((installed / "model.json").read_text())
     assert (installed / "weights.pth").is_file() and card["held_back_cer"] == report["new_cer"]
-    assert report["new_cer"] == min(report["fine_tuned_cer"], report["mean_cer"]) and card["kind"] == report["new_model"]
+    assert (
+        report["new_cer"] == min(report["fine_tuned_cer"], report["mean_cer"]) and card["kind"] == report["new_model"]
+    )
 
     from hwdaemon.pipeline import Pipeline
     from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL

@@ -10,7 +10,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hwdaemon.errors import ConfigError
-from hwdaemon.training.data import LineSample, PageImageMissingError, guard, load_samples, read_transcribed_page, read_xml_lines
+from hwdaemon.training.data import (
+    LineSample,
+    PageImageMissingError,
+    guard,
+    load_samples,
+    read_transcribed_page,
+    read_xml_lines,
+)
 from hwdaemon.training.exclusion import ExcludedDocumentError, ExclusionList
 from hwdaemon.training.run import keep_line_types, repeat_sources
 
@@ -76,27 +83,42 @@ def test_a_transcribed_page_gives_its_image_and_line_polygons(page_folder: Path,
     """What benchmarks/segmentation.py compares a detector with: the same lines the crops come from."""
     image, lines = read_transcribed_page(page_folder / name)
     assert image.size == (400, 200)
-    assert [(line.text, line.line_type.rsplit(":", 1)[-1]) for line in lines] == [("Chère Émilie,", "Handwritten"), ("merci", "Typewritten")]
+    assert [(line.text, line.line_type.rsplit(":", 1)[-1]) for line in lines] == [
+        ("Chère Émilie,", "Handwritten"),
+        ("merci", "Typewritten"),
+    ]
     assert lines[0].polygon == [(20, 30), (320, 30), (320, 70), (20, 70)]
-    assert lines[1].polygon == [(20, 110), (220, 110), (220, 150), (20, 150)]  # ALTO: from HPOS/VPOS when there is no Shape
+    assert lines[1].polygon == [
+        (20, 110),
+        (220, 110),
+        (220, 150),
+        (20, 150),
+    ]  # ALTO: from HPOS/VPOS when there is no Shape
 
 
 def test_other_xml_is_not_a_transcribed_page(tmp_path: Path) -> None:
-    (tmp_path / "mets.xml").write_text('<?xml version="1.0"?><mets xmlns="http://www.loc.gov/METS/"/>', encoding="utf-8")
+    (tmp_path / "mets.xml").write_text(
+        '<?xml version="1.0"?><mets xmlns="http://www.loc.gov/METS/"/>', encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="neither ALTO nor PAGE"):
         read_transcribed_page(tmp_path / "mets.xml")
 
 
 def test_format_is_told_apart_by_content(page_folder: Path) -> None:
     exclusions = ExclusionList(rules=())
-    samples = load_samples([("owner/repo", page_folder / "doc.alto.xml"), ("owner/repo", page_folder / "doc.page.xml")], exclusions)
+    samples = load_samples(
+        [("owner/repo", page_folder / "doc.alto.xml"), ("owner/repo", page_folder / "doc.page.xml")], exclusions
+    )
     assert [sample.text for sample in samples] == ["Chère Émilie,", "merci"] * 2
 
 
 def test_excluded_documents_are_dropped(page_folder: Path, tmp_path: Path) -> None:
     rules = tmp_path / "rules.tsv"
     rules.write_text("owner/repo\tdoc.alto*\n")
-    samples = load_samples([("owner/repo", page_folder / "doc.alto.xml"), ("owner/repo", page_folder / "doc.page.xml")], ExclusionList.load(rules))
+    samples = load_samples(
+        [("owner/repo", page_folder / "doc.alto.xml"), ("owner/repo", page_folder / "doc.page.xml")],
+        ExclusionList.load(rules),
+    )
     assert {sample.document for sample in samples} == {"doc.page.xml"}
 
 
@@ -108,14 +130,19 @@ def test_segmenter_pages_skip_excluded_documents_and_held_out_pages(page_folder:
     kept = load_pages({"owner/repo": page_folder}, ExclusionList.load(rules), set(), lambda event: None)
     assert [page.name for page in kept] == ["doc.page.xml"]
     assert kept[0].core.any()  # its lines' cores are marked
-    assert load_pages({"owner/repo": page_folder}, ExclusionList.load(rules), {"doc.page.xml"}, lambda event: None) == []
+    assert (
+        load_pages({"owner/repo": page_folder}, ExclusionList.load(rules), {"doc.page.xml"}, lambda event: None) == []
+    )
 
 
 def test_excluded_manifest_items_are_dropped(page_folder: Path, tmp_path: Path) -> None:
     Image.new("L", (50, 20), 255).save(page_folder / "a01-000u-00.png")
     Image.new("L", (50, 20), 255).save(page_folder / "kept.png")
     manifest = page_folder / "manifest.jsonl"
-    rows = [{"image": "a01-000u-00.png", "text": "excluded", "source": "x/iam"}, {"image": "kept.png", "text": "kept", "source": "x/other"}]
+    rows = [
+        {"image": "a01-000u-00.png", "text": "excluded", "source": "x/iam"},
+        {"image": "kept.png", "text": "kept", "source": "x/other"},
+    ]
     manifest.write_text("\n".join(json.dumps(row) for row in rows))
     rules = tmp_path / "rules.tsv"
     rules.write_text("the-full-stack/fsdl-text-recognizer-project\ta01-000u\n")
@@ -164,7 +191,10 @@ def test_other_xml_is_skipped_and_an_image_named_after_the_xml_is_found(page_fol
     with pytest.raises(PageImageMissingError, match="scan.pdf_page_1.png"):
         load_samples([("owner/repo", page_folder / "scan.alto.xml")], ExclusionList(rules=()))
     (page_folder / "page.png").rename(page_folder / "scan.alto.png")
-    samples = load_samples([("owner/repo", page_folder / "METS.xml"), ("owner/repo", page_folder / "scan.alto.xml")], ExclusionList(rules=()))
+    samples = load_samples(
+        [("owner/repo", page_folder / "METS.xml"), ("owner/repo", page_folder / "scan.alto.xml")],
+        ExclusionList(rules=()),
+    )
     assert [sample.text for sample in samples] == ["Chère Émilie,", "merci"]
 
 

@@ -34,7 +34,11 @@ def exclusions(tmp_path: Path) -> ExclusionList:
         ("HTR-United/CREMMA-AN-TestamentsDePoilus", "data/TestamentsDePoilus_will_AN_0070-0.xml", False),
         ("PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford", "Lettre242.jpg", True),
         ("PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford", "alto/Lettre242_3.xml", True),
-        ("PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford", "alto/Lettre2420.xml", True),  # ids are prefixes: err on the safe side
+        (
+            "PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford",
+            "alto/Lettre2420.xml",
+            True,
+        ),  # ids are prefixes: err on the safe side
         ("PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford", "alto/Lettre243.xml", False),
         ("banq-dcn/Copiste-d-un-jour", "forms/imp_wikitexte_0135_2.xml", True),
         ("banq-dcn/Copiste-d-un-jour", "forms/wikitexte_0136_1.xml", False),

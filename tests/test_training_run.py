@@ -30,7 +30,10 @@ SETTINGS = TrainSettings(epochs=2, batch_size=3, augment=False, learning_rate=1e
 
 @pytest.fixture(scope="module")
 def samples() -> list[LineSample]:
-    return [LineSample(text, "synthetic/fonts", f"line-{index}", render_lines([text], font_size=40)) for index, text in enumerate(TEXTS)]
+    return [
+        LineSample(text, "synthetic/fonts", f"line-{index}", render_lines([text], font_size=40))
+        for index, text in enumerate(TEXTS)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,9 @@ def test_our_network_is_easyocrs_layer_for_layer() -> None:
 
     reference = Model(input_channel=1, output_channel=256, hidden_size=256, num_class=len(CHARSET_V1) + 1).eval()
     ours = from_english_g2(embedded_model_dir() / "english_g2.pth").eval()
-    assert [(key, value.shape) for key, value in reference.state_dict().items()] == [(key, value.shape) for key, value in ours.state_dict().items()]
+    assert [(key, value.shape) for key, value in reference.state_dict().items()] == [
+        (key, value.shape) for key, value in ours.state_dict().items()
+    ]
     reference.load_state_dict(ours.state_dict())
     images = torch.rand(2, 1, 64, 200) * 2 - 1
     with torch.inference_mode():
@@ -71,12 +76,17 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(trained: tuple[Pa
     assert cers[-1] < cers[0]
     model = load_model(out / "model")
     assert model.charset == CHARSET_V1 and model.card["base"] == "english_g2"
-    assert torch.load(out / "model" / "weights.pth")["Prediction.weight"].dtype == torch.float16  # stored half, read as float32
+    assert (
+        torch.load(out / "model" / "weights.pth")["Prediction.weight"].dtype == torch.float16
+    )  # stored half, read as float32
     network, _ = load_network(out / "model")
     assert next(network.parameters()).dtype == torch.float32
     lines = [np.full((40, 300), 255, np.uint8), np.full((30, 90), 255, np.uint8)]
     lines[0][15:25, 20:280] = 0
-    ours, onnx = (np.concatenate(HandwritingModel(forward, CHARSET_V1, {}).probabilities(lines)) for forward in (torch_forward(network), model.forward))
+    ours, onnx = (
+        np.concatenate(HandwritingModel(forward, CHARSET_V1, {}).probabilities(lines))
+        for forward in (torch_forward(network), model.forward)
+    )
     assert np.abs(ours - onnx).max() < 1e-4  # the ONNX copy the pipeline reads is the trained network
     assert (out / "checkpoint.pt").exists()
 
@@ -114,14 +124,19 @@ print("trained")
 """
 
 
-@pytest.mark.skipif(not default_fonts(), reason="no Debian handwriting font installed (scripts/setup --test installs fonts-dkg-handwriting)")
+@pytest.mark.skipif(
+    not default_fonts(),
+    reason="no Debian handwriting font installed (scripts/setup --test installs fonts-dkg-handwriting)",
+)
 def test_batch_preparing_processes_start_after_opencv_has_run() -> None:
     """Loader processes forked after OpenCV has rendered lines here: a real run once hung there (not reproducible at will, so this guards the path, not the race)."""
     import subprocess
     import sys
 
     base = Path(__file__).parent.parent / "hwdaemon" / "models" / "handwriting"
-    done = subprocess.run([sys.executable, "-c", FORK_AFTER_OPENCV, str(base)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_AFTER_OPENCV, str(base)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "trained" in done.stdout, done.stderr
 
 
@@ -143,9 +158,15 @@ def test_cosine_schedule_falls_from_the_rate_to_five_percent_over_the_planned_st
     assert learning_rate_at(7, total, TrainSettings(learning_rate=2e-4)) == 2e-4  # constant is the default
 
 
-def test_trained_model_reads_as_the_handwriting_recognizer(trained: tuple[Path, list[dict[str, float]]], registry: Registry) -> None:
+def test_trained_model_reads_as_the_handwriting_recognizer(
+    trained: tuple[Path, list[dict[str, float]]], registry: Registry
+) -> None:
     out, _ = trained
-    config = parse_config(f"profiles:\n  mine: {{recognizer: {{type: handwriting, model_dir: '{out / 'model'}'}}}}\n", "cfg.yaml", registry)
+    config = parse_config(
+        f"profiles:\n  mine: {{recognizer: {{type: handwriting, model_dir: '{out / 'model'}'}}}}\n",
+        "cfg.yaml",
+        registry,
+    )
     pipeline = Pipeline.from_profile("mine", config.profile("mine"), config.models, registry)
     pipeline.check_ready()
     result = pipeline.run(Document("x.png", "0" * 64, (Page(1, render_lines(["merci beaucoup"], font_size=40)),)))
@@ -154,7 +175,9 @@ def test_trained_model_reads_as_the_handwriting_recognizer(trained: tuple[Path, 
 
 def test_missing_model_is_named_by_check_config(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text(f"profiles:\n  default: {{recognizer: {{type: handwriting, model_dir: '{tmp_path / 'none'}'}}}}\n")
+    config.write_text(
+        f"profiles:\n  default: {{recognizer: {{type: handwriting, model_dir: '{tmp_path / 'none'}'}}}}\n"
+    )
     outcome = CliRunner().invoke(cli, ["check-config", str(config)])
     assert outcome.exit_code == 69 and "missing model file" in outcome.stderr
 
@@ -177,7 +200,9 @@ def test_train_command_refuses_an_excluded_document_and_trains_on_the_rest(tmp_p
     assert report["training_lines"] == 1  # the excluded line never loaded
 
 
-def test_seed_varies_the_synthetic_lines_and_batch_order_and_zero_keeps_the_default_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_seed_varies_the_synthetic_lines_and_batch_order_and_zero_keeps_the_default_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run continued from another with the same options would otherwise see the very same synthetic lines in the same order."""
     import json
 
@@ -187,8 +212,17 @@ def test_seed_varies_the_synthetic_lines_and_batch_order_and_zero_keeps_the_defa
 
     seen: list[tuple[list[str], int]] = []
 
-    def record(training: list[LineSample], validation: list[LineSample], out: Path, base: Path, settings: TrainSettings, progress: object) -> TrainState:
-        seen.append((sorted(sample.text for sample in training if sample.repository == SYNTHETIC_SOURCE), settings.seed))
+    def record(
+        training: list[LineSample],
+        validation: list[LineSample],
+        out: Path,
+        base: Path,
+        settings: TrainSettings,
+        progress: object,
+    ) -> TrainState:
+        seen.append(
+            (sorted(sample.text for sample in training if sample.repository == SYNTHETIC_SOURCE), settings.seed)
+        )
         return TrainState()
 
     monkeypatch.setattr(run_module, "train", record)
@@ -211,7 +245,9 @@ def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
 
     model = load_model(SHIPPED_MODEL)
-    assert model.card["name"] == "hwdaemon-handwriting-v5" and all(source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"])
+    assert model.card["name"] == "hwdaemon-handwriting-v5" and all(
+        source["license"] in ("CC-BY-4.0", "generated") for source in model.card["trained_on"]
+    )
     assert sum(file.stat().st_size for file in SHIPPED_MODEL.iterdir()) < 50_000_000
     page = render_lines(["The quick brown fox jumps over"], font_size=40)
     rows, columns = np.where(page < 128)
@@ -220,11 +256,24 @@ def test_shipped_model_loads_offline_and_reads_a_rendered_line() -> None:
     assert character_error_rate("The quick brown fox jumps over", text) < 0.3 and 0 < confidence <= 1
 
 
-@pytest.mark.parametrize("option, value, message", [("--oversample", "x/y=0", "whole number"), ("--line-type", "Handwritten", "owner/repo=VALUE")])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--oversample", "x/y=0", "whole number"), ("--line-type", "Handwritten", "owner/repo=VALUE")],
+)
 def test_train_options_name_their_mistakes(tmp_path: Path, option: str, value: str, message: str) -> None:
     rules = tmp_path / "rules.tsv"
     rules.write_text("")
-    arguments = ["train", "--source", f"x/y={tmp_path}", "--exclusions", str(rules), "--out", str(tmp_path / "run"), option, value]
+    arguments = [
+        "train",
+        "--source",
+        f"x/y={tmp_path}",
+        "--exclusions",
+        str(rules),
+        "--out",
+        str(tmp_path / "run"),
+        option,
+        value,
+    ]
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 2 and message in result.output
 

@@ -11,7 +11,9 @@ from hwdaemon.training.crnn import CHARSET_V1
 from hwdaemon.training.synthetic import covered, default_fonts, synthetic_samples
 
 FONTS = default_fonts()
-pytestmark = pytest.mark.skipif(not FONTS, reason="no Debian handwriting font installed (scripts/setup --test installs fonts-dkg-handwriting)")
+pytestmark = pytest.mark.skipif(
+    not FONTS, reason="no Debian handwriting font installed (scripts/setup --test installs fonts-dkg-handwriting)"
+)
 
 
 def test_lines_have_ink_and_spell_with_the_charset() -> None:
@@ -20,7 +22,9 @@ def test_lines_have_ink_and_spell_with_the_charset() -> None:
     for sample in samples:
         assert set(sample.text) <= set(CHARSET_V1) and sample.text == sample.text.strip() and sample.text
         assert sample.image.dtype == np.uint8 and sample.image.ndim == 2
-        assert sample.image.min() < 110 and (sample.image < 128).mean() > 0.002 and (sample.image > 150).mean() > 0.4  # ink on paper
+        assert (
+            sample.image.min() < 110 and (sample.image < 128).mean() > 0.002 and (sample.image > 150).mean() > 0.4
+        )  # ink on paper
         assert sample.image.shape[1] > sample.image.shape[0]  # a line, wider than high
 
 

@@ -34,7 +34,16 @@ from hwdaemon.ui.server import UiServer
 from test_review import TOKEN, add_done_job, make_config, sample_result
 
 MiB = 1024 * 1024
-EVIL_HOSTS = ("evil.example", "evil.example:8765", "127.0.0.1.evil.example", "localhost.evil.example", "[::2]", "", "a b", "::1")
+EVIL_HOSTS = (
+    "evil.example",
+    "evil.example:8765",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example",
+    "[::2]",
+    "",
+    "a b",
+    "::1",
+)
 
 
 class Browser:
@@ -46,7 +55,9 @@ class Browser:
         self.host = host if host is not None else parts.netloc
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    def request(
+        self, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
         connection = http.client.HTTPConnection(*self.address, timeout=30)
         sent = {"Host": self.host, **(headers or {})}
         if self.cookies:
@@ -75,7 +86,9 @@ class Browser:
         return match.group(1)
 
 
-def send_raw(address: tuple[str, int], head: bytes, chunks: Iterator[bytes], timeout: float = 30.0) -> tuple[bytes, int]:
+def send_raw(
+    address: tuple[str, int], head: bytes, chunks: Iterator[bytes], timeout: float = 30.0
+) -> tuple[bytes, int]:
     """Send `head` and then `chunks` until the server answers (or stops reading); return its reply and the body bytes sent.
 
     The server may answer 413 and close while we are still sending: a reset or
@@ -120,7 +133,7 @@ def multipart_chunks(boundary: str, fields: int, field_bytes: int) -> Iterator[b
     """The body the issue used: `fields` form fields of `field_bytes` each, made as it is sent (never whole in memory)."""
     filler = b"x" * 65536
     for number in range(fields):
-        yield f"--{boundary}\r\nContent-Disposition: form-data; name=\"f{number}\"\r\n\r\n".encode()
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="f{number}"\r\n\r\n'.encode()
         left = field_bytes
         while left > 0:
             yield filler[: min(left, len(filler))]
@@ -180,13 +193,17 @@ def test_a_foreign_host_header_is_refused_on_every_route(served: tuple[Config, S
     reply, _ = send_raw(("127.0.0.1", port), b"GET /jobs HTTP/1.0\r\n\r\n", iter(()))  # type: ignore[arg-type]
     assert status_of(reply) == 400  # no Host at all
 
-    saved = victim.request("POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"})
+    saved = victim.request(
+        "POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"}
+    )
     assert saved[0] == 303 and len(store.review.revisions(job_id)) == 1
 
 
 def test_allowed_hosts_adds_the_proxys_name(tmp_path: Path, registry: Registry) -> None:
     config = make_config(tmp_path, registry)
-    config = config.model_copy(update={"ui": config.ui.model_copy(update={"allowed_hosts": ["review.example.org", "*.corp.example"]})})
+    config = config.model_copy(
+        update={"ui": config.ui.model_copy(update={"allowed_hosts": ["review.example.org", "*.corp.example"]})}
+    )
     server = UiServer(lambda: config, port=0)
     server.start()
     try:
@@ -197,7 +214,9 @@ def test_allowed_hosts_adds_the_proxys_name(tmp_path: Path, registry: Registry) 
         server.stop()
 
 
-@pytest.mark.parametrize("bad", ["https://review.example.org", "review.example.org:8443", "::1", "re*view.org", "*example.org", ""])
+@pytest.mark.parametrize(
+    "bad", ["https://review.example.org", "review.example.org:8443", "::1", "re*view.org", "*example.org", ""]
+)
 def test_allowed_hosts_are_checked_at_load(tmp_path: Path, registry: Registry, bad: str) -> None:
     config_text = f"state_dir: {tmp_path}\nui:\n  allowed_hosts: ['{bad}']\n"
     from hwdaemon.config import parse_config
@@ -214,17 +233,29 @@ def test_oversized_bodies_are_refused_before_they_are_read(served: tuple[Config,
     host = urlsplit(url).netloc
     boundary = "hwdaemontestboundary"
     multipart = f"multipart/form-data; boundary={boundary}"
-    for path, chunked_status in (("/login", 413), (f"/jobs/{job_id}/save", 413), ("/jobs", 405)):  # /jobs takes no POST: refused unread
+    for path, chunked_status in (
+        ("/login", 413),
+        (f"/jobs/{job_id}/save", 413),
+        ("/jobs", 405),
+    ):  # /jobs takes no POST: refused unread
         started = time.monotonic()
-        reply, sent = send_raw(address, post_head(path, host, multipart, 900 * MiB), multipart_chunks(boundary, 900, MiB - 1024))
+        reply, sent = send_raw(
+            address, post_head(path, host, multipart, 900 * MiB), multipart_chunks(boundary, 900, MiB - 1024)
+        )
         assert status_of(reply) == 413 and sent < 64 * MiB, (path, sent)
-        reply, sent = send_raw(address, post_head(path, host, multipart), chunked(multipart_chunks(boundary, 900, MiB - 1024)))
+        reply, sent = send_raw(
+            address, post_head(path, host, multipart), chunked(multipart_chunks(boundary, 900, MiB - 1024))
+        )
         assert status_of(reply) == chunked_status and sent < 64 * MiB, (path, sent)
         assert time.monotonic() - started < 20
 
     browser = Browser(url)
     token = browser.csrf_token(f"/jobs/{job_id}")
-    many = {"csrf_token": token, "page": "1", **{f"line-{n}": "x" for n in range(3000)}}  # about 30 KB, far below the body limit
+    many = {
+        "csrf_token": token,
+        "page": "1",
+        **{f"line-{n}": "x" for n in range(3000)},
+    }  # about 30 KB, far below the body limit
     assert browser.request("POST", f"/jobs/{job_id}/save", many)[0] == 413
     big = {"csrf_token": token, "page": "1", "line-1": "y" * 100_000}
     assert browser.request("POST", f"/jobs/{job_id}/save", big)[0] == 413
@@ -238,7 +269,9 @@ def test_oversized_bodies_are_refused_before_they_are_read(served: tuple[Config,
 
     assert store.review.revisions(job_id) == []
     assert browser.request("GET", "/jobs")[0] == 200
-    ok = browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"})
+    ok = browser.request(
+        "POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"}
+    )
     assert ok[0] == 303 and len(store.review.revisions(job_id)) == 1
 
 
@@ -275,7 +308,12 @@ def test_csrf_token_is_bound_to_the_session(served: tuple[Config, Store, str]) -
     try:
         again = Browser(restarted.url)
         again.cookies = dict(alice.cookies)
-        assert again.request("POST", f"/jobs/{job_id}/save", {"page": "1", "line-1": "again", "csrf_token": alice_token})[0] == 303
+        assert (
+            again.request("POST", f"/jobs/{job_id}/save", {"page": "1", "line-1": "again", "csrf_token": alice_token})[
+                0
+            ]
+            == 303
+        )
     finally:
         restarted.stop()
 
@@ -291,10 +329,15 @@ def test_signing_in_voids_a_token_fetched_before(tmp_path: Path, registry: Regis
         before = browser.csrf_token("/login")
         status, headers, _ = browser.request("POST", "/login", {"csrf_token": before, "token": TOKEN})
         assert status == 303 and headers["location"] == "/jobs"
-        assert browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": before, "page": "1", "line-1": "x"})[0] == 403
+        assert (
+            browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": before, "page": "1", "line-1": "x"})[0]
+            == 403
+        )
         after = browser.csrf_token(f"/jobs/{job_id}")
         assert after != before
-        assert browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": after, "page": "1", "line-1": "x"})[0] == 303
+        assert (
+            browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": after, "page": "1", "line-1": "x"})[0] == 303
+        )
     finally:
         server.stop()
         store.close()
@@ -310,7 +353,11 @@ def test_a_save_waiting_on_the_store_does_not_stall_the_page(served: tuple[Confi
     writer.execute("BEGIN IMMEDIATE")  # as the daemon does while it writes a result
     replies: list[int] = []
     save = threading.Thread(
-        target=lambda: replies.append(browser.request("POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"})[0])
+        target=lambda: replies.append(
+            browser.request(
+                "POST", f"/jobs/{job_id}/save", {"csrf_token": token, "page": "1", "line-1": "the rose garden"}
+            )[0]
+        )
     )
     save.start()
     try:
@@ -346,12 +393,17 @@ def test_the_daemon_with_ui_enabled_survives_rebinding_and_memory_bombs(tmp_path
     from rendering import render_lines, save
 
     (tmp_path / "inbox").mkdir()
-    config = write_config(tmp_path, ui={"enabled": True, "port": 0}, metrics={"enabled": True, "host": "0.0.0.0", "port": 0})
+    config = write_config(
+        tmp_path, ui={"enabled": True, "port": 0}, metrics={"enabled": True, "host": "0.0.0.0", "port": 0}
+    )
     save(render_lines(["Meet me at noon"]), tmp_path / "inbox" / "note.png")
     daemon = Daemon(config).start()
     try:
         daemon.wait_event("job_done")
-        assert any(event.get("event") == "metrics_off_loopback" and event.get("level") == "warning" for event in daemon.events())
+        assert any(
+            event.get("event") == "metrics_off_loopback" and event.get("level") == "warning"
+            for event in daemon.events()
+        )
         url = next(event["url"] for event in daemon.events() if event.get("event") == "ui_listening")
         address, host = ("127.0.0.1", urlsplit(url).port or 0), urlsplit(url).netloc
         assert daemon.process is not None
@@ -361,7 +413,10 @@ def test_the_daemon_with_ui_enabled_survives_rebinding_and_memory_bombs(tmp_path
         assert rebinding.request("GET", "/jobs/1")[0] == 400
         assert rebinding.request("POST", "/jobs/1/approve", {"csrf_token": "A" * 43, "page": "1"})[0] == 400
         rebinding.cookies[CSRF_COOKIE] = "A" * 43
-        assert rebinding.request("POST", "/jobs/1/save", {"csrf_token": "A" * 43, "page": "1", "line-0": "rebound"})[0] == 400
+        assert (
+            rebinding.request("POST", "/jobs/1/save", {"csrf_token": "A" * 43, "page": "1", "line-0": "rebound"})[0]
+            == 400
+        )
 
         boundary = "hwdaemontestboundary"
         replies: list[bytes] = []
@@ -383,7 +438,10 @@ def test_the_daemon_with_ui_enabled_survives_rebinding_and_memory_bombs(tmp_path
 
         browser = Browser(url)
         token = browser.csrf_token("/jobs/1")
-        assert browser.request("POST", "/jobs/1/save", {"csrf_token": token, "page": "1", "line-0": "Meet me at one"})[0] == 303
+        assert (
+            browser.request("POST", "/jobs/1/save", {"csrf_token": token, "page": "1", "line-0": "Meet me at one"})[0]
+            == 303
+        )
         assert [revision.number for revision in Store(tmp_path / "state").review.revisions(1)] == [1]
         assert daemon.process.poll() is None
         assert not any(event.get("event") == "ui_off_loopback" for event in daemon.events())
@@ -409,10 +467,15 @@ def test_metrics_off_loopback_warns(tmp_path: Path) -> None:
         with capture_logs() as logs:
             server.start()
         server.stop()
-        assert any(entry["event"] == "metrics_off_loopback" and entry["log_level"] == "warning" for entry in logs) is warned, host
+        assert (
+            any(entry["event"] == "metrics_off_loopback" and entry["log_level"] == "warning" for entry in logs)
+            is warned
+        ), host
 
 
-def test_ui_off_loopback_warns_and_names_the_hosts_it_answers(tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ui_off_loopback_warns_and_names_the_hosts_it_answers(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from structlog.testing import capture_logs
 
     monkeypatch.setenv("HWDAEMON_UI_TOKEN", TOKEN)

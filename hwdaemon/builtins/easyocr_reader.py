@@ -35,7 +35,9 @@ def recognition_model(languages: tuple[str, ...]) -> tuple[str, str]:
     langs = set(languages)
     unknown = langs - set(easy.all_lang_list)
     if unknown:
-        raise ModelMissingError(f"EasyOCR has no model for language(s) {sorted(unknown)}; known codes: see EasyOCR's docs")
+        raise ModelMissingError(
+            f"EasyOCR has no model for language(s) {sorted(unknown)}; known codes: see EasyOCR's docs"
+        )
     rules: list[tuple[bool, str, str]] = [
         (list(languages) == ["en"], "gen2", "english_g2"),
         ("th" in langs, "gen1", "thai_g1"),
@@ -61,7 +63,9 @@ def required_files(languages: tuple[str, ...], part: Part) -> list[str]:
     return [DETECTOR_FILE] if part == "detector" else [recognition_model(languages)[1]]
 
 
-def resolve_model_dir(languages: tuple[str, ...], model_dirs: tuple[Path, ...], download_enabled: bool, part: Part) -> Path:
+def resolve_model_dir(
+    languages: tuple[str, ...], model_dirs: tuple[Path, ...], download_enabled: bool, part: Part
+) -> Path:
     """The one folder EasyOCR should read, holding every file `part` needs.
 
     Folders are searched in order, the embedded one last. If the files are

@@ -25,7 +25,9 @@ class FileSinkOptions(SinkOptions):
     formats: list[Format] = Field(default_factory=lambda: ["txt"], min_length=1)
     name_template: str = Field(default="{stem}.{ext}", description=f"fields: {NAME_FIELDS}")
     overwrite: bool = False
-    page_separator: PageSeparator = Field(default="formfeed", description="txt: form feed between pages, or a '--- page N ---' header")
+    page_separator: PageSeparator = Field(
+        default="formfeed", description="txt: form feed between pages, or a '--- page N ---' header"
+    )
 
     @field_validator("name_template")
     @classmethod
@@ -43,14 +45,18 @@ class FileSink(Sink[FileSinkOptions]):
         options = self.options
         written = []
         for format in options.formats:
-            target = options.path / fit_name(output_name(options.name_template, result, artifacts, format), reserve_bytes=len("-12345678"))
+            target = options.path / fit_name(
+                output_name(options.name_template, result, artifacts, format), reserve_bytes=len("-12345678")
+            )
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
             try:
                 write_atomic(target, render(result, format, options.page_separator))
                 _mark_owner(target, result.sha256)
             except PermissionError as exc:
-                raise PermanentDeliveryError(f"cannot write {target}: {exc.strerror}; check the folder's permissions") from exc
+                raise PermanentDeliveryError(
+                    f"cannot write {target}: {exc.strerror}; check the folder's permissions"
+                ) from exc
             except OSError as exc:
                 raise RetryableDeliveryError(f"cannot write {target}: {exc.strerror}") from exc
             written.append(str(target))

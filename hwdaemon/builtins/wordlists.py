@@ -35,7 +35,9 @@ def word_pairs(language: str) -> list[tuple[str, int]]:
     if language != "en":
         return []
     pairs = []
-    for line in (files("symspellpy") / "frequency_bigramdictionary_en_243_342.txt").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (files("symspellpy") / "frequency_bigramdictionary_en_243_342.txt").read_text(encoding="utf-8").splitlines()
+    ):
         first, second, count = line.split()
         pairs.append((f"{first} {second}", int(count)))
     return pairs

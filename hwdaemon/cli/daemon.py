@@ -59,7 +59,13 @@ def run(config_path: Path | None) -> None:
 
 @click.command()
 @CONFIG_OPTION
-@click.option("--concurrency", type=int, default=1, show_default=True, help="Worker processes on this host, each with its own loaded model.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes on this host, each with its own loaded model.",
+)
 @click.option("--name", help="Worker name (default hwdaemon-PID); the host name is appended.")
 @click.option("--threads", type=int, help="CPU threads per worker process (default: this host's cores ÷ concurrency).")
 def worker(config_path: Path | None, concurrency: int, name: str | None, threads: int | None) -> None:
@@ -106,7 +112,9 @@ def ui(config_path: Path | None, host: str | None, port: int | None) -> None:
         config = config.model_copy(update={"ui": config.ui.model_copy(update={"host": host})})
     server = UiServer(lambda: config, host=host, port=port)
     shown_host = host or config.ui.host
-    click.echo(f"review page on http://{shown_host}:{port if port is not None else config.ui.port}/ (Ctrl-C stops)", err=True)
+    click.echo(
+        f"review page on http://{shown_host}:{port if port is not None else config.ui.port}/ (Ctrl-C stops)", err=True
+    )
     server.serve_forever()
 
 
@@ -194,7 +202,10 @@ def _print_status(summary: dict[str, Any]) -> None:
         click.echo(f"failed job {error['job']}: {error['file']}: {error['error']}")
     if "broker" in summary:
         broker = summary["broker"]
-        click.echo(f"broker {broker['broker']}: " + (broker.get("error") or ", ".join(f"{name} {depth} waiting" for name, depth in broker["queues"].items())))
+        click.echo(
+            f"broker {broker['broker']}: "
+            + (broker.get("error") or ", ".join(f"{name} {depth} waiting" for name, depth in broker["queues"].items()))
+        )
         click.echo("workers online: " + (", ".join(broker["workers_online"]) or "none"))
         for seen in summary["workers"]:
             click.echo(f"worker {seen['worker']}: {seen['jobs_done']} done, {seen['jobs_per_minute']}/min over 10 min")
@@ -219,10 +230,16 @@ def retry(job_id: int | None, all_failed: bool, config_path: Path | None) -> Non
     config, _ = load(config_path)
     retried = 0
     with closing(open_store(config)) as store:
-        jobs = store.jobs.recent("failed", limit=100_000) if all_failed else [job for job in [store.jobs.get(job_id or 0)] if job]
+        jobs = (
+            store.jobs.recent("failed", limit=100_000)
+            if all_failed
+            else [job for job in [store.jobs.get(job_id or 0)] if job]
+        )
         for job in jobs:
             if not requeue.is_retryable(job):
-                click.echo(f"job {job.id}: nothing to retry (state {job.state}, file {job.final_path or 'gone'})", err=True)
+                click.echo(
+                    f"job {job.id}: nothing to retry (state {job.state}, file {job.final_path or 'gone'})", err=True
+                )
                 continue
             target = requeue.retry(job)
             click.echo(f"job {job.id}: {Path(job.final_path or '')} → {target}")

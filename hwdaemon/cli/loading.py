@@ -40,7 +40,9 @@ def open_store(config: Config) -> Store:
     from hwdaemon.store import DATABASE_NAME, Store
 
     if not (config.state_dir / DATABASE_NAME).exists():
-        raise NoInputError(f"no job store at {config.state_dir / DATABASE_NAME}; has `hwdaemon run` started with this config?")
+        raise NoInputError(
+            f"no job store at {config.state_dir / DATABASE_NAME}; has `hwdaemon run` started with this config?"
+        )
     return Store(config.state_dir, verify=True)
 
 

@@ -43,7 +43,9 @@ class FileOutcome:
 @CONFIG_OPTION
 @click.option("--profile", default="default", show_default=True, help="Profile (pipeline) to read with.")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="txt", show_default=True)
-@click.option("--output", "-o", default="-", show_default=True, help="Folder for <name>.<format> files, or - for stdout.")
+@click.option(
+    "--output", "-o", default="-", show_default=True, help="Folder for <name>.<format> files, or - for stdout."
+)
 @click.option("--recursive", "-r", is_flag=True, help="Descend into sub-folders of folder arguments.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (needs --output DIR).")
 @click.option("--verbose", "-v", is_flag=True, help="Log each stage to stderr.")
@@ -145,9 +147,18 @@ def _summary(outcomes: list[FileOutcome]) -> dict[str, Any]:
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--profile", "profiles", multiple=True, help="Profile to evaluate; repeat to compare (default: default).")
 @click.option("--kind", "kinds", multiple=True, help="Only items of this kind (line, page, word); repeatable.")
-@click.option("--lang", "languages", multiple=True, help="Only items in this language (the manifest's lang), e.g. to read them with a profile set to it; repeatable.")
+@click.option(
+    "--lang",
+    "languages",
+    multiple=True,
+    help="Only items in this language (the manifest's lang), e.g. to read them with a profile set to it; repeatable.",
+)
 @click.option("--limit", type=int, help="Only the first N items (after filtering).")
-@click.option("--readings", type=click.Path(dir_okay=False, path_type=Path), help="Write every item's truth and reading here (JSON Lines).")
+@click.option(
+    "--readings",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every item's truth and reading here (JSON Lines).",
+)
 @CONFIG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def evaluate_command(
@@ -171,13 +182,30 @@ def evaluate_command(
 
     configure_logging("warning")
     config, registry = load(config_path)
-    items = [item for item in read_manifest(manifest) if (not kinds or item.kind in kinds) and (not languages or item.lang in languages)][:limit]
+    items = [
+        item
+        for item in read_manifest(manifest)
+        if (not kinds or item.kind in kinds) and (not languages or item.lang in languages)
+    ][:limit]
     if not items:
-        wanted = " ".join(part for part in (f"of kind {', '.join(kinds)}" if kinds else "", f"in {', '.join(languages)}" if languages else "") if part)
+        wanted = " ".join(
+            part
+            for part in (
+                f"of kind {', '.join(kinds)}" if kinds else "",
+                f"in {', '.join(languages)}" if languages else "",
+            )
+            if part
+        )
         raise NoInputError(f"{manifest}: no items{' ' + wanted if wanted else ''}")
-    reports = [evaluate(ready_pipeline(config, registry, name), items, config.inputs) for name in profiles or ("default",)]
+    reports = [
+        evaluate(ready_pipeline(config, registry, name), items, config.inputs) for name in profiles or ("default",)
+    ]
     if readings is not None:
-        lines = [json.dumps({"profile": report.profile, **row}, ensure_ascii=False) for report in reports for row in report.readings]
+        lines = [
+            json.dumps({"profile": report.profile, **row}, ensure_ascii=False)
+            for report in reports
+            for row in report.readings
+        ]
         write_atomic(readings, "\n".join(lines) + "\n")
     if as_json:
         click.echo(json.dumps([report.to_dict() for report in reports], indent=2))

@@ -21,45 +21,141 @@ from hwdaemon.yamlfile import parse_yaml
 
 
 @click.command()
-@click.option("--source", "sources", multiple=True, metavar="REPO=PATH",
-              help="Training data: owner/repo=PATH, PATH an ALTO/PAGE .xml, a folder of them, or a manifest .jsonl. Repeatable.")
-@click.option("--exclusions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="DO-NOT-TRAIN.tsv: documents that must never be trained on (required with --source).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.")
-@click.option("--from-corrections", is_flag=True, help="Fine-tune PROFILE's model on lines approved on the review page (or --manifest).")
-@click.option("--profile", default="default", show_default=True, help="With --from-corrections: whose model learns and is replaced.")
-@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With --from-corrections: labelled lines of your own (manifest.jsonl) instead of the review page's.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="REPO=PATH",
+    help="Training data: owner/repo=PATH, PATH an ALTO/PAGE .xml, a folder of them, or a manifest .jsonl. Repeatable.",
+)
+@click.option(
+    "--exclusions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="DO-NOT-TRAIN.tsv: documents that must never be trained on (required with --source).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.",
+)
+@click.option(
+    "--from-corrections",
+    is_flag=True,
+    help="Fine-tune PROFILE's model on lines approved on the review page (or --manifest).",
+)
+@click.option(
+    "--profile",
+    default="default",
+    show_default=True,
+    help="With --from-corrections: whose model learns and is replaced.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --from-corrections: labelled lines of your own (manifest.jsonl) instead of the review page's.",
+)
 @CONFIG_OPTION
-@click.option("--options", "options_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML file of these options, keyed by their names with underscores (batch_size: 32, sources: [REPO=PATH, …]); "
-                   "options given here win over it.")
-@click.option("--epochs", type=float, help="May be fractional (0.5 = half an epoch). Default 1, or 10 with --from-corrections.")
+@click.option(
+    "--options",
+    "options_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file of these options, keyed by their names with underscores (batch_size: 32, sources: [REPO=PATH, …]); "
+    "options given here win over it.",
+)
+@click.option(
+    "--epochs", type=float, help="May be fractional (0.5 = half an epoch). Default 1, or 10 with --from-corrections."
+)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--learning-rate", type=float, help="Default 3e-4.")
-@click.option("--validation-fraction", type=float, default=0.05, show_default=True, help="Documents held back to choose the best epoch.")
-@click.option("--holdout-fraction", type=float, default=0.25, show_default=True, help="With --from-corrections: your documents held back to judge the new model.")
-@click.option("--max-repeats", type=int, default=3, show_default=True, help="Keep a line text at most this often (boilerplate on every form).")
-@click.option("--drop-pattern", "drop_patterns", multiple=True, help="Regex; lines whose text matches are dropped (e.g. file ids).")
+@click.option(
+    "--validation-fraction",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Documents held back to choose the best epoch.",
+)
+@click.option(
+    "--holdout-fraction",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="With --from-corrections: your documents held back to judge the new model.",
+)
+@click.option(
+    "--max-repeats",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Keep a line text at most this often (boilerplate on every form).",
+)
+@click.option(
+    "--drop-pattern",
+    "drop_patterns",
+    multiple=True,
+    help="Regex; lines whose text matches are dropped (e.g. file ids).",
+)
 @click.option("--max-minutes", type=float, help="Stop (with a checkpoint) after this long; run again to resume.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda.")
-@click.option("--base", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Continue from one of our model folders instead of english_g2.")
-@click.option("--synthetic", type=int, default=0, show_default=True, help="Add this many lines rendered in handwriting fonts.")
-@click.option("--font", "fonts", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A font for --synthetic (.ttf/.otf/.woff); repeatable. Default: the Debian handwriting fonts installed.")
-@click.option("--synthetic-language", "synthetic_languages", multiple=True, default=("en",), show_default=True,
-              help="Dictionary the synthetic words come from (en, fr, de, es, it, …); repeatable.")
-@click.option("--line-type", "line_types", multiple=True, metavar="REPO=TYPE",
-              help="Keep only REPO's lines tagged TYPE in its XML (e.g. Handwritten; Stanford mixes in typescript). Repeatable.")
-@click.option("--oversample", "oversample", multiple=True, metavar="REPO=N", help="Repeat REPO's training lines N times per epoch (a small source). Repeatable.")
-@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
-              help="Learning rate: constant, or cosine decay to 5% over the run.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Vary the synthetic lines, batch order and augmentation (a run continued from another sees new ones). "
-                   "The documents held out for validation stay the same.")
-@click.option("--workers", type=int, default=0, show_default=True,
-              help="Processes that render synthetic lines and prepare batches beside training; a GPU needs several to stay busy. "
-                   "They change nothing in what is learnt.")
+@click.option(
+    "--base",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Continue from one of our model folders instead of english_g2.",
+)
+@click.option(
+    "--synthetic", type=int, default=0, show_default=True, help="Add this many lines rendered in handwriting fonts."
+)
+@click.option(
+    "--font",
+    "fonts",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A font for --synthetic (.ttf/.otf/.woff); repeatable. Default: the Debian handwriting fonts installed.",
+)
+@click.option(
+    "--synthetic-language",
+    "synthetic_languages",
+    multiple=True,
+    default=("en",),
+    show_default=True,
+    help="Dictionary the synthetic words come from (en, fr, de, es, it, …); repeatable.",
+)
+@click.option(
+    "--line-type",
+    "line_types",
+    multiple=True,
+    metavar="REPO=TYPE",
+    help="Keep only REPO's lines tagged TYPE in its XML (e.g. Handwritten; Stanford mixes in typescript). Repeatable.",
+)
+@click.option(
+    "--oversample",
+    "oversample",
+    multiple=True,
+    metavar="REPO=N",
+    help="Repeat REPO's training lines N times per epoch (a small source). Repeatable.",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default="constant",
+    show_default=True,
+    help="Learning rate: constant, or cosine decay to 5% over the run.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Vary the synthetic lines, batch order and augmentation (a run continued from another sees new ones). "
+    "The documents held out for validation stay the same.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Processes that render synthetic lines and prepare batches beside training; a GPU needs several to stay busy. "
+    "They change nothing in what is learnt.",
+)
 @click.pass_context
 def train(ctx: click.Context, config_path: Path | None, options_file: Path | None, **flags: Any) -> None:  # fmt: skip
     """Fine-tune the handwriting recognizer on labelled lines; resumes an interrupted run.
@@ -91,7 +187,9 @@ def train(ctx: click.Context, config_path: Path | None, options_file: Path | Non
             )  # fmt: skip
         return
     if not options.sources or options.exclusions is None or options.out is None:
-        raise click.UsageError("training from public data needs --source, --exclusions and --out (or use --from-corrections)")
+        raise click.UsageError(
+            "training from public data needs --source, --exclusions and --out (or use --from-corrections)"
+        )
     from hwdaemon.training.run import run_training
 
     click.echo(json.dumps(run_training(options.public_data_request()), indent=2, ensure_ascii=False))
@@ -102,7 +200,11 @@ def training_options(ctx: click.Context, options_file: Path | None, flags: dict[
     values = {name: _typed(name, value) for name, value in flags.items()}
     if options_file is not None:
         from_file = _read_options_file(ctx, options_file)
-        values |= {name: value for name, value in from_file.items() if ctx.get_parameter_source(name) is ParameterSource.DEFAULT}
+        values |= {
+            name: value
+            for name, value in from_file.items()
+            if ctx.get_parameter_source(name) is ParameterSource.DEFAULT
+        }
     return TrainingOptions(**values)
 
 
@@ -115,10 +217,14 @@ def _read_options_file(ctx: click.Context, path: Path) -> dict[str, Any]:
     values = {}
     for name, raw in document.data.items():
         if name not in params:
-            raise ConfigError(f"{document.where((name,))}: not a training option; use one of {', '.join(sorted(params))}")
+            raise ConfigError(
+                f"{document.where((name,))}: not a training option; use one of {', '.join(sorted(params))}"
+            )
         param = params[name]
         try:
-            values[name] = _typed(name, param.type_cast_value(ctx, [raw] if param.multiple and isinstance(raw, str) else raw))
+            values[name] = _typed(
+                name, param.type_cast_value(ctx, [raw] if param.multiple and isinstance(raw, str) else raw)
+            )
         except click.BadParameter as exc:
             raise ConfigError(f"{document.where((name,))}: {exc.message}") from exc
         except (TypeError, ValueError) as exc:  # a list or mapping where one value goes
@@ -139,7 +245,13 @@ def _typed(name: str, value: Any) -> Any:
 
 def _train_from_corrections(config_path: Path | None, options: TrainingOptions) -> dict[str, Any]:
     from hwdaemon.builtins.recognizers.handwriting import HandwritingRecognizer
-    from hwdaemon.training.corrections import CorrectionsRequest, approved_lines, check_profile_reads_handwriting, learn_from_corrections, manifest_lines
+    from hwdaemon.training.corrections import (
+        CorrectionsRequest,
+        approved_lines,
+        check_profile_reads_handwriting,
+        learn_from_corrections,
+        manifest_lines,
+    )
     from hwdaemon.training.data import guard
     from hwdaemon.training.exclusion import ExclusionList
 
@@ -164,23 +276,67 @@ def _train_from_corrections(config_path: Path | None, options: TrainingOptions) 
     work_dir = config.state_dir / "training"
     work_dir.mkdir(parents=True, exist_ok=True)
     request = CorrectionsRequest(
-        profile, recognizer.model_dir(), install_to, samples, work_dir, options.holdout_fraction, options.corrections_settings()
+        profile,
+        recognizer.model_dir(),
+        install_to,
+        samples,
+        work_dir,
+        options.holdout_fraction,
+        options.corrections_settings(),
     )
     return learn_from_corrections(request)
 
 
 @click.command("train-segmenter")
-@click.option("--source", "sources", multiple=True, required=True, metavar="REPO=PATH",
-              help="Pages: owner/repo=FOLDER, a clone of an ALTO/PAGE set with its images. Repeatable.")
-@click.option("--exclusions", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="DO-NOT-TRAIN.tsv: documents that must never be trained on.")
-@click.option("--skip-pages", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File names of pages to leave out, one per line (those benchmarks/segmentation.py measures: --write-pages).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.")
-@click.option("--minutes", type=float, default=40.0, show_default=True, help="Train this long in all; run again with more to go on.")
-@click.option("--validation-fraction", type=float, default=0.1, show_default=True, help="Pages held back to choose the best checkpoint, in tenths.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    required=True,
+    metavar="REPO=PATH",
+    help="Pages: owner/repo=FOLDER, a clone of an ALTO/PAGE set with its images. Repeatable.",
+)
+@click.option(
+    "--exclusions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="DO-NOT-TRAIN.tsv: documents that must never be trained on.",
+)
+@click.option(
+    "--skip-pages",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File names of pages to leave out, one per line (those benchmarks/segmentation.py measures: --write-pages).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run folder: checkpoint.pt, model/ (best), train.jsonl log.",
+)
+@click.option(
+    "--minutes",
+    type=float,
+    default=40.0,
+    show_default=True,
+    help="Train this long in all; run again with more to go on.",
+)
+@click.option(
+    "--validation-fraction",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Pages held back to choose the best checkpoint, in tenths.",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
-def train_segmenter(sources: tuple[str, ...], exclusions: Path, skip_pages: Path | None, out: Path, minutes: float, validation_fraction: float, seed: int) -> None:
+def train_segmenter(
+    sources: tuple[str, ...],
+    exclusions: Path,
+    skip_pages: Path | None,
+    out: Path,
+    minutes: float,
+    validation_fraction: float,
+    seed: int,
+) -> None:
     """Train the `linenet` line detector on the line polygons of transcribed pages; resumes an interrupted run.
 
     The best checkpoint by validation loss lands in OUT/model; use it with
@@ -210,13 +366,37 @@ def train_segmenter(sources: tuple[str, ...], exclusions: Path, skip_pages: Path
 
 
 @click.command("pack-lines")
-@click.option("--source", "sources", multiple=True, required=True, metavar="OWNER/REPO=PATH", help="As for train: a folder of ALTO/PAGE XML, a file, or a manifest.")
-@click.option("--exclusions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="DO-NOT-TRAIN.tsv: documents never loaded.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="The pack folder (manifest.jsonl and lines/).")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    required=True,
+    metavar="OWNER/REPO=PATH",
+    help="As for train: a folder of ALTO/PAGE XML, a file, or a manifest.",
+)
+@click.option(
+    "--exclusions",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="DO-NOT-TRAIN.tsv: documents never loaded.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The pack folder (manifest.jsonl and lines/).",
+)
 @click.option("--line-type", "line_types", multiple=True, metavar="REPO=TYPE", help="As for train.")
 @click.option("--drop-pattern", "drop_patterns", multiple=True, help="As for train.")
 @click.option("--max-repeats", type=int, default=3, show_default=True, help="As for train.")
-def pack_lines_command(sources: tuple[str, ...], exclusions: Path, out: Path, line_types: tuple[str, ...], drop_patterns: tuple[str, ...], max_repeats: int) -> None:
+def pack_lines_command(
+    sources: tuple[str, ...],
+    exclusions: Path,
+    out: Path,
+    line_types: tuple[str, ...],
+    drop_patterns: tuple[str, ...],
+    max_repeats: int,
+) -> None:
     """Pack training sources' lines into a small folder to carry to a GPU machine.
 
     Reads the sources as `train` does (the exclusion list and filters applied)
@@ -236,7 +416,16 @@ def pack_lines_command(sources: tuple[str, ...], exclusions: Path, out: Path, li
     kept_types = {repository: list(types) for repository, types in _line_types(line_types).items()}
     samples, skipped = load_sources(pairs, ExclusionList.load(exclusions), kept_types, max_repeats, list(drop_patterns))
     written = pack_lines(samples, out)
-    click.echo(json.dumps({"lines": len(samples), "documents_skipped": skipped, "megabytes": round(written / 1e6, 1), "manifest": str(out / "manifest.jsonl")}))
+    click.echo(
+        json.dumps(
+            {
+                "lines": len(samples),
+                "documents_skipped": skipped,
+                "megabytes": round(written / 1e6, 1),
+                "manifest": str(out / "manifest.jsonl"),
+            }
+        )
+    )
 
 
 @click.command("average-models")

@@ -21,9 +21,13 @@ from hwdaemon.metrics import Metrics, MetricsServer
 from hwdaemon.plugins import Registry
 
 
-def build_service(config_path: Path | None, config: Config, registry: Registry, notifier: Notifier | None = None) -> Service:
+def build_service(
+    config_path: Path | None, config: Config, registry: Registry, notifier: Notifier | None = None
+) -> Service:
     process_umask()  # read once, before any thread exists
-    context = ThreadContext(Runtime(config=config, registry=registry), Metrics(lambda: Store(context.runtime.config.state_dir)))
+    context = ThreadContext(
+        Runtime(config=config, registry=registry), Metrics(lambda: Store(context.runtime.config.state_dir))
+    )
     outcomes = Outcomes(context)
     side_servers: list[SideServer] = []
     service = Service(config_path, context, outcomes, _executor(context, outcomes), side_servers, notifier)

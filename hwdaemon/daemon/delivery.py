@@ -144,7 +144,9 @@ class SinkLane(threading.Thread):
     def run(self) -> None:
         store = Store(self._context.runtime.config.state_dir)
         try:
-            while (delivery := self.queue.get()) is not None and not (self._stopped.is_set() or self._context.stopping.is_set()):
+            while (delivery := self.queue.get()) is not None and not (
+                self._stopped.is_set() or self._context.stopping.is_set()
+            ):
                 try:
                     deliver(self._context, store, delivery)
                 except Exception:  # noqa: BLE001 (the store failed recording the outcome: the delivery stays due)
@@ -171,7 +173,9 @@ def deliver(context: ThreadContext, store: Store, delivery: Delivery) -> None:
             return
         except Exception as exc:  # RetryableDeliveryError, or a sink bug: retry, keeping the traceback
             retry_after = exc.retry_after_seconds if isinstance(exc, RetryableDeliveryError) else None
-            detail = redact_urls_in(str(exc) if isinstance(exc, RetryableDeliveryError) else traceback.format_exc(limit=6))
+            detail = redact_urls_in(
+                str(exc) if isinstance(exc, RetryableDeliveryError) else traceback.format_exc(limit=6)
+            )
             error = redact_urls_in(str(exc))
             too_old = time.time() - delivery.created_at > policy.max_age_seconds
             if attempts >= policy.max_attempts or too_old:
@@ -182,7 +186,13 @@ def deliver(context: ThreadContext, store: Store, delivery: Delivery) -> None:
             delay = retry_delay_seconds(attempts, retry_after, policy)
             store.deliveries.retry_later(delivery.id, detail, delay)
             _count(context, delivery.sink, "retry_scheduled")
-            log.warning("delivery_retry_scheduled", error=error, attempts=attempts, delay_seconds=round(delay, 2), retry_after_seconds=retry_after)
+            log.warning(
+                "delivery_retry_scheduled",
+                error=error,
+                attempts=attempts,
+                delay_seconds=round(delay, 2),
+                retry_after_seconds=retry_after,
+            )
             return
         location = redact_urls_in(receipt.location)
         store.deliveries.mark_delivered(delivery.id, location)

@@ -35,7 +35,9 @@ class JobThread(Protocol):
 
 
 class Executor:
-    def __init__(self, make_thread: Callable[[int], JobThread], count: int, context: ThreadContext, outcomes: Outcomes) -> None:
+    def __init__(
+        self, make_thread: Callable[[int], JobThread], count: int, context: ThreadContext, outcomes: Outcomes
+    ) -> None:
         self._make_thread = make_thread
         self._context = context
         self._outcomes = outcomes
@@ -58,7 +60,12 @@ class Executor:
             self._context.health.thread_restarted(thread.name, job_id=job.id if job else None)
             if job is not None:
                 try:
-                    self._outcomes.failed(store, job, f"the thread reading this file ({thread.name}) ended without an outcome", permanent=False)
+                    self._outcomes.failed(
+                        store,
+                        job,
+                        f"the thread reading this file ({thread.name}) ended without an outcome",
+                        permanent=False,
+                    )
                 except (sqlite3.Error, OSError) as exc:
                     log.error("job_outcome_not_recorded", job_id=job.id, error=str(exc))
             self._threads[index] = self._make_thread(index + 1)
@@ -72,5 +79,7 @@ class Executor:
             busy_since = thread.busy_since
             busy_seconds = None if busy_since is None else round(now - busy_since, 1)
             stalled = busy_seconds is not None and busy_seconds > job_timeout_seconds
-            report.append({"name": thread.name, "alive": thread.is_alive(), "busy_seconds": busy_seconds, "stalled": stalled})
+            report.append(
+                {"name": thread.name, "alive": thread.is_alive(), "busy_seconds": busy_seconds, "stalled": stalled}
+            )
         return report

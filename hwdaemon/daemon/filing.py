@@ -84,7 +84,11 @@ def free_name(folder: Path, name: str, reserve_bytes: int = 0) -> Path:
 
 def _is_taken(candidate: Path) -> bool:
     report = Path(f"{candidate}{ERROR_REPORT_SUFFIX}")
-    return candidate.exists() or candidate.is_symlink() or (len(os.fsencode(report.name)) <= NAME_MAX_BYTES and report.exists())
+    return (
+        candidate.exists()
+        or candidate.is_symlink()
+        or (len(os.fsencode(report.name)) <= NAME_MAX_BYTES and report.exists())
+    )
 
 
 def move_into(path: Path, folder: Path, with_report: bool = False) -> Path:
@@ -100,6 +104,12 @@ def move_into(path: Path, folder: Path, with_report: bool = False) -> Path:
 
 def write_error_report(beside: Path, error: str, attempts: int, details: dict[str, Any]) -> Path:
     report = Path(f"{beside}{ERROR_REPORT_SUFFIX}")
-    body = {"file": beside.name, "error": error, "attempts": attempts, "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **details}
+    body = {
+        "file": beside.name,
+        "error": error,
+        "attempts": attempts,
+        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **details,
+    }
     write_atomic(report, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
     return report

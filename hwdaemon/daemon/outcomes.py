@@ -39,7 +39,9 @@ class Outcomes:
             save_previews(previews, runtime.config.state_dir, job.id)
         review_below = runtime.config.review_below(job.profile)
         needs_review = any(line.confidence < review_below for line in result.lines)
-        store.jobs.finish(job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required")
+        store.jobs.finish(
+            job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required"
+        )
         self._context.deliveries_available.set()
         final = file_done(Path(job.path), inbox.after if inbox else "keep", Path(job.inbox))
         if final is not None:
@@ -69,12 +71,26 @@ class Outcomes:
             log.warning("job_retry_scheduled", error=error, delay_seconds=round(delay, 1))
             return
         store.jobs.fail(job.id, error)
-        final = file_failed(Path(job.path), Path(job.inbox), error, job.attempts, {"job_id": job.id, "permanent": permanent, "traceback": trace})
+        final = file_failed(
+            Path(job.path),
+            Path(job.inbox),
+            error,
+            job.attempts,
+            {"job_id": job.id, "permanent": permanent, "traceback": trace},
+        )
         if final is not None:
             store.jobs.set_final_path(job.id, str(final))
         self._context.metrics.jobs_finished.labels("failed").inc()
         log.error("job_failed", error=error, attempts=job.attempts, moved_to=str(final) if final else None)
-        public = FailedJob(id=job.id, path=job.path, inbox=job.inbox, profile=job.profile, sha256=job.sha256, attempts=job.attempts, error=error)
+        public = FailedJob(
+            id=job.id,
+            path=job.path,
+            inbox=job.inbox,
+            profile=job.profile,
+            sha256=job.sha256,
+            attempts=job.attempts,
+            error=error,
+        )
         self.call_hook("hwdaemon_job_failed", job=public, error=error)
 
     def refused(self, store: Store, inbox: InboxConfig, path: Path, reason: str, info: os.stat_result | None) -> None:
@@ -88,9 +104,17 @@ class Outcomes:
         job = store.jobs.add(str(path), key, inbox.profile, "", size, mtime_ns, "failed", reason)
         self._context.metrics.files_seen.labels(key, "refused").inc()
         try:
-            final = file_failed(path, Path(key), reason, 0, {"job_id": job.id, "permanent": True, "original_name": path.name})
+            final = file_failed(
+                path, Path(key), reason, 0, {"job_id": job.id, "permanent": True, "original_name": path.name}
+            )
         except OSError as exc:
-            log.error("file_refused", job_id=job.id, error=reason, moved_to=None, move_error=f"{exc.strerror} (errno {exc.errno})")
+            log.error(
+                "file_refused",
+                job_id=job.id,
+                error=reason,
+                moved_to=None,
+                move_error=f"{exc.strerror} (errno {exc.errno})",
+            )
             return
         if final is not None:
             store.jobs.set_final_path(job.id, str(final))

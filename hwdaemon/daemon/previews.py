@@ -66,4 +66,3 @@ def save_previews(previews: dict[int, bytes], state_dir: Path, job_id: int) -> N
     shutil.rmtree(folder, ignore_errors=True)
     for page_number, jpeg in previews.items():
         write_atomic(preview_path(state_dir, job_id, page_number), jpeg)
-

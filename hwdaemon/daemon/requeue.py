@@ -38,4 +38,6 @@ def queue_again(store: Store, inbox: InboxConfig, path: Path, profile: str) -> J
     """A new queued job for `path` read with `profile`, even though its bytes were read before."""
     absolute = path.absolute()
     info = absolute.stat()
-    return store.jobs.add(str(absolute), inbox_key_of(inbox), profile, sha256_of(absolute), info.st_size, info.st_mtime_ns)
+    return store.jobs.add(
+        str(absolute), inbox_key_of(inbox), profile, sha256_of(absolute), info.st_size, info.st_mtime_ns
+    )

@@ -35,7 +35,9 @@ class Runtime:
 
         with self._lock:
             if profile not in self._pipelines:
-                self._pipelines[profile] = Pipeline.from_profile(profile, self.config.profile(profile), self.config.models, self.registry)
+                self._pipelines[profile] = Pipeline.from_profile(
+                    profile, self.config.profile(profile), self.config.models, self.registry
+                )
             return self._pipelines[profile]
 
     def sink(self, name: str) -> Sink | None:

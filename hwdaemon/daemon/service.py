@@ -98,7 +98,13 @@ class Service:
         self._store = Store(config.state_dir)
         self._outcomes.fail_jobs_that_crashed_the_process(self._store)
         recovered = self._store.jobs.recover()
-        log.info("daemon_starting", pid=os.getpid(), config=config.source, recovered_jobs=recovered, inboxes=[str(i.path) for i in config.inboxes])
+        log.info(
+            "daemon_starting",
+            pid=os.getpid(),
+            config=config.source,
+            recovered_jobs=recovered,
+            inboxes=[str(i.path) for i in config.inboxes],
+        )
         if config.queue.backend == "local":
             self._load_models()
         for server in self._side_servers:
@@ -186,7 +192,12 @@ class Service:
         watchers_alive = all(observer.is_alive() for observer in self._observers)
         delivery_alive = self._delivery is not None and self._delivery.is_healthy()
         store_error = self.context.health.store_error()
-        is_healthy = watchers_alive and delivery_alive and store_error is None and all(w["alive"] and not w["stalled"] for w in workers)
+        is_healthy = (
+            watchers_alive
+            and delivery_alive
+            and store_error is None
+            and all(w["alive"] and not w["stalled"] for w in workers)
+        )
         try:
             queue_depth = self._store.reporting.queue_depth() if self._store else None
         except sqlite3.Error as exc:
@@ -263,7 +274,12 @@ class Service:
         except sqlite3.Error as exc:
             self.context.health.store_failed(exc)
         except Exception as exc:  # a bug must cost one file's intake, not the daemon
-            log.error("intake_failed", file=str(path), error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+            log.error(
+                "intake_failed",
+                file=str(path),
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(limit=8),
+            )
 
     def _take_in(self, inbox_index: int, path: Path) -> None:
         """A settled file becomes a job — unless it is not a candidate, already known, or a duplicate."""
@@ -281,7 +297,9 @@ class Service:
             try:
                 renamed = with_utf8_name(path)
             except OSError as exc:
-                log.error("file_not_renamed", file=os.fsencode(path).decode("utf-8", "backslashreplace"), error=exc.strerror)
+                log.error(
+                    "file_not_renamed", file=os.fsencode(path).decode("utf-8", "backslashreplace"), error=exc.strerror
+                )
                 return
             log.warning("file_renamed", file=str(renamed), reason="its name was not UTF-8; read as Latin-1")
             return  # the new name is seen (event, rescan) and settles like any new file
@@ -293,7 +311,9 @@ class Service:
             except FileNotFoundError:
                 return  # gone again, or a link to nothing (yet)
             except OSError as exc:  # EACCES on a share's folder, EIO, ELOOP
-                self._outcomes.refused(self._store, inbox, path, f"cannot read its attributes: {exc.strerror} (errno {exc.errno})", None)
+                self._outcomes.refused(
+                    self._store, inbox, path, f"cannot read its attributes: {exc.strerror} (errno {exc.errno})", None
+                )
                 return
             if stat.S_ISDIR(info.st_mode):
                 return
@@ -303,7 +323,13 @@ class Service:
                 return
             limit = self.runtime.config.inputs.max_file_bytes
             if info.st_size > limit:  # refused before hashing: a sparse 1 TB file must not hold up intake for an hour
-                self._outcomes.refused(self._store, inbox, path, f"file is {info.st_size} bytes, over inputs.max_file_bytes ({limit})", info)
+                self._outcomes.refused(
+                    self._store,
+                    inbox,
+                    path,
+                    f"file is {info.st_size} bytes, over inputs.max_file_bytes ({limit})",
+                    info,
+                )
                 return
             try:
                 sha256 = sha256_of(path, inside=root)
@@ -313,7 +339,16 @@ class Service:
             original = self._store.jobs.original_with_sha256(sha256)
             key = inbox_key_of(inbox)
             if original is not None:
-                job = self._store.jobs.add(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns, "duplicate", f"same bytes as job {original.id} ({original.path})")
+                job = self._store.jobs.add(
+                    str(path),
+                    key,
+                    inbox.profile,
+                    sha256,
+                    info.st_size,
+                    info.st_mtime_ns,
+                    "duplicate",
+                    f"same bytes as job {original.id} ({original.path})",
+                )
                 self._finish_leftover(inbox, path, "duplicate")
                 self.context.metrics.files_seen.labels(key, "duplicate").inc()
                 log.info("file_duplicate", job_id=job.id, duplicate_of=original.id)
@@ -337,6 +372,10 @@ def _check_reloadable(old: Config, new: Config) -> None:
     """Keys the running threads were built on can change only with a restart: say so rather than half-apply them."""
     for key in ("state_dir", "workers"):
         if getattr(old, key) != getattr(new, key):
-            raise ConfigError(f"{new.source}: {key} changed ({getattr(old, key)} → {getattr(new, key)}); restart hwdaemon to apply it")
+            raise ConfigError(
+                f"{new.source}: {key} changed ({getattr(old, key)} → {getattr(new, key)}); restart hwdaemon to apply it"
+            )
     if old.queue.backend != new.queue.backend:
-        raise ConfigError(f"{new.source}: queue.backend changed ({old.queue.backend} → {new.queue.backend}); restart hwdaemon to apply it")
+        raise ConfigError(
+            f"{new.source}: queue.backend changed ({old.queue.backend} → {new.queue.backend}); restart hwdaemon to apply it"
+        )

@@ -58,7 +58,9 @@ def scan_inbox(inbox: InboxConfig) -> Iterator[Path]:
     root = inbox.path
     walker = root.rglob("*") if inbox.recursive else root.glob("*")
     for path in walker:
-        if is_candidate(path.relative_to(root), inbox.patterns, inbox.ignore, inbox.recursive) and (path.is_file() or path.is_symlink()):
+        if is_candidate(path.relative_to(root), inbox.patterns, inbox.ignore, inbox.recursive) and (
+            path.is_file() or path.is_symlink()
+        ):
             yield path
 
 

@@ -56,10 +56,20 @@ class Worker(threading.Thread):
                 self.busy_since, self.job_in_hand = time.monotonic(), job
                 try:
                     self._run_job(store, job)
-                except Exception as exc:  # the store is full, the inbox unwritable, a bug: the job goes back, the thread goes on
-                    log.error("job_outcome_not_recorded", job_id=job.id, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+                except (
+                    Exception
+                ) as exc:  # the store is full, the inbox unwritable, a bug: the job goes back, the thread goes on
+                    log.error(
+                        "job_outcome_not_recorded",
+                        job_id=job.id,
+                        error=f"{type(exc).__name__}: {exc}",
+                        traceback=traceback.format_exc(limit=8),
+                    )
                     self._give_back(store, job, exc)
-                self.busy_since, self.job_in_hand = None, None  # left set if the thread dies: the executor gives the job back
+                self.busy_since, self.job_in_hand = (
+                    None,
+                    None,
+                )  # left set if the thread dies: the executor gives the job back
         finally:
             store.close()
 
@@ -92,7 +102,9 @@ class Worker(threading.Thread):
                 self._outcomes.failed(store, job, exc.reason, permanent=True)
                 return
             except Exception as exc:  # out of memory, a worker bug, a plugin crash: maybe transient
-                self._outcomes.failed(store, job, f"{type(exc).__name__}: {exc}", permanent=False, trace=traceback.format_exc(limit=8))
+                self._outcomes.failed(
+                    store, job, f"{type(exc).__name__}: {exc}", permanent=False, trace=traceback.format_exc(limit=8)
+                )
                 return
             self._outcomes.succeeded(store, job, result, previews, time.perf_counter() - started)
 

@@ -58,7 +58,9 @@ def broker_overview(queue: QueueConfig, profiles: list[str], timeout: float = 1.
             channel = connection.default_channel
             for profile in profiles:
                 try:
-                    overview["queues"][queue_for(profile)] = channel.queue_declare(queue=queue_for(profile), passive=True).message_count
+                    overview["queues"][queue_for(profile)] = channel.queue_declare(
+                        queue=queue_for(profile), passive=True
+                    ).message_count
                 except Exception:  # noqa: BLE001 (a queue nobody declared yet is empty)
                     overview["queues"][queue_for(profile)] = 0
         replies = app.control.inspect(timeout=timeout).ping() or {}

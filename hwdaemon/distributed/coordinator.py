@@ -53,7 +53,9 @@ class Dispatcher(threading.Thread):
         config = self._context.runtime.config
         app = make_app(config.queue)
         store = Store(config.state_dir)
-        log.info("dispatcher_started", broker=redacted(config.queue.broker_url), max_in_flight=config.queue.max_in_flight)
+        log.info(
+            "dispatcher_started", broker=redacted(config.queue.broker_url), max_in_flight=config.queue.max_in_flight
+        )
         try:
             while not self._context.stopping.is_set():
                 try:
@@ -78,7 +80,9 @@ class Dispatcher(threading.Thread):
         for job, task_id, sent_at in dispatched:
             outcome = app.AsyncResult(task_id)
             if outcome.ready():
-                self._take_reply(store, job, task_id, outcome.result if outcome.successful() else None, now - sent_at, outcome.state)
+                self._take_reply(
+                    store, job, task_id, outcome.result if outcome.successful() else None, now - sent_at, outcome.state
+                )
                 outcome.forget()
                 in_flight -= 1
                 busy = True
@@ -122,7 +126,14 @@ class Dispatcher(threading.Thread):
             request = ReadRequest(job.id, job.sha256, job.profile, name, path=path, previews_max_side=previews)
         task = app.send_task(READ_TASK, kwargs={"request": request.to_dict()}, queue=queue_for(job.profile))
         store.dispatch.mark_sent(job.id, task.id)
-        log.info("job_dispatched", job_id=job.id, task_id=task.id, queue=queue_for(job.profile), inline=content is not None, bytes=size)
+        log.info(
+            "job_dispatched",
+            job_id=job.id,
+            task_id=task.id,
+            queue=queue_for(job.profile),
+            inline=content is not None,
+            bytes=size,
+        )
 
     def _take_reply(self, store: Store, job: Job, task_id: str, payload: object, seconds: float, state: str) -> None:
         with bound_contextvars(job_id=job.id, file=job.path, inbox=job.inbox, profile=job.profile, task_id=task_id):

@@ -20,8 +20,17 @@ class ReadRequest:
     previews_max_side: int | None = None
 
     @classmethod
-    def inline(cls, job_id: int, sha256: str, profile: str, name: str, content: bytes, previews_max_side: int | None) -> ReadRequest:
-        return cls(job_id, sha256, profile, name, data=base64.b64encode(content).decode("ascii"), previews_max_side=previews_max_side)
+    def inline(
+        cls, job_id: int, sha256: str, profile: str, name: str, content: bytes, previews_max_side: int | None
+    ) -> ReadRequest:
+        return cls(
+            job_id,
+            sha256,
+            profile,
+            name,
+            data=base64.b64encode(content).decode("ascii"),
+            previews_max_side=previews_max_side,
+        )
 
     def content(self) -> bytes | None:
         return None if self.data is None else base64.b64decode(self.data)

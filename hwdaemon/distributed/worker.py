@@ -72,7 +72,10 @@ class ReadingHost:
                 previews: dict[int, bytes] = {}
                 with open_document(path, self.config.inputs) as document:
                     if document.sha256 != request.sha256:
-                        raise InputFileError(str(path), "the file's sha256 differs from the job's (changed on the share, or damaged in transit)")
+                        raise InputFileError(
+                            str(path),
+                            "the file's sha256 differs from the job's (changed on the share, or damaged in transit)",
+                        )
                     if request.previews_max_side:
                         document = previewed(document, request.previews_max_side, previews)
                     result = self.runtime.pipeline(request.profile).run(document)
@@ -82,7 +85,13 @@ class ReadingHost:
             log.error("job_error", job_id=request.job_id, error=str(exc), traceback=traceback.format_exc(limit=6))
             return ReadReply(**reply, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started)
         seconds = time.perf_counter() - started
-        log.info("job_read", job_id=request.job_id, profile=request.profile, lines=len(result.lines), seconds=round(seconds, 3))
+        log.info(
+            "job_read",
+            job_id=request.job_id,
+            profile=request.profile,
+            lines=len(result.lines),
+            seconds=round(seconds, 3),
+        )
         return ReadReply(
             **reply,
             result=result.to_dict(),
@@ -101,7 +110,10 @@ class ReadingHost:
             raise InputFileError(request.name, "the task carries neither the file nor a path")
         path = Path(request.path)
         if not path.is_file():
-            raise InputFileError(request.path, "not found on this worker host; files above queue.inline_max_bytes must be on storage both hosts see")
+            raise InputFileError(
+                request.path,
+                "not found on this worker host; files above queue.inline_max_bytes must be on storage both hosts see",
+            )
         return path
 
 

@@ -34,7 +34,9 @@ def paint_outside(pixels: Image, outline: Sequence[tuple[float, float]], grow: i
     points = np.round(np.asarray(outline, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
     mask = np.zeros(pixels.shape[:2], dtype=np.uint8)
     cv2.fillPoly(mask, [points], 255)
-    cv2.polylines(mask, [points], isClosed=True, color=255, thickness=2 * grow + 1)  # a thick edge grows the polygon by `grow`
+    cv2.polylines(
+        mask, [points], isClosed=True, color=255, thickness=2 * grow + 1
+    )  # a thick edge grows the polygon by `grow`
     painted = pixels.copy()
     painted[mask == 0] = np.percentile(pixels, 90)
     return painted

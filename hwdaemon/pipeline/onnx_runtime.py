@@ -50,10 +50,11 @@ def open_session(path: Path) -> onnxruntime.InferenceSession:
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ONNX Runtime's errors (InvalidProtobuf, Fail, …) share no base class of their own
-        raise ModelMissingError(f"{path} is not a readable ONNX model ({error}); the file is damaged or cut short: copy it again, train it again or reinstall hwdaemon") from error
+        raise ModelMissingError(
+            f"{path} is not a readable ONNX model ({error}); the file is damaged or cut short: copy it again, train it again or reinstall hwdaemon"
+        ) from error
 
 
 def run(session: onnxruntime.InferenceSession, inputs: np.ndarray) -> np.ndarray:
     """The network's single output for its single input."""
     return session.run(None, {session.get_inputs()[0].name: inputs})[0]
-

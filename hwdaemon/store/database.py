@@ -126,7 +126,9 @@ def _check_header(path: Path) -> None:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise StoreError(f"{path}: cannot read the job store ({exc.strerror}); check that the daemon's user may read and write it") from exc
+        raise StoreError(
+            f"{path}: cannot read the job store ({exc.strerror}); check that the daemon's user may read and write it"
+        ) from exc
     if size == 0:
         raise StoreError(
             f"{path}: the job store is empty (0 bytes), so every job's history is gone; {_WHAT_TO_DO}. "
@@ -148,7 +150,10 @@ def _create(path: Path) -> None:
             f"put it back, or move {wal} aside too to start with an empty job history"
         )
     temporary = path.with_name(f"{path.name}.new-{os.getpid()}-{threading.get_ident()}")
-    for leftover in (temporary, *(temporary.with_name(temporary.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+    for leftover in (
+        temporary,
+        *(temporary.with_name(temporary.name + suffix) for suffix in ("-wal", "-shm", "-journal")),
+    ):
         leftover.unlink(missing_ok=True)
     try:
         db = sqlite3.connect(temporary, isolation_level=None)
@@ -195,5 +200,7 @@ def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError | None:
     if name == "SQLITE_CORRUPT" or "malformed" in str(exc):
         return StoreError(f"{path}: the job store is damaged ({exc}); {_WHAT_TO_DO}")
     if name in ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY", "SQLITE_AUTH"):
-        return StoreError(f"{path}: cannot open the job store ({exc}); check that the daemon's user may read and write its folder")
+        return StoreError(
+            f"{path}: cannot open the job store ({exc}); check that the daemon's user may read and write its folder"
+        )
     return None  # busy, disk full, I/O: these may pass, so they stay errors a restart may cure

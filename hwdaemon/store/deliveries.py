@@ -40,7 +40,9 @@ def delivery_key(sha256: str, sink: str, revision: int) -> str:
     return f"{sha256}:{sink}" if revision == 0 else f"{sha256}:{sink}:r{revision}"
 
 
-def add_delivery(db: sqlite3.Connection, job_id: int, sink: str, key: str, state: DeliveryState, now: float, revision: int = 0) -> int:
+def add_delivery(
+    db: sqlite3.Connection, job_id: int, sink: str, key: str, state: DeliveryState, now: float, revision: int = 0
+) -> int:
     """Insert one delivery row inside the caller's transaction; returns its id."""
     cursor = db.execute(
         "INSERT INTO deliveries (job_id, sink, idempotency_key, state, created_at, updated_at, revision) VALUES (?,?,?,?,?,?,?)",
@@ -83,24 +85,32 @@ class Deliveries:
     def dead_letter(self, delivery_id: int, error: str) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE deliveries SET state='dead', attempts=attempts+1, last_error=?, updated_at=? WHERE id=?", (error, time.time(), delivery_id)
+                "UPDATE deliveries SET state='dead', attempts=attempts+1, last_error=?, updated_at=? WHERE id=?",
+                (error, time.time(), delivery_id),
             )
 
     def recent(self, state: DeliveryState | None = None, limit: int = 100) -> list[Delivery]:
         """The newest deliveries (in `state`, if given), newest first."""
         where, params = ("WHERE state=?", (state, limit)) if state else ("", (limit,))
-        rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} ORDER BY id DESC LIMIT ?", params).fetchall()
+        rows = self._db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} ORDER BY id DESC LIMIT ?", params
+        ).fetchall()
         return [Delivery(*row) for row in rows]
 
     def of_job(self, job_id: int) -> list[Delivery]:
         """Every delivery of one job, all revisions, oldest first."""
-        rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE job_id=? ORDER BY id", (job_id,)).fetchall()
+        rows = self._db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE job_id=? ORDER BY id", (job_id,)
+        ).fetchall()
         return [Delivery(*row) for row in rows]
 
     def requeue(self, delivery_id: int) -> bool:
         """Make a delivery that is not pending due again, its attempts reset; False if it was pending or is unknown."""
         with self._transaction() as db:
-            return db.execute(
-                "UPDATE deliveries SET state='pending', attempts=0, next_attempt_at=0, updated_at=? WHERE id=? AND state!='pending'",
-                (time.time(), delivery_id),
-            ).rowcount == 1
+            return (
+                db.execute(
+                    "UPDATE deliveries SET state='pending', attempts=0, next_attempt_at=0, updated_at=? WHERE id=? AND state!='pending'",
+                    (time.time(), delivery_id),
+                ).rowcount
+                == 1
+            )

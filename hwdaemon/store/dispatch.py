@@ -24,7 +24,10 @@ class Dispatch:
         """Record that a claimed job went to the broker as Celery task `task_id`."""
         now = time.time()
         with self._transaction() as db:
-            db.execute("UPDATE jobs SET task_id=?, dispatched_at=?, updated_at=? WHERE id=? AND state='processing'", (task_id, now, now, job_id))
+            db.execute(
+                "UPDATE jobs SET task_id=?, dispatched_at=?, updated_at=? WHERE id=? AND state='processing'",
+                (task_id, now, now, job_id),
+            )
 
     def sent(self) -> list[tuple[Job, str, float]]:
         """Jobs out with a remote worker: (job, Celery task id, when it was sent), oldest sent first."""
@@ -35,7 +38,9 @@ class Dispatch:
 
     def claimed_unsent(self) -> list[Job]:
         """Jobs claimed for dispatch whose task was never sent (the broker was down, or a crash between the two)."""
-        rows = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state='processing' AND task_id IS NULL").fetchall()
+        rows = self._db.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state='processing' AND task_id IS NULL"
+        ).fetchall()
         return [job_of(row) for row in rows]
 
     def set_worker(self, job_id: int, worker: str) -> None:
@@ -52,6 +57,11 @@ class Dispatch:
             (since,),
         ).fetchall()
         return [
-            {"worker": name, "jobs_done": total, "last_seen": last, "jobs_per_minute": round(recent * 60 / window_seconds, 2)}
+            {
+                "worker": name,
+                "jobs_done": total,
+                "last_seen": last,
+                "jobs_per_minute": round(recent * 60 / window_seconds, 2),
+            }
             for name, total, last, recent in rows
         ]

@@ -36,7 +36,9 @@ class Job:
     updated_at: float
 
 
-JOB_COLUMNS = "id, path, inbox, profile, sha256, size, mtime_ns, state, attempts, error, final_path, created_at, updated_at"
+JOB_COLUMNS = (
+    "id, path, inbox, profile, sha256, size, mtime_ns, state, attempts, error, final_path, created_at, updated_at"
+)
 JOB_WIDTH = len(JOB_COLUMNS.split(","))
 
 
@@ -52,7 +54,17 @@ class Jobs:
         self._db = database.connection
         self._transaction = database.transaction
 
-    def add(self, path: str, inbox: str, profile: str, sha256: str, size: int, mtime_ns: int, state: JobState = "queued", error: str | None = None) -> Job:
+    def add(
+        self,
+        path: str,
+        inbox: str,
+        profile: str,
+        sha256: str,
+        size: int,
+        mtime_ns: int,
+        state: JobState = "queued",
+        error: str | None = None,
+    ) -> Job:
         now = time.time()
         with self._transaction() as db:
             cursor = db.execute(
@@ -73,12 +85,17 @@ class Jobs:
         if state is None:
             rows = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         else:
-            rows = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state=? ORDER BY id DESC LIMIT ?", (state, limit)).fetchall()
+            rows = self._db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state=? ORDER BY id DESC LIMIT ?", (state, limit)
+            ).fetchall()
         return [job_of(row) for row in rows]
 
     def in_hand(self) -> list[Job]:
         """Jobs left `processing`: at start-up, those the process died reading (or out with a remote worker)."""
-        return [job_of(row) for row in self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state='processing' ORDER BY id")]
+        return [
+            job_of(row)
+            for row in self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state='processing' ORDER BY id")
+        ]
 
     def recover(self) -> int:
         """Jobs a crash left `processing` go back to the queue; returns how many.
@@ -86,12 +103,15 @@ class Jobs:
         Their attempt stays counted: a file that kills the process is failed after max_attempts.
         """
         with self._transaction() as db:
-            return db.execute("UPDATE jobs SET state='queued', updated_at=? WHERE state='processing'", (time.time(),)).rowcount
+            return db.execute(
+                "UPDATE jobs SET state='queued', updated_at=? WHERE state='processing'", (time.time(),)
+            ).rowcount
 
     def unfinished_for(self, path: str) -> Job | None:
         """The newest job for this path that is not finished yet (queued or processing)."""
         row = self._db.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE path=? AND state IN ('queued','processing') ORDER BY id DESC LIMIT 1", (path,)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE path=? AND state IN ('queued','processing') ORDER BY id DESC LIMIT 1",
+            (path,),
         ).fetchone()
         return job_of(row) if row else None
 
@@ -115,7 +135,8 @@ class Jobs:
         count, so a file that failed may be dropped in again.
         """
         row = self._db.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE sha256=? AND state IN ('done','queued','processing') ORDER BY id LIMIT 1", (sha256,)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE sha256=? AND state IN ('done','queued','processing') ORDER BY id LIMIT 1",
+            (sha256,),
         ).fetchone()
         return job_of(row) if row else None
 
@@ -124,14 +145,20 @@ class Jobs:
         now = time.time()
         with self._transaction() as db:
             row = db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state='queued' AND next_attempt_at<=? ORDER BY id LIMIT 1", (now,)
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state='queued' AND next_attempt_at<=? ORDER BY id LIMIT 1",
+                (now,),
             ).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE jobs SET state='processing', attempts=attempts+1, task_id=NULL, dispatched_at=NULL, updated_at=? WHERE id=?", (now, row[0]))
+            db.execute(
+                "UPDATE jobs SET state='processing', attempts=attempts+1, task_id=NULL, dispatched_at=NULL, updated_at=? WHERE id=?",
+                (now, row[0]),
+            )
         return self.get(int(row[0]))
 
-    def finish(self, job_id: int, result: Result, sinks: list[str], needs_review: bool = False, hold: bool = False) -> None:
+    def finish(
+        self, job_id: int, result: Result, sinks: list[str], needs_review: bool = False, hold: bool = False
+    ) -> None:
         """Store the result and one delivery per sink, in one transaction.
 
         With `hold` (the inbox's `review: required`) the deliveries wait, state
@@ -174,7 +201,8 @@ class Jobs:
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                "UPDATE jobs SET state='queued', error=?, next_attempt_at=?, updated_at=? WHERE id=?", (error, now + delay_seconds, now, job_id)
+                "UPDATE jobs SET state='queued', error=?, next_attempt_at=?, updated_at=? WHERE id=?",
+                (error, now + delay_seconds, now, job_id),
             )
 
     def requeue(self, job_id: int, path: str) -> None:
@@ -193,7 +221,9 @@ class Jobs:
     def result_of(self, job_id: int, revision: int = 0) -> Result | None:
         """The OCR result (revision 0) or a reviewer's revision of it."""
         if revision:
-            row = self._db.execute("SELECT result FROM revisions WHERE job_id=? AND number=?", (job_id, revision)).fetchone()
+            row = self._db.execute(
+                "SELECT result FROM revisions WHERE job_id=? AND number=?", (job_id, revision)
+            ).fetchone()
         else:
             row = self._db.execute("SELECT result FROM jobs WHERE id=?", (job_id,)).fetchone()
         return Result.from_dict(json.loads(row[0])) if row and row[0] else None

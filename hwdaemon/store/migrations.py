@@ -94,5 +94,9 @@ def _add_columns(db: sqlite3.Connection, table: str, **declarations: str) -> Non
             db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_jobs_and_deliveries, m002_review, m003_remote_workers)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    m001_jobs_and_deliveries,
+    m002_review,
+    m003_remote_workers,
+)
 SCHEMA_VERSION = len(MIGRATIONS)

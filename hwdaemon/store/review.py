@@ -72,7 +72,9 @@ class Review:
         """Keep a reviewer's edit as the next revision; the OCR result stays untouched. Returns its number."""
         now = time.time()
         with self._transaction() as db:
-            number = int(db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE job_id=?", (job_id,)).fetchone()[0])
+            number = int(
+                db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE job_id=?", (job_id,)).fetchone()[0]
+            )
             db.execute(
                 "INSERT INTO revisions (job_id, number, result, author, created_at) VALUES (?,?,?,?,?)",
                 (job_id, number, json.dumps(result.to_dict(), ensure_ascii=False), author, now),
@@ -81,8 +83,13 @@ class Review:
         return number
 
     def revisions(self, job_id: int) -> list[Revision]:
-        rows = self._db.execute("SELECT number, author, created_at, result FROM revisions WHERE job_id=? ORDER BY number", (job_id,)).fetchall()
-        return [Revision(job_id, number, author, created_at, Result.from_dict(json.loads(result))) for number, author, created_at, result in rows]
+        rows = self._db.execute(
+            "SELECT number, author, created_at, result FROM revisions WHERE job_id=? ORDER BY number", (job_id,)
+        ).fetchall()
+        return [
+            Revision(job_id, number, author, created_at, Result.from_dict(json.loads(result)))
+            for number, author, created_at, result in rows
+        ]
 
     def approve(self, job_id: int, revision: int, author: str, sinks: list[str]) -> list[int]:
         """Mark the job reviewed and queue `revision` for every sink; returns the new delivery ids.
@@ -98,20 +105,39 @@ class Review:
         sha256 = str(found[0])
         created: list[int] = []
         with self._transaction() as db:
-            db.execute("UPDATE jobs SET approved_revision=?, reviewed_by=?, reviewed_at=?, updated_at=? WHERE id=?", (revision, author, now, now, job_id))
+            db.execute(
+                "UPDATE jobs SET approved_revision=?, reviewed_by=?, reviewed_at=?, updated_at=? WHERE id=?",
+                (revision, author, now, now, job_id),
+            )
             if revision == 0:
-                rows = db.execute("SELECT id FROM deliveries WHERE job_id=? AND state='held' AND revision=0", (job_id,)).fetchall()
-                db.execute("UPDATE deliveries SET state='pending', next_attempt_at=0, updated_at=? WHERE job_id=? AND state='held'", (now, job_id))
+                rows = db.execute(
+                    "SELECT id FROM deliveries WHERE job_id=? AND state='held' AND revision=0", (job_id,)
+                ).fetchall()
+                db.execute(
+                    "UPDATE deliveries SET state='pending', next_attempt_at=0, updated_at=? WHERE job_id=? AND state='held'",
+                    (now, job_id),
+                )
                 return [int(row[0]) for row in rows]
-            db.execute("UPDATE deliveries SET state='superseded', updated_at=? WHERE job_id=? AND state='held'", (now, job_id))
+            db.execute(
+                "UPDATE deliveries SET state='superseded', updated_at=? WHERE job_id=? AND state='held'", (now, job_id)
+            )
             for sink in sinks:
                 key = delivery_key(sha256, sink, revision)
-                if db.execute("SELECT 1 FROM deliveries WHERE idempotency_key=? AND job_id=?", (key, job_id)).fetchone():
+                if db.execute(
+                    "SELECT 1 FROM deliveries WHERE idempotency_key=? AND job_id=?", (key, job_id)
+                ).fetchone():
                     continue  # this revision was approved before: it is already on its way
                 created.append(add_delivery(db, job_id, sink, key, "pending", now, revision))
         return created
 
-    def rows(self, review: ReviewFilter = "all", state: JobState | None = None, query: str = "", offset: int = 0, limit: int = 50) -> tuple[list[ReviewRow], int]:
+    def rows(
+        self,
+        review: ReviewFilter = "all",
+        state: JobState | None = None,
+        query: str = "",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[ReviewRow], int]:
         """A page of jobs for the review list, newest first, and how many match in all."""
         where, params = ["1=1"], []
         if state:
@@ -129,7 +155,9 @@ class Review:
             params += [pattern, pattern]
         clause = " AND ".join(where)
         total = int(self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()[0])
-        rows = self._db.execute(f"{_REVIEW_SELECT} WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+        rows = self._db.execute(
+            f"{_REVIEW_SELECT} WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        ).fetchall()
         return [_review_row(row) for row in rows], total
 
     def row(self, job_id: int) -> ReviewRow | None:
@@ -140,7 +168,8 @@ class Review:
     def approved_jobs(self, profile: str) -> list[tuple[int, int]]:
         """(job id, approved revision) of every reviewed job read by `profile`: lines a person vouched for."""
         rows = self._db.execute(
-            "SELECT id, approved_revision FROM jobs WHERE profile=? AND state='done' AND approved_revision IS NOT NULL ORDER BY id", (profile,)
+            "SELECT id, approved_revision FROM jobs WHERE profile=? AND state='done' AND approved_revision IS NOT NULL ORDER BY id",
+            (profile,),
         ).fetchall()
         return [(int(job_id), int(revision)) for job_id, revision in rows]
 

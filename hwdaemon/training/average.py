@@ -26,12 +26,18 @@ def average_models(folders: list[Path], out: Path, card: dict[str, Any] | None =
     charset = models[0][1]["charset"]
     for folder, (_, model_card) in zip(folders[1:], models[1:], strict=True):
         if model_card["charset"] != charset:
-            raise ConfigError(f"{folder} spells with another alphabet than {folders[0]}; only models fine-tuned from one another average")
+            raise ConfigError(
+                f"{folder} spells with another alphabet than {folders[0]}; only models fine-tuned from one another average"
+            )
     states = [network.state_dict() for network, _ in models]
     mean = {key: _mean([state[key] for state in states]) for key in states[0]}
     network = build_network(len(charset) + 1)
     network.load_state_dict(mean)
-    note = {"averaged_from": [_describe(folder, model_card) for folder, (_, model_card) in zip(folders, models, strict=True)]}
+    note = {
+        "averaged_from": [
+            _describe(folder, model_card) for folder, (_, model_card) in zip(folders, models, strict=True)
+        ]
+    }
     save_model(network, charset, out, {**note, **(card or {})})
     return out
 
@@ -44,4 +50,7 @@ def _mean(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _describe(folder: Path, card: dict[str, Any]) -> dict[str, Any]:
-    return {"name": card.get("name", str(folder)), **{key: card[key] for key in ("base", "steps", "validation_cer") if key in card}}
+    return {
+        "name": card.get("name", str(folder)),
+        **{key: card[key] for key in ("base", "steps", "validation_cer") if key in card},
+    }

@@ -63,14 +63,22 @@ def approved_lines(store: Store, state_dir: Path, profile: str) -> list[LineSamp
             for line in page.lines:
                 if line.text.strip():
                     polygon = [(x * scale, y * scale) for x, y in line.polygon]
-                    samples.append(LineSample(line.text, CORRECTIONS_SOURCE, f"job-{job_id}", crop_polygon(preview, polygon, margin=4, grow=3)))
+                    samples.append(
+                        LineSample(
+                            line.text,
+                            CORRECTIONS_SOURCE,
+                            f"job-{job_id}",
+                            crop_polygon(preview, polygon, margin=4, grow=3),
+                        )
+                    )
     return samples
 
 
 def manifest_lines(manifest: Path) -> list[LineSample]:
     """Line items of a user's manifest; each image counts as its own document unless `source` groups them."""
     return [
-        LineSample(sample.text, sample.repository or CORRECTIONS_SOURCE, sample.document, sample.image) for sample in read_manifest_lines(manifest)
+        LineSample(sample.text, sample.repository or CORRECTIONS_SOURCE, sample.document, sample.image)
+        for sample in read_manifest_lines(manifest)
     ]
 
 
@@ -104,7 +112,9 @@ def learn_from_corrections(request: CorrectionsRequest, progress: Progress | Non
     current = load_model(request.current_model)
     samples, unspellable = encodable(request.samples, current.charset)
     if len(samples) < 4:
-        raise NoInputError(f"only {len(samples)} corrected line(s) for profile {request.profile!r}; approve a few more jobs on the review page first")
+        raise NoInputError(
+            f"only {len(samples)} corrected line(s) for profile {request.profile!r}; approve a few more jobs on the review page first"
+        )
     training, held = hold_back(samples, request.holdout_fraction)
     if not training:
         raise NoInputError("every corrected line was held back; approve more jobs first")
@@ -154,4 +164,6 @@ def _install(candidate: Path, target: Path, note: dict[str, Any]) -> None:
 
 def check_profile_reads_handwriting(recognizer_type: str, profile: str) -> None:
     if recognizer_type != "handwriting":
-        raise ConfigError(f"profile {profile!r} reads with {recognizer_type!r}; only the `handwriting` recognizer learns from corrections")
+        raise ConfigError(
+            f"profile {profile!r} reads with {recognizer_type!r}; only the `handwriting` recognizer learns from corrections"
+        )

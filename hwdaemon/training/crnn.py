@@ -31,7 +31,9 @@ CARD_FILE, ONNX_FILE, WEIGHTS_FILE = HANDWRITING.card_file, HANDWRITING.onnx_fil
 # Networks loaded to train keep their weights channels-last: on CPU that takes oneDNN's direct
 # convolutions instead of im2col buffers (fine-tuning 16.3 → 19.5 lines/s), same outputs.
 CONV_LAYOUT = torch.channels_last
-ENGLISH_G2_CHARSET = "0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+ENGLISH_G2_CHARSET = (
+    "0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 # Letters and marks that English, French, German, Spanish and Italian handwriting needs beyond english_g2.
 EXTRA_LATIN = "ÀÂÄÆÇÉÈÊËÎÏÔŒÙÛÜŸàâäæçéèêëîïôœùûüÿÁÍÑÓÚáíñóúÖößÌÒìò«»’‘“”°§£–—…"
 CHARSET_V1 = ENGLISH_G2_CHARSET + EXTRA_LATIN
@@ -68,12 +70,16 @@ class CRNN(nn.Module):
             nn.Conv2d(c4, c4, 3, 1, 1, bias=False), nn.BatchNorm2d(c4), nn.ReLU(True), nn.MaxPool2d((2, 1), (2, 1)),
             nn.Conv2d(c4, c4, 2, 1, 0), nn.ReLU(True),
         )  # fmt: skip
-        self.SequenceModeling = nn.Sequential(BidirectionalLSTM(c4, hidden_size, hidden_size), BidirectionalLSTM(hidden_size, hidden_size, hidden_size))
+        self.SequenceModeling = nn.Sequential(
+            BidirectionalLSTM(c4, hidden_size, hidden_size), BidirectionalLSTM(hidden_size, hidden_size, hidden_size)
+        )
         self.Prediction = nn.Linear(hidden_size, num_class)
 
     def forward(self, images: torch.Tensor, text: object = None) -> torch.Tensor:
         """(batch, 1, 64, width) greyscale in [-1, 1] → (batch, width/4 - 1, classes) logits."""
-        features = self.FeatureExtraction.ConvNet(images).mean(dim=2).permute(0, 2, 1)  # EasyOCR's AdaptiveAvgPool over the height
+        features = (
+            self.FeatureExtraction.ConvNet(images).mean(dim=2).permute(0, 2, 1)
+        )  # EasyOCR's AdaptiveAvgPool over the height
         return self.Prediction(self.SequenceModeling(features).contiguous())
 
 
@@ -83,9 +89,22 @@ def build_network(num_class: int) -> nn.Module:
 
 def _base_letter(char: str) -> str:
     decomposed = unicodedata.normalize("NFD", char)
-    return {"’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"', "–": "-", "—": "-", "…": ".", "Œ": "O", "œ": "o", "Æ": "A", "æ": "a", "ß": "s"}.get(
-        char, decomposed[0]
-    )
+    return {
+        "’": "'",
+        "‘": "'",
+        "“": '"',
+        "”": '"',
+        "«": '"',
+        "»": '"',
+        "–": "-",
+        "—": "-",
+        "…": ".",
+        "Œ": "O",
+        "œ": "o",
+        "Æ": "A",
+        "æ": "a",
+        "ß": "s",
+    }.get(char, decomposed[0])
 
 
 def from_english_g2(weights: Path, charset: str = CHARSET_V1) -> nn.Module:
@@ -146,7 +165,9 @@ def save_model(network: nn.Module, charset: str, folder: Path, card: dict[str, A
     rounded = build_network(len(charset) + 1)
     rounded.load_state_dict(float32_state(state))
     _export_reader(rounded, folder / f".{ONNX_FILE}.tmp")
-    (folder / f".{CARD_FILE}.tmp").write_text(json.dumps({**card, "charset": charset, "height": HANDWRITING_HEIGHT}, ensure_ascii=False, indent=2))
+    (folder / f".{CARD_FILE}.tmp").write_text(
+        json.dumps({**card, "charset": charset, "height": HANDWRITING_HEIGHT}, ensure_ascii=False, indent=2)
+    )
     for name in (WEIGHTS_FILE, ONNX_FILE, CARD_FILE):
         (folder / f".{name}.tmp").replace(folder / name)
 
@@ -160,7 +181,12 @@ def write_onnx_copy(folder: Path) -> None:
 
 
 def _export_reader(network: nn.Module, path: Path) -> None:
-    export_onnx(Activated(network, lambda logits: logits.softmax(dim=2)), torch.zeros(2, 1, HANDWRITING_HEIGHT, 256), path, {"images": {0: "lines", 3: "width"}, "output": {0: "lines", 1: "steps"}})
+    export_onnx(
+        Activated(network, lambda logits: logits.softmax(dim=2)),
+        torch.zeros(2, 1, HANDWRITING_HEIGHT, 256),
+        path,
+        {"images": {0: "lines", 3: "width"}, "output": {0: "lines", 1: "steps"}},
+    )
 
 
 def load_network(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -174,7 +200,10 @@ def load_network(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 def float16_state(network: nn.Module) -> dict[str, torch.Tensor]:
     """The network's weights rounded to float16 for storage: half the file, and they read the same (save_model)."""
-    return {key: value.cpu().half() if value.is_floating_point() else value.cpu() for key, value in network.state_dict().items()}
+    return {
+        key: value.cpu().half() if value.is_floating_point() else value.cpu()
+        for key, value in network.state_dict().items()
+    }
 
 
 def float32_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -74,7 +74,9 @@ class TranscribedLine:
     line_type: str = ""
 
 
-def read_xml_lines(xml_path: Path, repository: str, document: str, image_dir: Path | None = None) -> Iterator[LineSample]:
+def read_xml_lines(
+    xml_path: Path, repository: str, document: str, image_dir: Path | None = None
+) -> Iterator[LineSample]:
     """Crops of an ALTO or PAGE file's lines."""
     image, lines = read_transcribed_page(xml_path, image_dir)
     for line in lines:
@@ -101,7 +103,9 @@ def alto_lines(root: ElementTree.Element) -> Iterator[TranscribedLine]:
         line_type = next((labels[ref] for ref in element.get("TAGREFS", "").split() if ref in labels), "")
         words = [child.get("CONTENT", "") for child in element.iter() if _local(child.tag) == "String"]
         text = " ".join(word for word in words if word).strip()
-        polygon = next((_points(child.get("POINTS", "")) for child in element.iter() if _local(child.tag) == "Polygon"), None)
+        polygon = next(
+            (_points(child.get("POINTS", "")) for child in element.iter() if _local(child.tag) == "Polygon"), None
+        )
         if not polygon:
             x, y = float(element.get("HPOS", 0)), float(element.get("VPOS", 0))
             w, h = float(element.get("WIDTH", 0)), float(element.get("HEIGHT", 0))
@@ -117,7 +121,9 @@ def page_xml_lines(root: ElementTree.Element) -> Iterator[TranscribedLine]:
             continue
         coords = next((child for child in element if _local(child.tag) == "Coords"), None)
         equiv = next((child for child in element if _local(child.tag) == "TextEquiv"), None)
-        unicode = next((child for child in (equiv if equiv is not None else []) if _local(child.tag) == "Unicode"), None)
+        unicode = next(
+            (child for child in (equiv if equiv is not None else []) if _local(child.tag) == "Unicode"), None
+        )
         text = (unicode.text or "").strip() if unicode is not None else ""
         polygon = _points(coords.get("points", "")) if coords is not None else []
         line_type = PAGE_LINE_TYPE.search(element.get("custom", ""))
@@ -170,12 +176,18 @@ def read_manifest_lines(manifest: Path) -> Iterator[LineSample]:
         yield LineSample(item["text"], str(item.get("source", "")), str(item.get("document", item["image"])), pixels)
 
 
-def load_samples(sources: Iterable[tuple[str, Path]], exclusions: ExclusionList, image_dir: Path | None = None) -> list[LineSample]:
+def load_samples(
+    sources: Iterable[tuple[str, Path]], exclusions: ExclusionList, image_dir: Path | None = None
+) -> list[LineSample]:
     """Read (repository, file) pairs — .xml (ALTO or PAGE) or .jsonl manifests — skipping excluded documents."""
     samples: list[LineSample] = []
     for repository, path in sources:
         if path.suffix == ".jsonl":
-            samples.extend(sample for sample in read_manifest_lines(path) if not exclusions.is_excluded(sample.repository, sample.document))
+            samples.extend(
+                sample
+                for sample in read_manifest_lines(path)
+                if not exclusions.is_excluded(sample.repository, sample.document)
+            )
             continue
         document = path.name
         if exclusions.is_excluded(repository, str(path)) or exclusions.is_excluded(repository, document):
@@ -188,7 +200,7 @@ def load_samples(sources: Iterable[tuple[str, Path]], exclusions: ExclusionList,
 
 
 def _xml_kind(path: Path) -> str | None:
-    """"page", "alto", or None for XML that holds no transcription."""
+    """ "page", "alto", or None for XML that holds no transcription."""
     with path.open("rb") as stream:
         head = stream.read(4096)
     if b"<PcGts" in head or b":PcGts" in head:

@@ -40,8 +40,12 @@ class LineNet(nn.Module):
 
     def __init__(self, channels: tuple[int, ...] = CHANNELS) -> None:
         super().__init__()
-        self.down = nn.ModuleList(_block(inputs, outputs) for inputs, outputs in zip((1, *channels[:-1]), channels, strict=True))
-        self.up = nn.ModuleList(_block(deep + skip, skip) for deep, skip in zip(channels[:0:-1], channels[-2::-1], strict=True))
+        self.down = nn.ModuleList(
+            _block(inputs, outputs) for inputs, outputs in zip((1, *channels[:-1]), channels, strict=True)
+        )
+        self.up = nn.ModuleList(
+            _block(deep + skip, skip) for deep, skip in zip(channels[:0:-1], channels[-2::-1], strict=True)
+        )
         self.head = nn.Conv2d(channels[0], 1, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -61,7 +65,9 @@ def save_linenet(network: nn.Module, folder: Path, card: dict[str, object]) -> N
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(float16_state(network), folder / WEIGHTS_FILE)
     write_onnx_copy(folder)
-    (folder / CARD_FILE).write_text(json.dumps({"side": LINENET_SIDE, "channels": list(CHANNELS), **card}, indent=2) + "\n")
+    (folder / CARD_FILE).write_text(
+        json.dumps({"side": LINENET_SIDE, "channels": list(CHANNELS), **card}, indent=2) + "\n"
+    )
 
 
 def load_linenet(folder: Path) -> LineNet:
@@ -72,4 +78,9 @@ def load_linenet(folder: Path) -> LineNet:
 
 def write_onnx_copy(folder: Path) -> None:
     """linenet.onnx from the folder's float16 weights, for the detector to read (and for segmenters saved before it)."""
-    export_onnx(Activated(load_linenet(folder), torch.sigmoid), torch.zeros(1, 1, 384, 512), folder / ONNX_FILE, {"images": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}})
+    export_onnx(
+        Activated(load_linenet(folder), torch.sigmoid),
+        torch.zeros(1, 1, 384, 512),
+        folder / ONNX_FILE,
+        {"images": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}},
+    )

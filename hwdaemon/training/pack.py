@@ -25,12 +25,20 @@ def pack_lines(samples: list[LineSample], out: Path, height: int = HEIGHT, quali
     written = 0
     with (out / "manifest.jsonl").open("w", encoding="utf-8") as manifest:
         for number, sample in enumerate(samples):
-            encoded, data = cv2.imencode(".webp", resize_to_height(sample.image, height), [cv2.IMWRITE_WEBP_QUALITY, quality])
+            encoded, data = cv2.imencode(
+                ".webp", resize_to_height(sample.image, height), [cv2.IMWRITE_WEBP_QUALITY, quality]
+            )
             if not encoded:
                 raise InputFileError(f"could not encode the line {sample.text!r} of {sample.document} as WebP")
             name = f"lines/{number:05d}.webp"
             (out / name).write_bytes(data.tobytes())
             written += len(data)
-            row = {"kind": "line", "image": name, "text": sample.text, "source": sample.repository, "document": sample.document}
+            row = {
+                "kind": "line",
+                "image": name,
+                "text": sample.text,
+                "source": sample.repository,
+                "document": sample.document,
+            }
             manifest.write(json.dumps(row, ensure_ascii=False) + "\n")
     return written

@@ -72,7 +72,11 @@ def thin(samples: list[LineSample], max_repeats: int, drop_patterns: list[str]) 
 
 def keep_line_types(samples: list[LineSample], line_types: dict[str, list[str]]) -> list[LineSample]:
     """Where a repository is given line types, only its lines of those types (Stanford: handwriting, not typescript)."""
-    return [s for s in samples if s.repository not in line_types or any(s.is_type(wanted) for wanted in line_types[s.repository])]
+    return [
+        s
+        for s in samples
+        if s.repository not in line_types or any(s.is_type(wanted) for wanted in line_types[s.repository])
+    ]
 
 
 def repeat_sources(samples: list[LineSample], times: dict[str, int]) -> list[LineSample]:
@@ -80,12 +84,16 @@ def repeat_sources(samples: list[LineSample], times: dict[str, int]) -> list[Lin
     return [copy for sample in samples for copy in [sample] * max(1, times.get(sample.repository, 1))]
 
 
-def split_by_document(samples: list[LineSample], fraction: float, seed: int = 1) -> tuple[list[LineSample], list[LineSample]]:
+def split_by_document(
+    samples: list[LineSample], fraction: float, seed: int = 1
+) -> tuple[list[LineSample], list[LineSample]]:
     """Hold out whole documents (never lines of a document seen in training) for validation."""
     documents = sorted({(sample.repository, sample.document) for sample in samples})
     random.Random(seed).shuffle(documents)
     held = set(documents[: max(1, int(len(documents) * fraction))]) if fraction > 0 and len(documents) > 1 else set()
-    return [s for s in samples if (s.repository, s.document) not in held], [s for s in samples if (s.repository, s.document) in held]
+    return [s for s in samples if (s.repository, s.document) not in held], [
+        s for s in samples if (s.repository, s.document) in held
+    ]
 
 
 def load_sources(
@@ -108,10 +116,14 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
     from hwdaemon.builtins.easyocr_reader import embedded_model_dir
 
     exclusions = ExclusionList.load(request.exclusions)
-    samples, skipped = load_sources(request.sources, exclusions, request.line_types or {}, request.max_repeats, request.drop_patterns or [])
+    samples, skipped = load_sources(
+        request.sources, exclusions, request.line_types or {}, request.max_repeats, request.drop_patterns or []
+    )
     if request.synthetic:
         fonts, languages = request.fonts or default_fonts(), request.synthetic_languages or ["en"]
-        samples += synthetic_samples(request.synthetic, fonts, CHARSET_V1, languages, seed=SYNTHETIC_SEED + request.seed, workers=request.workers)
+        samples += synthetic_samples(
+            request.synthetic, fonts, CHARSET_V1, languages, seed=SYNTHETIC_SEED + request.seed, workers=request.workers
+        )
     samples, unspellable = encodable(samples, CHARSET_V1)
     if not samples:
         raise NoInputError("no training lines found in the sources (after exclusions and filters)")

@@ -103,7 +103,9 @@ def split_validation(pages: list[SegmentPage], fraction: float) -> tuple[list[Se
     The fraction counts in tenths (0.1: the pages whose hash ends in 0 of ten).
     """
     held = [zlib.crc32(page.name.encode()) % 10 < round(fraction * 10) for page in pages]
-    return [page for page, back in zip(pages, held, strict=True) if not back], [page for page, back in zip(pages, held, strict=True) if back]
+    return [page for page, back in zip(pages, held, strict=True) if not back], [
+        page for page, back in zip(pages, held, strict=True) if back
+    ]
 
 
 def random_crop(page: SegmentPage, crop: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
@@ -113,12 +115,16 @@ def random_crop(page: SegmentPage, crop: int, rng: random.Random) -> tuple[np.nd
     top = rng.randrange(page.gray.shape[0] - window + 1)
     left = rng.randrange(page.gray.shape[1] - window + 1)
     gray = cv2.resize(page.gray[top : top + window, left : left + window], (crop, crop), interpolation=cv2.INTER_LINEAR)
-    core = cv2.resize(page.core[top : top + window, left : left + window], (crop, crop), interpolation=cv2.INTER_NEAREST)
+    core = cv2.resize(
+        page.core[top : top + window, left : left + window], (crop, crop), interpolation=cv2.INTER_NEAREST
+    )
     pixels = gray.astype(np.float32) * rng.uniform(0.7, 1.2) + rng.uniform(-30, 30)
     if rng.random() < 0.3:
         pixels = cv2.GaussianBlur(pixels, (0, 0), rng.uniform(0.5, 1.5))
     if rng.random() < 0.3:
-        pixels += np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(3, 15), pixels.shape).astype(np.float32)
+        pixels += (
+            np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(3, 15), pixels.shape).astype(np.float32)
+        )
     return np.clip(pixels, 0, 255), core
 
 
@@ -136,7 +142,9 @@ def segment_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return functional.binary_cross_entropy_with_logits(logits, targets) + dice
 
 
-def train_segmenter(pages: list[SegmentPage], validation: list[SegmentPage], out: Path, settings: SegmentSettings, log: Progress) -> dict[str, Any]:
+def train_segmenter(
+    pages: list[SegmentPage], validation: list[SegmentPage], out: Path, settings: SegmentSettings, log: Progress
+) -> dict[str, Any]:
     """Train until `settings.minutes` have passed (resuming from out/checkpoint.pt); the best model by validation loss goes to out/model."""
     if not pages:
         raise ConfigError("no training pages: give --source REPOSITORY=FOLDER clones of ALTO/PAGE sets")
@@ -159,7 +167,10 @@ def train_segmenter(pages: list[SegmentPage], validation: list[SegmentPage], out
     started = time.monotonic() - 60 * state["minutes"]
     while time.monotonic() - started < 60 * settings.minutes:
         rng = random.Random(settings.seed * 1_000_003 + state["steps"])
-        crops = [random_crop(rng.choice(by_source[rng.choice(sources)]), settings.crop, rng) for _ in range(settings.batch_size)]
+        crops = [
+            random_crop(rng.choice(by_source[rng.choice(sources)]), settings.crop, rng)
+            for _ in range(settings.batch_size)
+        ]
         images, targets = to_tensors(crops)
         network.train()
         loss = segment_loss(network(images), targets)
@@ -183,11 +194,24 @@ def _fixed_crops(pages: list[SegmentPage], crop: int) -> list[tuple[torch.Tensor
     return [to_tensors([random_crop(page, crop, rng)]) for page in pages]
 
 
-def _checkpoint(network: LineNet, optimiser: torch.optim.Optimizer, state: dict[str, Any], held_out: list[tuple[torch.Tensor, torch.Tensor]], out: Path, log: Progress) -> None:
+def _checkpoint(
+    network: LineNet,
+    optimiser: torch.optim.Optimizer,
+    state: dict[str, Any],
+    held_out: list[tuple[torch.Tensor, torch.Tensor]],
+    out: Path,
+    log: Progress,
+) -> None:
     network.eval()
     with torch.inference_mode():
-        loss = float(np.mean([float(segment_loss(network(images), targets)) for images, targets in held_out])) if held_out else float("nan")
-    improved = not held_out or state["best_loss"] is None or loss < state["best_loss"]  # without validation pages, the latest
+        loss = (
+            float(np.mean([float(segment_loss(network(images), targets)) for images, targets in held_out]))
+            if held_out
+            else float("nan")
+        )
+    improved = (
+        not held_out or state["best_loss"] is None or loss < state["best_loss"]
+    )  # without validation pages, the latest
     if improved:
         state["best_loss"] = loss
         save_linenet(network, out / "model", {"steps": state["steps"], "validation_loss": round(loss, 4)})
@@ -197,4 +221,6 @@ def _checkpoint(network: LineNet, optimiser: torch.optim.Optimizer, state: dict[
     partial.replace(out / "checkpoint.pt")
     log({"event": "segment_checkpoint", "step": state["steps"], "validation_loss": round(loss, 4), "best": improved})
     with (out / "train.jsonl").open("a") as journal:
-        journal.write(json.dumps({"step": state["steps"], "validation_loss": loss, "minutes": round(state["minutes"], 2)}) + "\n")
+        journal.write(
+            json.dumps({"step": state["steps"], "validation_loss": loss, "minutes": round(state["minutes"], 2)}) + "\n"
+        )

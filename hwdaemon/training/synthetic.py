@@ -50,7 +50,9 @@ def default_fonts() -> list[Path]:
 def frequent_words(language: str, count: int = 20000) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """The `count` most frequent words of pyspellchecker's dictionary for `language`, with weights."""
     ranked = [(word, frequency) for word, frequency in wordlists.ranked(language) if word.isalpha()][:count]
-    return tuple(word for word, _ in ranked), tuple(float(frequency) ** 0.5 for _, frequency in ranked)  # flatten: rarer words appear too
+    return tuple(word for word, _ in ranked), tuple(
+        float(frequency) ** 0.5 for _, frequency in ranked
+    )  # flatten: rarer words appear too
 
 
 def sentence(rng: random.Random, languages: list[str], max_characters: int = 48) -> str:
@@ -80,7 +82,9 @@ def covered(font_path: Path, characters: str) -> frozenset[str]:
     """Which of `characters` the font really draws (not its empty or .notdef box)."""
     font = ImageFont.truetype(str(font_path), 40)
     missing = _glyph(font, "\uffff")
-    return frozenset(character for character in characters if character.isspace() or (_glyph(font, character) not in (missing, b"")))
+    return frozenset(
+        character for character in characters if character.isspace() or (_glyph(font, character) not in (missing, b""))
+    )
 
 
 def _glyph(font: ImageFont.FreeTypeFont, character: str) -> bytes:
@@ -114,12 +118,17 @@ def _distort(image: np.ndarray, rng: random.Random) -> np.ndarray:
     height, width = image.shape
     shear = rng.uniform(-0.35, 0.25)
     angle = np.deg2rad(rng.uniform(-1.5, 1.5))
-    matrix = np.array([[np.cos(angle), shear - np.sin(angle), -shear * height / 2], [np.sin(angle), np.cos(angle), 0]], dtype=np.float32)
+    matrix = np.array(
+        [[np.cos(angle), shear - np.sin(angle), -shear * height / 2], [np.sin(angle), np.cos(angle), 0]],
+        dtype=np.float32,
+    )
     image = cv2.warpAffine(image, matrix, (width, height), borderValue=255)
     amplitude, period, phase = rng.uniform(0, 2.5), rng.uniform(60, 240), rng.uniform(0, 2 * np.pi)
     columns = np.arange(width, dtype=np.float32)
     map_x = np.tile(columns, (height, 1))
-    map_y = np.arange(height, dtype=np.float32)[:, None] + amplitude * np.sin(columns / period * 2 * np.pi + phase)[None, :]
+    map_y = (
+        np.arange(height, dtype=np.float32)[:, None] + amplitude * np.sin(columns / period * 2 * np.pi + phase)[None, :]
+    )
     image = cv2.remap(image, map_x, map_y.astype(np.float32), cv2.INTER_LINEAR, borderValue=255)
     if rng.random() < 0.5:
         image = elastic(image, rng)
@@ -131,7 +140,9 @@ def _distort(image: np.ndarray, rng: random.Random) -> np.ndarray:
     return image
 
 
-def elastic(image: np.ndarray, rng: random.Random, alpha: float | None = None, sigma: float | None = None) -> np.ndarray:
+def elastic(
+    image: np.ndarray, rng: random.Random, alpha: float | None = None, sigma: float | None = None
+) -> np.ndarray:
     """Local elastic distortion (Simard et al. 2003): a smooth random displacement field of a few pixels.
 
     A font draws every "a" alike; a hand never does. Smoothing over `sigma` pixels
@@ -169,8 +180,13 @@ def synthetic_samples(
     """
     usable = [font for font in fonts if len(covered(font, charset)) > 60]
     if not usable:
-        raise FileNotFoundError("no handwriting font found for synthetic lines; install fonts-dkg-handwriting or pass --font")
-    groups = [(group, min(GROUP_SIZE, count - group * GROUP_SIZE), usable, charset, languages, seed) for group in range(math.ceil(count / GROUP_SIZE))]
+        raise FileNotFoundError(
+            "no handwriting font found for synthetic lines; install fonts-dkg-handwriting or pass --font"
+        )
+    groups = [
+        (group, min(GROUP_SIZE, count - group * GROUP_SIZE), usable, charset, languages, seed)
+        for group in range(math.ceil(count / GROUP_SIZE))
+    ]
     if workers <= 1 or len(groups) == 1:
         return [sample for arguments in groups for sample in _render_group(*arguments)]
     before_fork()
@@ -178,7 +194,9 @@ def synthetic_samples(
         return [sample for rendered in pool.starmap(_render_group, groups) for sample in rendered]
 
 
-def _render_group(group: int, size: int, fonts: list[Path], charset: str, languages: list[str], seed: int) -> list[LineSample]:
+def _render_group(
+    group: int, size: int, fonts: list[Path], charset: str, languages: list[str], seed: int
+) -> list[LineSample]:
     rng = random.Random(f"{seed}/{group}")
     document = f"{SYNTHETIC_SOURCE}/{group}"
     samples: list[LineSample] = []

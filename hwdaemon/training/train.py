@@ -124,7 +124,11 @@ class _PreparedBatches(torch.utils.data.Dataset):  # type: ignore[type-arg]
         batch = self.batches[number]
         rng = random.Random(f"{self.settings.seed}/{self.epoch}/{number}")
         images = [augment(sample.image, rng) if self.settings.augment else sample.image for sample in batch]
-        return number, torch.from_numpy(to_batch(images, self.settings.max_width)[0]), [unicodedata.normalize("NFC", sample.text) for sample in batch]
+        return (
+            number,
+            torch.from_numpy(to_batch(images, self.settings.max_width)[0]),
+            [unicodedata.normalize("NFC", sample.text) for sample in batch],
+        )
 
 
 def _one_thread(_: int) -> None:
@@ -150,7 +154,9 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: torch sees no CUDA GPU on this machine; use --device auto (the GPU when there is one) or cpu")
+        raise ConfigError(
+            f"--device {name}: torch sees no CUDA GPU on this machine; use --device auto (the GPU when there is one) or cpu"
+        )
     return torch.device(name)
 
 
@@ -190,7 +196,15 @@ def train(
 
     def save_checkpoint() -> None:
         temporary = out / ".checkpoint.pt.tmp"
-        torch.save({"model": network.state_dict(), "optimiser": optimiser.state_dict(), "state": asdict(state), "settings": asdict(settings)}, temporary)
+        torch.save(
+            {
+                "model": network.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "state": asdict(state),
+                "settings": asdict(settings),
+            },
+            temporary,
+        )
         temporary.replace(checkpoint_path)
 
     if settings.workers:
@@ -219,20 +233,37 @@ def train(
             optimiser.step()
             state.batches_done, state.steps = number + 1, state.steps + 1
             if progress:
-                progress({"epoch": state.epoch + 1, "batch": number + 1, "batches": limit, "loss": float(loss.detach()), "steps": state.steps})
+                progress(
+                    {
+                        "epoch": state.epoch + 1,
+                        "batch": number + 1,
+                        "batches": limit,
+                        "loss": float(loss.detach()),
+                        "steps": state.steps,
+                    }
+                )
             if state.steps % settings.checkpoint_every == 0:
                 save_checkpoint()
             if settings.max_minutes is not None and time.monotonic() - started > settings.max_minutes * 60:
                 save_checkpoint()
                 return state
         state.epoch, state.batches_done = state.epoch + 1, 0
-        cer = character_error_rate(HandwritingModel(torch_forward(network), charset, {}), validation_samples) if validation_samples else math.nan
+        cer = (
+            character_error_rate(HandwritingModel(torch_forward(network), charset, {}), validation_samples)
+            if validation_samples
+            else math.nan
+        )
         state.history.append({"epoch": state.epoch, "validation_cer": round(cer, 4)})
         if progress:
             progress({"epoch": state.epoch, "validation_cer": cer})
         if not validation_samples or cer < state.best_cer:
             state.best_cer, state.epochs_without_gain = cer, 0
-            save_model(network, charset, out / "model", {"base": base_name, "epoch": state.epoch, "steps": state.steps, "validation_cer": round(cer, 4)})
+            save_model(
+                network,
+                charset,
+                out / "model",
+                {"base": base_name, "epoch": state.epoch, "steps": state.steps, "validation_cer": round(cer, 4)},
+            )
         else:
             state.epochs_without_gain += 1
         save_checkpoint()

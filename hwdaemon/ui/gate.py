@@ -83,7 +83,9 @@ class Login:
         self._csrf.renew(request)  # a token fetched before signing in (by anyone) is void after it
         response = RedirectResponse(target, status_code=303)
         session = self._guard.session_value
-        response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.set_cookie(
+            SESSION_COOKIE, session, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        )
         return response
 
 

@@ -49,9 +49,13 @@ def token_for(ui: UiConfig) -> str | None:
     """The configured token (config first, then the environment); refuse to serve off loopback without one."""
     token = ui.token or os.environ.get(TOKEN_ENV) or None
     if token is None and not is_loopback(ui.host):
-        raise ConfigError(f"ui.host {ui.host} is not loopback: set ui.token or {TOKEN_ENV} so strangers cannot read and change results")
+        raise ConfigError(
+            f"ui.host {ui.host} is not loopback: set ui.token or {TOKEN_ENV} so strangers cannot read and change results"
+        )
     if token is not None and len(token) < 16:
-        raise ConfigError("ui.token is too short: use at least 16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+        raise ConfigError(
+            "ui.token is too short: use at least 16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+        )
     return token
 
 
@@ -68,7 +72,9 @@ class Guard:
         if self.token is None:
             return True
         authorization = request.headers.get("authorization", "")
-        if authorization.lower().startswith("bearer ") and hmac.compare_digest(authorization[7:].strip().encode(), self.token.encode()):
+        if authorization.lower().startswith("bearer ") and hmac.compare_digest(
+            authorization[7:].strip().encode(), self.token.encode()
+        ):
             return True
         cookie = request.cookies.get(SESSION_COOKIE, "")
         return hmac.compare_digest(cookie.encode(), self.session_value.encode())
@@ -100,10 +106,16 @@ def server_secret(state_dir: Path) -> bytes:
             os.unlink(temporary)
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
-        log.warning("ui_secret_mode_fixed", path=str(path), hint="it was readable by others, now 0600; if someone may have read it, delete it (a new one is made at start)")
+        log.warning(
+            "ui_secret_mode_fixed",
+            path=str(path),
+            hint="it was readable by others, now 0600; if someone may have read it, delete it (a new one is made at start)",
+        )
     secret = path.read_bytes()
     if len(secret) < SECRET_BYTES:
-        raise ConfigError(f"{path}: only {len(secret)} bytes, {SECRET_BYTES} needed; delete the file and the review page makes a new one")
+        raise ConfigError(
+            f"{path}: only {len(secret)} bytes, {SECRET_BYTES} needed; delete the file and the review page makes a new one"
+        )
     return secret
 
 
@@ -143,7 +155,9 @@ class Csrf:
         session_id = request.cookies.get(CSRF_COOKIE, "")
         expected = self.sign(session_id)
         if not offered or len(session_id) < 32 or not hmac.compare_digest(offered.encode(), expected.encode()):
-            raise HTTPException(403, "the form's CSRF token is missing or is not this session's; reload the page and try again")
+            raise HTTPException(
+                403, "the form's CSRF token is missing or is not this session's; reload the page and try again"
+            )
         return form
 
 

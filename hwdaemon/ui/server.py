@@ -29,10 +29,19 @@ class UiServer:
                 host=host,
                 allowed_hosts=allowed_hosts(host, config.ui.allowed_hosts),
                 hint="reachable from the network (a token is required); put it behind a TLS proxy"
-                + ("; only the names in allowed_hosts are answered: add the ones browsers use to ui.allowed_hosts" if is_wildcard(host) else ""),
+                + (
+                    "; only the names in allowed_hosts are answered: add the ones browsers use to ui.allowed_hosts"
+                    if is_wildcard(host)
+                    else ""
+                ),
             )
         settings = uvicorn.Config(
-            app, host=host, port=config.ui.port if port is None else port, log_config=None, access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=config.ui.port if port is None else port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         self._server = uvicorn.Server(settings)
         self._thread = threading.Thread(target=self._server.run, name="ui", daemon=True)
@@ -42,7 +51,9 @@ class UiServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise OSError(f"the review page could not listen on {self._server.config.host}:{self._server.config.port}")
+                raise OSError(
+                    f"the review page could not listen on {self._server.config.host}:{self._server.config.port}"
+                )
             time.sleep(0.02)
         log.info("ui_listening", url=self.url)
 

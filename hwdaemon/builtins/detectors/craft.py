@@ -31,7 +31,9 @@ class CraftDetector(Detector):
 
     def detect(self, image: Image) -> list[Box]:
         options: CraftOptions = self.options  # type: ignore[assignment]
-        reader = load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector")
+        reader = load_reader(
+            self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector"
+        )
         horizontal, free = reader.detect(
             as_gray(image) if image.ndim == 3 else image,
             canvas_size=options.canvas_size,

@@ -40,19 +40,32 @@ def _cut(mask: Image, region: Region, char_height: float, depth: int) -> list[Re
     rows, columns = np.where(block.any(axis=1))[0], np.where(block.any(axis=0))[0]
     if len(rows) == 0:
         return []
-    left, right, top, bottom = left + int(columns[0]), left + int(columns[-1]) + 1, top + int(rows[0]), top + int(rows[-1]) + 1
+    left, right, top, bottom = (
+        left + int(columns[0]),
+        left + int(columns[-1]) + 1,
+        top + int(rows[0]),
+        top + int(rows[-1]) + 1,
+    )
     if depth >= MAX_CUT_DEPTH:
         return [(left, top, right, bottom)]
     block = mask[top:bottom, left:right] > 0
     stacked = _splits(block.any(axis=1), max(20, int(4 * char_height)))
     if len(stacked) > 1:
-        return [part for start, end in stacked for part in _cut(mask, (left, top + start, right, top + end), char_height, depth + 1)]
+        return [
+            part
+            for start, end in stacked
+            for part in _cut(mask, (left, top + start, right, top + end), char_height, depth + 1)
+        ]
     if bottom - top >= 6 * char_height:  # fewer than about three lines: no columns to speak of
         ink_per_column = block.sum(axis=0)
         blank = ink_per_column <= 0.01 * (bottom - top)
         side_by_side = _splits(~blank, max(20, int(2 * char_height), mask.shape[1] // 25))
         if len(side_by_side) > 1:
-            return [part for start, end in side_by_side for part in _cut(mask, (left + start, top, left + end, bottom), char_height, depth + 1)]
+            return [
+                part
+                for start, end in side_by_side
+                for part in _cut(mask, (left + start, top, left + end, bottom), char_height, depth + 1)
+            ]
     return [(left, top, right, bottom)]
 
 

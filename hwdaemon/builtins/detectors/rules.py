@@ -22,10 +22,18 @@ from hwdaemon.pipeline.stages import Detector, PieceOptions
 
 class LinesOptions(PieceOptions):
     smear_factor: float = Field(default=1.2, gt=0, le=10, description="horizontal smear, in character heights")
-    min_line_height_factor: float = Field(default=0.5, gt=0, le=1, description="lines lower than this × median are dropped")
-    ruling_length_factor: float = Field(default=0.25, gt=0, le=1, description="horizontal strokes longer than this × page width are ruling")
-    padding_factor: float = Field(default=0.25, ge=0, le=2, description="margin added around a line, in character heights")
-    min_overlap: float = Field(default=0.4, gt=0, le=1, description="vertical overlap that puts two ink blobs on one line")
+    min_line_height_factor: float = Field(
+        default=0.5, gt=0, le=1, description="lines lower than this × median are dropped"
+    )
+    ruling_length_factor: float = Field(
+        default=0.25, gt=0, le=1, description="horizontal strokes longer than this × page width are ruling"
+    )
+    padding_factor: float = Field(
+        default=0.25, ge=0, le=2, description="margin added around a line, in character heights"
+    )
+    min_overlap: float = Field(
+        default=0.4, gt=0, le=1, description="vertical overlap that puts two ink blobs on one line"
+    )
 
 
 @dataclass(slots=True)
@@ -58,7 +66,9 @@ class LinesDetector(Detector):
         options: LinesOptions = self.options  # type: ignore[assignment]
         gray = as_gray(image)
         height, width = gray.shape
-        mask = ink_mask(normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30))))
+        mask = ink_mask(
+            normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30)))
+        )
         mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
         mask = _remove_graphics(mask)
         regions = reading_regions(mask)
@@ -99,9 +109,13 @@ def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:
 
 class MserOptions(LinesOptions):
     delta: int = Field(default=10, ge=1, le=50, description="MSER stability step in grey levels")
-    blur: int = Field(default=5, ge=0, le=15, description="Gaussian blur first: crisp strokes give MSER unstable, tiny regions")
+    blur: int = Field(
+        default=5, ge=0, le=15, description="Gaussian blur first: crisp strokes give MSER unstable, tiny regions"
+    )
     min_area: int = Field(default=20, ge=1)
-    max_area_fraction: float = Field(default=0.02, gt=0, le=0.5, description="largest region, as a fraction of the page")
+    max_area_fraction: float = Field(
+        default=0.02, gt=0, le=0.5, description="largest region, as a fraction of the page"
+    )
 
 
 class MserDetector(Detector):
@@ -120,7 +134,11 @@ class MserDetector(Detector):
         if options.blur:
             gray = cv2.GaussianBlur(gray, (options.blur | 1, options.blur | 1), 0)
         height, width = gray.shape
-        mser = cv2.MSER_create(delta=options.delta, min_area=options.min_area, max_area=max(options.min_area + 1, int(height * width * options.max_area_fraction)))
+        mser = cv2.MSER_create(
+            delta=options.delta,
+            min_area=options.min_area,
+            max_area=max(options.min_area + 1, int(height * width * options.max_area_fraction)),
+        )
         regions, _ = mser.detectRegions(gray)
         mask = np.zeros_like(gray)
         paper, darkest = float(np.percentile(gray, 90)), float(np.percentile(gray, 1))
@@ -254,7 +272,7 @@ def _split_touching(mask: Image, band: _Band, char_height: float) -> list[_Band]
     row = edge
     while row < len(profile) - edge:
         if profile[row] < 0.15 * peak and profile[row] == profile[max(0, row - gap) : row + gap].min():
-            above, below = profile[: row].max(), profile[row + 1 :].max()
+            above, below = profile[:row].max(), profile[row + 1 :].max()
             if above > 0.5 * peak and below > 0.5 * peak and (not cuts or row - cuts[-1] >= 1.5 * char_height):
                 cuts.append(row)
                 row += gap
@@ -282,7 +300,10 @@ def _merge_same_rows(bands: list[_Band]) -> list[_Band]:
             overlap = min(previous.bottom, band.bottom) - max(previous.top, band.top)
             if overlap >= 0.5 * min(previous.bottom - previous.top, band.bottom - band.top):
                 previous.add(band.left, band.top, band.right - band.left, band.bottom - band.top)
-                previous.core_top, previous.core_bottom = min(previous.core_top, band.core_top), max(previous.core_bottom, band.core_bottom)
+                previous.core_top, previous.core_bottom = (
+                    min(previous.core_top, band.core_top),
+                    max(previous.core_bottom, band.core_bottom),
+                )
                 continue
         merged.append(band)
     return merged

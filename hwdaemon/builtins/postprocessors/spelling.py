@@ -27,7 +27,9 @@ Corrector = Callable[[str], str | None]
 
 
 class SpellingOptions(PieceOptions):
-    confidence_below: float = Field(default=0.5, ge=0, le=1, description="only lines read with less confidence are corrected")
+    confidence_below: float = Field(
+        default=0.5, ge=0, le=1, description="only lines read with less confidence are corrected"
+    )
     # Defaults measured on the dev set (docs/accuracy.md): distance 2 or shorter words
     # turned misread words into other wrong words and raised CER on pages.
     max_edit_distance: int = Field(default=1, ge=1, le=2)
@@ -37,7 +39,9 @@ class SpellingOptions(PieceOptions):
     @classmethod
     def _words_belong_to_the_profile(cls, data: object) -> object:
         if isinstance(data, dict) and {"user_words", "user_words_file"} & data.keys():
-            raise ValueError("user_words and user_words_file are set on the profile now (the decoder uses them too), not on its spelling step")
+            raise ValueError(
+                "user_words and user_words_file are set on the profile now (the decoder uses them too), not on its spelling step"
+            )
         return data
 
 
@@ -49,7 +53,9 @@ class Spelling(Postprocessor):
         super().__init__(options, context)
         language = context.languages[0]
         if language != "en" and language not in wordlists.LANGUAGES:
-            raise ConfigError(f"spelling: no dictionary for language {language!r}; available: en, {', '.join(sorted(wordlists.LANGUAGES))}")
+            raise ConfigError(
+                f"spelling: no dictionary for language {language!r}; available: en, {', '.join(sorted(wordlists.LANGUAGES))}"
+            )
         self._language = language
 
     def load(self) -> None:
@@ -99,7 +105,9 @@ def _symspell(max_edit_distance: int) -> Corrector:
     from symspellpy import SymSpell, Verbosity
 
     speller = SymSpell(max_dictionary_edit_distance=max_edit_distance)
-    speller.load_dictionary(str(files("symspellpy") / "frequency_dictionary_en_82_765.txt"), term_index=0, count_index=1)
+    speller.load_dictionary(
+        str(files("symspellpy") / "frequency_dictionary_en_82_765.txt"), term_index=0, count_index=1
+    )
 
     def correct(word: str) -> str | None:
         suggestions = speller.lookup(word, Verbosity.TOP, max_edit_distance=max_edit_distance, include_unknown=False)

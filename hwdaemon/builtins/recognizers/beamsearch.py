@@ -64,7 +64,9 @@ class BeamDecoder:
         return beam_search(probabilities, charset, self.language_model, self.settings)
 
 
-def beam_search(probabilities: np.ndarray, charset: str, language_model: CharLanguageModel, settings: BeamSettings) -> str:
+def beam_search(
+    probabilities: np.ndarray, charset: str, language_model: CharLanguageModel, settings: BeamSettings
+) -> str:
     """The best transcription of one line's (steps, classes) softmax output; class 0 is the blank."""
     log_probabilities = np.log(np.maximum(probabilities, 1e-30)).tolist()
     candidates_per_step = [np.flatnonzero(row[1:] > settings.prune) + 1 for row in probabilities]
@@ -75,7 +77,9 @@ def beam_search(probabilities: np.ndarray, charset: str, language_model: CharLan
             total = prefix.network_score()
             stay = following.get(text)
             if stay is None:
-                stay = following[text] = _Prefix(_NEGATIVE_INFINITY, _NEGATIVE_INFINITY, prefix.last_class, prefix.lm_context, prefix.lm_score)
+                stay = following[text] = _Prefix(
+                    _NEGATIVE_INFINITY, _NEGATIVE_INFINITY, prefix.last_class, prefix.lm_context, prefix.lm_score
+                )
             stay.ends_blank = _log_add(stay.ends_blank, total + row[0])
             if prefix.last_class:
                 stay.ends_character = _log_add(stay.ends_character, prefix.ends_character + row[prefix.last_class])
@@ -87,9 +91,13 @@ def beam_search(probabilities: np.ndarray, charset: str, language_model: CharLan
                 extended = following.get(extended_text)
                 if extended is None:
                     context, step = language_model.advance(prefix.lm_context, character)
-                    extended = following[extended_text] = _Prefix(_NEGATIVE_INFINITY, _NEGATIVE_INFINITY, class_index, context, prefix.lm_score + step)
+                    extended = following[extended_text] = _Prefix(
+                        _NEGATIVE_INFINITY, _NEGATIVE_INFINITY, class_index, context, prefix.lm_score + step
+                    )
                 extended.ends_character = _log_add(extended.ends_character, reach + row[class_index])
-        beams = dict(sorted(following.items(), key=lambda item: -_ranking(item[0], item[1], settings))[: settings.beam_width])
+        beams = dict(
+            sorted(following.items(), key=lambda item: -_ranking(item[0], item[1], settings))[: settings.beam_width]
+        )
     return max(beams.items(), key=lambda item: _final_ranking(item[0], item[1], language_model, settings))[0]
 
 

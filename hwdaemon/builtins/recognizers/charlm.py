@@ -110,14 +110,20 @@ def train(texts: Iterable[tuple[str, float]], order: int = 6) -> CharLanguageMod
         distinct[ngram[:-1]] += 1
     alphabet = {ngram for ngram in counts if len(ngram) == 1}
     log_floor = -math.log(len(alphabet) + 1)
-    log_backoffs = {context: math.log(distinct[context] / (total + distinct[context])) for context, total in totals.items()}
+    log_backoffs = {
+        context: math.log(distinct[context] / (total + distinct[context])) for context, total in totals.items()
+    }
     log_probabilities: dict[str, float] = {}
-    for ngram in sorted(counts, key=len):  # shorter first: each n-gram interpolates with the one without its first symbol
+    for ngram in sorted(
+        counts, key=len
+    ):  # shorter first: each n-gram interpolates with the one without its first symbol
         context = ngram[:-1]
         lower = log_probabilities[ngram[1:]] if context else log_floor
         total, left = totals[context], math.exp(log_backoffs[context])
         log_probabilities[ngram] = math.log(counts[ngram] / (total + distinct[context]) + left * math.exp(lower))
-    return CharLanguageModel(order=order, log_probabilities=log_probabilities, log_backoffs=log_backoffs, log_floor=log_floor)
+    return CharLanguageModel(
+        order=order, log_probabilities=log_probabilities, log_backoffs=log_backoffs, log_floor=log_floor
+    )
 
 
 CACHE_VERSION = 2
@@ -127,7 +133,9 @@ USER_WORD_CACHES = 4  # per set of languages: each change to a profile's words b
 
 
 @functools.lru_cache(maxsize=8)
-def for_languages(languages: tuple[str, ...], user_words: frozenset[str] = frozenset(), words: int = 30_000, order: int = 6) -> CharLanguageModel:
+def for_languages(
+    languages: tuple[str, ...], user_words: frozenset[str] = frozenset(), words: int = 30_000, order: int = 6
+) -> CharLanguageModel:
     """The model for a profile's languages and its own words: built once (about 2 s a language, 7 s for English), then read from the user's cache.
 
     Each language contributes its `words` most frequent words and its word pairs,
@@ -137,8 +145,12 @@ def for_languages(languages: tuple[str, ...], user_words: frozenset[str] = froze
     them as readily as any, while text that holds none of them reads as before.
     """
     check_languages(languages)
-    stamp = sum(wordlists.path(language).stat().st_size for language in languages) % 1_000_000  # a new word list, a new file
-    own = sorted({part for word in user_words for part in "".join(map(symbol, word)).split(BOUNDARY) if part})  # Jean-Pierre: jean, pierre
+    stamp = (
+        sum(wordlists.path(language).stat().st_size for language in languages) % 1_000_000
+    )  # a new word list, a new file
+    own = sorted(
+        {part for word in user_words for part in "".join(map(symbol, word)).split(BOUNDARY) if part}
+    )  # Jean-Pierre: jean, pierre
     suffix = f"-u{hashlib.sha256(chr(10).join(own).encode()).hexdigest()[:12]}" if own else ""
     cache = _cache_dir() / f"charlm-v{CACHE_VERSION}-{'-'.join(languages)}-{words}-{order}-{stamp}{suffix}.json.gz"
     cached = _read_cache(cache, order)
@@ -183,14 +195,23 @@ def _read_cache(path: Path, order: int) -> CharLanguageModel | None:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as stream:
             stored = json.load(stream)
-        return CharLanguageModel(order=order, log_probabilities=stored["log_probabilities"], log_backoffs=stored["log_backoffs"], log_floor=float(stored["log_floor"]))
+        return CharLanguageModel(
+            order=order,
+            log_probabilities=stored["log_probabilities"],
+            log_backoffs=stored["log_backoffs"],
+            log_floor=float(stored["log_floor"]),
+        )
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
 
 
 def _write_cache(path: Path, model: CharLanguageModel) -> None:
     """Best effort: a read-only home only means building again next start."""
-    stored = {"log_probabilities": model.log_probabilities, "log_backoffs": model.log_backoffs, "log_floor": model.log_floor}
+    stored = {
+        "log_probabilities": model.log_probabilities,
+        "log_backoffs": model.log_backoffs,
+        "log_floor": model.log_floor,
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

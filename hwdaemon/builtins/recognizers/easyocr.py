@@ -20,7 +20,9 @@ class EasyOcrOptions(PieceOptions):
     batch_size: int = Field(default=1, ge=1, le=256)
     allowlist: str | None = None
     blocklist: str | None = None
-    contrast_ths: float = Field(default=0.1, ge=0, le=1, description="re-read lines below this confidence with more contrast")
+    contrast_ths: float = Field(
+        default=0.1, ge=0, le=1, description="re-read lines below this confidence with more contrast"
+    )
     adjust_contrast: float = Field(default=0.5, ge=0, le=1)
 
 
@@ -40,7 +42,9 @@ class EasyOcrRecognizer(Recognizer):
         options: EasyOcrOptions = self.options  # type: ignore[assignment]
         if not boxes:
             return []
-        reader = load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, "recognizer")
+        reader = load_reader(
+            self.context.languages, self.context.model_dirs, self.context.download_enabled, "recognizer"
+        )
         with quiet_torch():
             read = reader.recognize(
                 as_gray(image),
@@ -57,7 +61,9 @@ class EasyOcrRecognizer(Recognizer):
                 paragraph=False,
             )
         # EasyOCR may reorder by position; match its answers back to our boxes by corner.
-        by_corner = {(int(polygon[0][0]), int(polygon[0][1])): (text, float(confidence)) for polygon, text, confidence in read}
+        by_corner = {
+            (int(polygon[0][0]), int(polygon[0][1])): (text, float(confidence)) for polygon, text, confidence in read
+        }
         lines = []
         for box in boxes:
             text, confidence = by_corner.get((box.x, box.y), ("", 0.0))

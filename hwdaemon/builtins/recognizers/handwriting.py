@@ -30,11 +30,27 @@ class HandwritingOptions(PieceOptions):
     )
     batch_size: int = Field(default=16, ge=1, le=256)
     decoder: Literal["beam", "greedy"] = Field(
-        default="beam", description="beam: weigh the network's readings against the profile's languages' spelling; greedy: its best guess per step"
+        default="beam",
+        description="beam: weigh the network's readings against the profile's languages' spelling; greedy: its best guess per step",
     )
-    beam_width: int = Field(default=DEFAULT_SETTINGS.beam_width, ge=1, le=64, description="readings kept at each step; past 32 slower and no better")
-    lm_weight: float = Field(default=DEFAULT_SETTINGS.lm_weight, ge=0, le=5, description="how much the language model counts against the network")
-    length_bonus: float = Field(default=DEFAULT_SETTINGS.length_bonus, ge=-5, le=5, description="log-score per character, against the model's bias for short readings")
+    beam_width: int = Field(
+        default=DEFAULT_SETTINGS.beam_width,
+        ge=1,
+        le=64,
+        description="readings kept at each step; past 32 slower and no better",
+    )
+    lm_weight: float = Field(
+        default=DEFAULT_SETTINGS.lm_weight,
+        ge=0,
+        le=5,
+        description="how much the language model counts against the network",
+    )
+    length_bonus: float = Field(
+        default=DEFAULT_SETTINGS.length_bonus,
+        ge=-5,
+        le=5,
+        description="log-score per character, against the model's bias for short readings",
+    )
 
 
 class HandwritingRecognizer(Recognizer):
@@ -57,7 +73,9 @@ class HandwritingRecognizer(Recognizer):
         if configured is not None:
             return configured.resolve()
         trained = self.context.trained_model_dir
-        if trained is not None and any((trained / name).is_file() for name in (HANDWRITING.onnx_file, HANDWRITING.weights_file)):
+        if trained is not None and any(
+            (trained / name).is_file() for name in (HANDWRITING.onnx_file, HANDWRITING.weights_file)
+        ):
             check_model_files(trained)  # a model installed before models carried their ONNX copy gets one
             return trained.resolve()
         return SHIPPED_MODEL
@@ -71,8 +89,12 @@ class HandwritingRecognizer(Recognizer):
         options: HandwritingOptions = self.options  # type: ignore[assignment]
         if options.decoder == "greedy":
             return None
-        settings = BeamSettings(beam_width=options.beam_width, lm_weight=options.lm_weight, length_bonus=options.length_bonus)
-        return BeamDecoder(charlm.for_languages(tuple(self.context.languages), self.context.user_words.words()), settings)
+        settings = BeamSettings(
+            beam_width=options.beam_width, lm_weight=options.lm_weight, length_bonus=options.length_bonus
+        )
+        return BeamDecoder(
+            charlm.for_languages(tuple(self.context.languages), self.context.user_words.words()), settings
+        )
 
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
         """Lines of similar width share a batch (less padding to compute); results come back in the boxes' order."""

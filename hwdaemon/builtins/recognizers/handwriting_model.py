@@ -30,7 +30,9 @@ class HandwritingModel:
     charset: str
     card: dict[str, Any]
 
-    def read(self, crops: list[np.ndarray], decoder: TextDecoder | None = None, max_width: int = 2400) -> list[tuple[str, float]]:
+    def read(
+        self, crops: list[np.ndarray], decoder: TextDecoder | None = None, max_width: int = 2400
+    ) -> list[tuple[str, float]]:
         """Text and confidence for each greyscale line crop; greedy decoding unless a decoder is given.
 
         The confidence is always the greedy path's (mean best-class probability of the

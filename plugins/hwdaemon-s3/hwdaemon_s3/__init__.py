@@ -31,10 +31,23 @@ from hwdaemon.plugin_api import (
     render,
 )
 
-CONTENT_TYPES: dict[str, str] = {"txt": "text/plain; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
+CONTENT_TYPES: dict[str, str] = {
+    "txt": "text/plain; charset=utf-8",
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+}
 # Errors that retrying cannot fix without a change of configuration.
 PERMANENT_CODES = frozenset(
-    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "InvalidBucketName", "AuthorizationHeaderMalformed", "InvalidArgument", "KMS.NotFoundException"}
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoSuchBucket",
+        "InvalidBucketName",
+        "AuthorizationHeaderMalformed",
+        "InvalidArgument",
+        "KMS.NotFoundException",
+    }
 )
 
 
@@ -98,13 +111,18 @@ class S3Sink(Sink[S3Options]):
                     Key=key,
                     Body=render(result, format).encode("utf-8"),
                     ContentType=CONTENT_TYPES[format],
-                    Metadata={"idempotency-key": artifacts.idempotency_key, "source-name": artifacts.original_name.encode("ascii", "replace").decode()},
+                    Metadata={
+                        "idempotency-key": artifacts.idempotency_key,
+                        "source-name": artifacts.original_name.encode("ascii", "replace").decode(),
+                    },
                     **extra,
                 )
             except ClientError as exc:
                 raise _classify(exc, options.bucket, key) from exc
             except NoCredentialsError as exc:
-                raise PermanentDeliveryError("no S3 credentials: set access_key_id/secret_access_key, a profile, or AWS_* variables") from exc
+                raise PermanentDeliveryError(
+                    "no S3 credentials: set access_key_id/secret_access_key, a profile, or AWS_* variables"
+                ) from exc
             except (ConnectionError, HTTPClientError, BotoCoreError) as exc:
                 raise RetryableDeliveryError(f"S3 {options.endpoint_url or 'AWS'} unreachable: {exc}") from exc
             keys.append(f"s3://{options.bucket}/{key}")

@@ -21,7 +21,14 @@ from pathlib import Path
 ACCESS_KEY = "test:tester"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
-BINARIES = ("swift-ring-builder", "swift-proxy-server", "swift-account-server", "swift-container-server", "swift-object-server", "memcached")
+BINARIES = (
+    "swift-ring-builder",
+    "swift-proxy-server",
+    "swift-account-server",
+    "swift-container-server",
+    "swift-object-server",
+    "memcached",
+)
 
 
 def missing_binaries() -> list[str]:
@@ -61,8 +68,14 @@ class SwiftServer:
                 + ("[object-updater]\n" if kind == "object" else "")
             )
             builder = root / f"{kind}.builder"
-            subprocess.run(["swift-ring-builder", str(builder), "create", "4", "1", "1"], check=True, capture_output=True)
-            subprocess.run(["swift-ring-builder", str(builder), "add", f"r1z1-127.0.0.1:{self.ports[kind]}/sdb1", "1"], check=True, capture_output=True)
+            subprocess.run(
+                ["swift-ring-builder", str(builder), "create", "4", "1", "1"], check=True, capture_output=True
+            )
+            subprocess.run(
+                ["swift-ring-builder", str(builder), "add", f"r1z1-127.0.0.1:{self.ports[kind]}/sdb1", "1"],
+                check=True,
+                capture_output=True,
+            )
             subprocess.run(["swift-ring-builder", str(builder), "rebalance"], check=True, capture_output=True)
         (root / "proxy-server.conf").write_text(
             f"[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {self.ports['proxy']}\nswift_dir = {root}\nuser = {user}\nworkers = 1\nlog_level = WARNING\n\n"
@@ -94,7 +107,10 @@ class SwiftServer:
         self.stop()
 
     def start(self) -> SwiftServer:
-        self._spawn("memcached", ["memcached", "-l", "127.0.0.1", "-p", str(self.ports["memcached"]), "-U", "0", "-u", getpass.getuser()])
+        self._spawn(
+            "memcached",
+            ["memcached", "-l", "127.0.0.1", "-p", str(self.ports["memcached"]), "-U", "0", "-u", getpass.getuser()],
+        )
         for kind in ("account", "container", "object"):
             self._spawn(kind, [f"swift-{kind}-server", str(self.root / f"{kind}-server.conf")])
         for name in ("memcached", "account", "container", "object"):
@@ -110,7 +126,9 @@ class SwiftServer:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"swift {name} server did not listen on {self.ports[name]}: {(self.root / 'run' / f'{name}.log').read_text()[-1500:]}")
+        raise RuntimeError(
+            f"swift {name} server did not listen on {self.ports[name]}: {(self.root / 'run' / f'{name}.log').read_text()[-1500:]}"
+        )
 
     def start_proxy(self) -> None:
         self._spawn("proxy", ["swift-proxy-server", str(self.root / "proxy-server.conf")])

@@ -16,7 +16,12 @@ from hwdaemon.plugins import build_registry
 from hwdaemon_s3 import S3Options, S3Sink
 from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftServer, missing_binaries
 
-RESULT = Result("inbox/lettre.png", "cd" * 32, "default", (PageResult(1, 100, 50, (Line("Chère Émilie", 0.7, Box(1, 2, 30, 10).polygon),)),))
+RESULT = Result(
+    "inbox/lettre.png",
+    "cd" * 32,
+    "default",
+    (PageResult(1, 100, 50, (Line("Chère Émilie", 0.7, Box(1, 2, 30, 10).polygon),)),),
+)
 ARTIFACTS = Artifacts(idempotency_key=f"{'cd' * 32}:archive", original_name="lettre.png")
 
 
@@ -26,7 +31,9 @@ def swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
     if missing:
         if __import__("os").environ.get("CI"):
             pytest.fail(f"Swift not installed ({missing}); scripts/setup --test installs it as root")
-        pytest.skip(f"Swift not installed: {missing} (Debian: swift swift-proxy swift-account swift-container swift-object memcached)")
+        pytest.skip(
+            f"Swift not installed: {missing} (Debian: swift swift-proxy swift-account swift-container swift-object memcached)"
+        )
     with SwiftServer(tmp_path_factory.mktemp("swift")) as server:
         client(server.endpoint).create_bucket(Bucket="scans")
         yield server
@@ -70,7 +77,9 @@ def test_redelivery_overwrites_the_same_key(swift: SwiftServer) -> None:
 
 
 def test_wrong_secret_is_permanent_with_a_clear_message(swift: SwiftServer) -> None:
-    with pytest.raises(PermanentDeliveryError, match="SignatureDoesNotMatch.*check access_key_id and secret_access_key"):
+    with pytest.raises(
+        PermanentDeliveryError, match="SignatureDoesNotMatch.*check access_key_id and secret_access_key"
+    ):
         make_sink(swift.endpoint, secret="not-the-secret").deliver(RESULT, ARTIFACTS)
 
 
@@ -80,7 +89,9 @@ def test_missing_bucket_is_permanent(swift: SwiftServer) -> None:
 
 
 def test_server_stopped_is_retryable_then_delivers_when_back(swift: SwiftServer) -> None:
-    sink = make_sink(swift.endpoint, connect_timeout_seconds=1, read_timeout_seconds=2, key_template="outage/{stem}.{ext}")
+    sink = make_sink(
+        swift.endpoint, connect_timeout_seconds=1, read_timeout_seconds=2, key_template="outage/{stem}.{ext}"
+    )
     swift.stop_proxy()
     try:
         with pytest.raises(RetryableDeliveryError, match="unreachable"):

@@ -17,7 +17,19 @@ from pydantic import Field
 
 from hwdaemon.plugin_api import Box, Line, ModelMissingError, PieceOptions, Recognizer, hookimpl, line_crop
 
-LANGUAGE_CODES = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "nl": "nld", "pt": "por", "ru": "rus", "pl": "pol", "sv": "swe", "da": "dan"}
+LANGUAGE_CODES = {
+    "en": "eng",
+    "fr": "fra",
+    "de": "deu",
+    "es": "spa",
+    "it": "ita",
+    "nl": "nld",
+    "pt": "por",
+    "ru": "rus",
+    "pl": "pol",
+    "sv": "swe",
+    "da": "dan",
+}
 
 
 class TesseractOptions(PieceOptions):
@@ -51,8 +63,14 @@ class TesseractRecognizer(Recognizer[TesseractOptions]):
         for box in boxes:
             crop = line_crop(gray, box)
             crop = np.pad(crop, options.padding, constant_values=255)
-            data = pytesseract.image_to_data(crop, lang=self.languages, config=config, output_type=pytesseract.Output.DICT)
-            words = [(text, float(conf)) for text, conf in zip(data["text"], data["conf"]) if text.strip() and float(conf) >= 0]
+            data = pytesseract.image_to_data(
+                crop, lang=self.languages, config=config, output_type=pytesseract.Output.DICT
+            )
+            words = [
+                (text, float(conf))
+                for text, conf in zip(data["text"], data["conf"])
+                if text.strip() and float(conf) >= 0
+            ]
             text = " ".join(word for word, _ in words)
             confidence = sum(conf for _, conf in words) / len(words) / 100 if words else 0.0
             lines.append(Line(text=text, confidence=confidence, polygon=box.polygon))

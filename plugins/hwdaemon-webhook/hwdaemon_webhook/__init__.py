@@ -50,11 +50,16 @@ MIN_SECRET_BYTES = 24  # the Standard Webhooks minimum
 
 class WebhookOptions(SinkOptions):
     url: HttpUrl
-    secret: SecretStr | None = Field(default=None, description="whsec_… base64 secret (at least 24 bytes) shared with the receiver; unsigned when absent")
+    secret: SecretStr | None = Field(
+        default=None,
+        description="whsec_… base64 secret (at least 24 bytes) shared with the receiver; unsigned when absent",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=30.0, gt=0)
-    total_timeout_seconds: float = Field(default=60.0, gt=0, description="one attempt, connect to last byte read; a trickling receiver is cut off here")
+    total_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="one attempt, connect to last byte read; a trickling receiver is cut off here"
+    )
     verify_tls: bool = True
     ca_bundle: Path | None = Field(default=None, description="PEM file of CAs to trust instead of the system's")
 
@@ -69,7 +74,7 @@ class WebhookOptions(SinkOptions):
 
 def check_secret(value: str) -> None:
     """Raise ValueError unless `value` is `whsec_` + base64 of at least MIN_SECRET_BYTES bytes; the message never quotes it."""
-    how = f'generate one with: python -c "import base64,os; print(\'{SECRET_PREFIX}\' + base64.b64encode(os.urandom(32)).decode())"'
+    how = f"generate one with: python -c \"import base64,os; print('{SECRET_PREFIX}' + base64.b64encode(os.urandom(32)).decode())\""
     if not value.startswith(SECRET_PREFIX):
         raise ValueError(f"must be a Standard Webhooks secret: {SECRET_PREFIX} followed by base64; {how}")
     try:
@@ -106,7 +111,12 @@ class WebhookSink(Sink[WebhookOptions]):
     def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
         options = self.options
         body = json.dumps(
-            {"type": "hwdaemon.result", "idempotency_key": artifacts.idempotency_key, "original_name": artifacts.original_name, "result": result.to_dict()},
+            {
+                "type": "hwdaemon.result",
+                "idempotency_key": artifacts.idempotency_key,
+                "original_name": artifacts.original_name,
+                "result": result.to_dict(),
+            },
             ensure_ascii=False,
         )
         headers = {
@@ -147,7 +157,15 @@ class WebhookSink(Sink[WebhookOptions]):
             session.mount("http://", DeadlineAdapter())
             session.mount("https://", DeadlineAdapter())
             try:
-                with session.post(self._url, data=body, headers=headers, timeout=timeout, verify=verify, stream=True, allow_redirects=False) as response:
+                with session.post(
+                    self._url,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    verify=verify,
+                    stream=True,
+                    allow_redirects=False,
+                ) as response:
                     # leaving this block closes the connection: an unread (perhaps endless) body is never drained
                     status = response.status_code
                     return Answer(
@@ -162,8 +180,14 @@ class WebhookSink(Sink[WebhookOptions]):
                         f"POST {self.safe_url} took longer than total_timeout_seconds={options.total_timeout_seconds:g}; the receiver must answer sooner"
                     ) from exc
                 if isinstance(exc, requests.exceptions.SSLError):
-                    raise PermanentDeliveryError(self._scrub(f"TLS verification of {self.safe_url} failed: {exc}; fix the certificate or set ca_bundle")) from exc
-                raise RetryableDeliveryError(self._scrub(f"POST {self.safe_url} failed: {type(exc).__name__}: {exc}")) from exc
+                    raise PermanentDeliveryError(
+                        self._scrub(
+                            f"TLS verification of {self.safe_url} failed: {exc}; fix the certificate or set ca_bundle"
+                        )
+                    ) from exc
+                raise RetryableDeliveryError(
+                    self._scrub(f"POST {self.safe_url} failed: {type(exc).__name__}: {exc}")
+                ) from exc
 
     def _scrub(self, message: str) -> str:
         """`message` with the URL's credentials and query values, the header values and the secret masked.

@@ -119,6 +119,8 @@ class DeadlineAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS has pools of its own; there only the per-operation timeouts hold
+        if not proxy.lower().startswith(
+            "socks"
+        ):  # SOCKS has pools of its own; there only the per-operation timeouts hold
             manager.pool_classes_by_scheme = _POOLS
         return manager

@@ -18,7 +18,12 @@ from hwdaemon.plugins import build_registry
 from hwdaemon_webhook import WebhookOptions, WebhookSink, retry_after_seconds
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-RESULT = Result("inbox/note.png", "ab" * 32, "default", (PageResult(1, 100, 50, (Line("Buy milk", 0.8, Box(1, 2, 30, 10).polygon),)),))
+RESULT = Result(
+    "inbox/note.png",
+    "ab" * 32,
+    "default",
+    (PageResult(1, 100, 50, (Line("Buy milk", 0.8, Box(1, 2, 30, 10).polygon),)),),
+)
 ARTIFACTS = Artifacts(idempotency_key=f"{'ab' * 32}:crm", original_name="note.png")
 
 
@@ -56,7 +61,16 @@ def test_tampered_body_fails_verification(httpserver: HTTPServer) -> None:
         Webhook(SECRET).verify(body, dict(received[0].headers))
 
 
-@pytest.mark.parametrize(("status", "error"), [(500, RetryableDeliveryError), (503, RetryableDeliveryError), (408, RetryableDeliveryError), (400, PermanentDeliveryError), (404, PermanentDeliveryError)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (500, RetryableDeliveryError),
+        (503, RetryableDeliveryError),
+        (408, RetryableDeliveryError),
+        (400, PermanentDeliveryError),
+        (404, PermanentDeliveryError),
+    ],
+)
 def test_status_codes_map_to_retry_or_dead_letter(httpserver: HTTPServer, status: int, error: type[Exception]) -> None:
     httpserver.expect_request("/hook").respond_with_data("nope", status=status)
     with pytest.raises(error, match=f"answered {status}"):
@@ -111,7 +125,9 @@ def test_tls_is_verified_by_default(tls_server: tuple[HTTPServer, trustme.CA], t
 
 def test_body_is_the_json_result(httpserver: HTTPServer) -> None:
     bodies: list[bytes] = []
-    httpserver.expect_request("/hook").respond_with_handler(lambda request: bodies.append(request.get_data()) or Response("ok"))
+    httpserver.expect_request("/hook").respond_with_handler(
+        lambda request: bodies.append(request.get_data()) or Response("ok")
+    )
     make_sink(httpserver.url_for("/hook")).deliver(RESULT, ARTIFACTS)
     document = json.loads(bodies[0])
     assert document["type"] == "hwdaemon.result" and Result.from_dict(document["result"]) == RESULT

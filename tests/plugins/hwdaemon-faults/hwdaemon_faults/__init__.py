@@ -74,4 +74,12 @@ def hwdaemon_job_done(result):
 
 @hookimpl
 def hwdaemon_job_failed(job, error):
-    _record({"hook": "hwdaemon_job_failed", "path": job.path, "error": error, "job_error": job.error, "attempts": job.attempts})
+    _record(
+        {
+            "hook": "hwdaemon_job_failed",
+            "path": job.path,
+            "error": error,
+            "job_error": job.error,
+            "attempts": job.attempts,
+        }
+    )

@@ -159,7 +159,7 @@ class _ImagePages:
     def __iter__(self) -> Iterator[Page]:
         with self._opened() as image:
             for index, frame in enumerate(ImageSequence.Iterator(image)):
-                yield Page(number=index + 1, image=self._decoded(frame))
+                yield Page(number=index + 1, image=self._decoded(frame), dpi=_dpi_of(frame))
 
     def _decoded(self, frame: Image.Image) -> np.ndarray:
         try:
@@ -183,11 +183,23 @@ class _ImagePages:
             raise InputFileError(self._name, f"image is truncated or corrupt: {exc}") from exc
 
 
+def _dpi_of(frame: Image.Image) -> float | None:
+    """The image's own resolution when its metadata gives a plausible one (scanners do; screenshots say 72 or nothing)."""
+    dpi = frame.info.get("dpi")
+    try:
+        value = float(dpi[0]) if isinstance(dpi, tuple) else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if value is not None and 50 <= value <= 2400 else None
+
+
 def _register_heif() -> None:
     try:
         from pillow_heif import register_heif_opener
     except ImportError as exc:
-        raise InputFileError("(heic input)", "HEIC support needs the pillow-heif package: pip install pillow-heif") from exc
+        raise InputFileError(
+            "(heic input)", "HEIC support needs the pillow-heif package: pip install pillow-heif"
+        ) from exc
     register_heif_opener()
 
 
@@ -204,7 +216,7 @@ class _PdfPages:
         self._is_used = True
         try:
             for index, image in enumerate(self._renderer.pages()):
-                yield Page(number=index + 1, image=image)
+                yield Page(number=index + 1, image=image, dpi=float(self._inputs.pdf_dpi))
         except RenderError as exc:
             raise InputFileError(self._name, _render_failure(exc, self._inputs)) from exc
 
@@ -220,7 +232,12 @@ def _pdf_pages(stream: BinaryIO, name: str, inputs: InputsConfig) -> Iterator[_P
         if len(sizes) > inputs.max_pages:
             raise InputFileError(name, f"PDF has {len(sizes)} pages, over inputs.max_pages ({inputs.max_pages})")
         scale = inputs.pdf_dpi / 72
-        _check_sizes(name, [(int(width * scale), int(height * scale)) for width, height in sizes], inputs, f" at {inputs.pdf_dpi} dpi")
+        _check_sizes(
+            name,
+            [(int(width * scale), int(height * scale)) for width, height in sizes],
+            inputs,
+            f" at {inputs.pdf_dpi} dpi",
+        )
         yield _PdfPages(renderer, name, inputs)
     finally:
         renderer.close()
@@ -244,10 +261,16 @@ def _check_sizes(name: str, sizes: list[tuple[int, int]], inputs: InputsConfig, 
         if width * height > inputs.max_pixels:
             raise InputFileError(name, _too_many_pixels(number, f"{width}×{height}{unit}", inputs))
         if max(width, height) > MAX_PAGE_ASPECT * max(1, min(width, height)):
-            raise InputFileError(name, f"page {number} is {width}×{height} pixels{unit}: over {MAX_PAGE_ASPECT} times longer than wide, which is no page")
+            raise InputFileError(
+                name,
+                f"page {number} is {width}×{height} pixels{unit}: over {MAX_PAGE_ASPECT} times longer than wide, which is no page",
+            )
     total = sum(width * height for width, height in sizes)
     if total > inputs.max_job_pixels:
-        raise InputFileError(name, f"its {len(sizes)} pages hold {total} pixels{unit} in all, over inputs.max_job_pixels ({inputs.max_job_pixels})")
+        raise InputFileError(
+            name,
+            f"its {len(sizes)} pages hold {total} pixels{unit} in all, over inputs.max_job_pixels ({inputs.max_job_pixels})",
+        )
 
 
 def _too_many_pixels(page: int, size: str, inputs: InputsConfig) -> str:

@@ -8,7 +8,7 @@ to sinks, so it round-trips through `to_dict` / `from_dict` without loss.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +28,9 @@ class Page:
 
     number: int
     image: Image
+    dpi: float | None = (
+        None  # the page's resolution, when the file says (a PDF's render resolution, an image's metadata)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +84,19 @@ class Word:
         return _bounds(self.polygon)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "confidence": round(self.confidence, 4), "polygon": [list(point) for point in self.polygon]}
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 4),
+            "polygon": [list(point) for point in self.polygon],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Word:
-        return cls(text=str(data["text"]), confidence=float(data["confidence"]), polygon=tuple((int(x), int(y)) for x, y in data["polygon"]))
+        return cls(
+            text=str(data["text"]),
+            confidence=float(data["confidence"]),
+            polygon=tuple((int(x), int(y)) for x, y in data["polygon"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +117,20 @@ class Line:
     @property
     def box(self) -> Box:
         return _bounds(self.polygon)
+
+    def retexted(self, text: str, confidence: float | None = None) -> Line:
+        """The same line spelt `text` (a post-processor's or a reviewer's fix): place and baseline kept.
+
+        Word boxes stay when the words are still as many, each taking its new spelling;
+        otherwise they are dropped, and exports place the words by their share of the line.
+        """
+        words = text.split()
+        kept = (
+            tuple(replace(word, text=new) for word, new in zip(self.words, words, strict=True))
+            if len(words) == len(self.words)
+            else ()
+        )
+        return replace(self, text=text, confidence=self.confidence if confidence is None else confidence, words=kept)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,7 +255,9 @@ class Result:
             timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
             schema_version=version,
             revision=int(data.get("revision", 0)),
-            coordinates="processed" if data.get("coordinates", "processed" if version == 1 else "original") == "processed" else "original",
+            coordinates="processed"
+            if data.get("coordinates", "processed" if version == 1 else "original") == "processed"
+            else "original",
         )
 
 

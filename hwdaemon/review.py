@@ -68,9 +68,7 @@ def apply_edits(result: Result, page_number: int, texts: Mapping[int, str], revi
         lines = []
         for index, line in enumerate(page.lines):
             edited = _clean(texts.get(index, line.text))
-            lines.append(
-                line if edited == line.text else Line(text=edited, confidence=HUMAN_CONFIDENCE, polygon=line.polygon)
-            )
+            lines.append(line if edited == line.text else line.retexted(edited, HUMAN_CONFIDENCE))
         pages.append(replace(page, lines=tuple(lines)))
     return replace(result, pages=tuple(pages), revision=revision)
 

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Image
+from hwdaemon.pipeline.geometry import Affine, from_cv2, identity, scaling, translation
 from hwdaemon.pipeline.stages import PieceOptions, Step
 
 
@@ -63,6 +64,9 @@ class Resize(Step):
     Options = ResizeOptions
 
     def apply(self, image: Image) -> Image:
+        return self.apply_mapped(image)[0]
+
+    def apply_mapped(self, image: Image) -> tuple[Image, Affine]:
         options: ResizeOptions = self.options  # type: ignore[assignment]
         height, width = image.shape[:2]
         if options.scale is not None:
@@ -73,10 +77,10 @@ class Resize(Step):
             assert options.min_side is not None
             factor = max(1.0, options.min_side / min(height, width))
         if factor == 1.0:
-            return image
+            return image, identity()
         interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        return cv2.resize(image, size, interpolation=interpolation)
+        return cv2.resize(image, size, interpolation=interpolation), scaling(size[0] / width, size[1] / height)
 
 
 class DenoiseOptions(PieceOptions):
@@ -98,7 +102,9 @@ class Denoise(Step):
             return cv2.medianBlur(gray, odd)
         if options.method == "gaussian":
             return cv2.GaussianBlur(gray, (odd, odd), 0)
-        return cv2.fastNlMeansDenoising(gray, None, h=float(options.strength), templateWindowSize=7, searchWindowSize=21)
+        return cv2.fastNlMeansDenoising(
+            gray, None, h=float(options.strength), templateWindowSize=7, searchWindowSize=21
+        )
 
 
 class ClaheOptions(PieceOptions):
@@ -159,7 +165,9 @@ class Threshold(Step):
         if options.method == "otsu":
             return 255 - ink_mask(gray)
         if options.method == "adaptive":
-            return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, options.k * 50)
+            return cv2.adaptiveThreshold(
+                gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, options.k * 50
+            )
         return sauvola(gray, block, options.k)
 
 
@@ -190,12 +198,15 @@ class Deskew(Step):
     Options = DeskewOptions
 
     def apply(self, image: Image) -> Image:
+        return self.apply_mapped(image)[0]
+
+    def apply_mapped(self, image: Image) -> tuple[Image, Affine]:
         options: DeskewOptions = self.options  # type: ignore[assignment]
         gray = as_gray(image)
         angle = estimate_skew_degrees(gray, options.max_angle_degrees, options.precision_degrees)
         if abs(angle) < options.precision_degrees:
-            return gray
-        return rotate(gray, angle)
+            return gray, identity()
+        return rotate_mapped(gray, angle)
 
 
 def estimate_skew_degrees(gray: Image, max_angle: float, precision: float) -> float:
@@ -221,6 +232,11 @@ def estimate_skew_degrees(gray: Image, max_angle: float, precision: float) -> fl
 
 def rotate(image: Image, angle_degrees: float, fill: int | None = None) -> Image:
     """Rotate about the centre, growing the canvas so no corner is cut off."""
+    return rotate_mapped(image, angle_degrees, fill)[0]
+
+
+def rotate_mapped(image: Image, angle_degrees: float, fill: int | None = None) -> tuple[Image, Affine]:
+    """`rotate`, and the matrix taking a point of `image` to the rotated canvas."""
     height, width = image.shape[:2]
     radians = math.radians(angle_degrees)
     new_width = int(abs(width * math.cos(radians)) + abs(height * math.sin(radians)))
@@ -229,7 +245,9 @@ def rotate(image: Image, angle_degrees: float, fill: int | None = None) -> Image
     matrix[0, 2] += (new_width - width) / 2
     matrix[1, 2] += (new_height - height) / 2
     border = paper_colour(image) if fill is None else fill
-    return cv2.warpAffine(image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR, borderValue=border)
+    return cv2.warpAffine(image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR, borderValue=border), from_cv2(
+        matrix
+    )
 
 
 class CropBorderOptions(PieceOptions):
@@ -244,6 +262,9 @@ class CropBorder(Step):
     Options = CropBorderOptions
 
     def apply(self, image: Image) -> Image:
+        return self.apply_mapped(image)[0]
+
+    def apply_mapped(self, image: Image) -> tuple[Image, Affine]:
         options: CropBorderOptions = self.options  # type: ignore[assignment]
         gray = as_gray(image)
         mask = ink_mask(gray)
@@ -257,13 +278,13 @@ class CropBorder(Step):
             and stats[i, cv2.CC_STAT_HEIGHT] < height * 0.9
         ]
         if not keep:
-            return gray
+            return gray, identity()
         boxes = np.array(keep)
         left = max(0, int(boxes[:, 0].min()) - options.margin)
         top = max(0, int(boxes[:, 1].min()) - options.margin)
         right = min(width, int((boxes[:, 0] + boxes[:, 2]).max()) + options.margin)
         bottom = min(height, int((boxes[:, 1] + boxes[:, 3]).max()) + options.margin)
-        return gray[top:bottom, left:right].copy()
+        return gray[top:bottom, left:right].copy(), translation(-left, -top)
 
 
 class AutoInvert(Step):

@@ -12,10 +12,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from hwdaemon.config import Config, ModelsConfig, ProfileConfig
-from hwdaemon.model import Document, PageResult, Result
+from hwdaemon.model import Box, Document, Line, PageResult, Result
+from hwdaemon.pipeline.geometry import Affine, identity, is_identity, map_points
 from hwdaemon.pipeline.stages import Detector, PieceContext, Postprocessor, Recognizer, Step
 from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.plugins import Registry
@@ -63,19 +66,27 @@ class Pipeline:
         timings: dict[str, float] = defaultdict(float)
         pages = []
         for page in document.pages:
+            original_height, original_width = page.image.shape[:2]
             with _timed(timings, "preprocess"):
-                image = page.image
+                image, to_processed = page.image, identity()
                 for step in self.steps:
-                    image = step.apply(image)
+                    image, moved = step.apply_mapped(image)
+                    to_processed = moved @ to_processed
             with _timed(timings, "detect"):
                 boxes = self.detector.detect(image)
             with _timed(timings, "recognize"):
-                lines = tuple(self.recognizer.recognize(image, boxes))
+                lines = tuple(
+                    _with_baseline(line, box)
+                    for line, box in zip(self.recognizer.recognize(image, boxes), boxes, strict=True)
+                )
             with _timed(timings, "postprocess"):
                 for postprocessor in self.postprocessors:
                     lines = postprocessor.apply(lines)
-            height, width = image.shape[:2]
-            pages.append(PageResult(number=page.number, width=width, height=height, lines=lines))
+            to_original = np.linalg.inv(to_processed)
+            lines = tuple(_mapped(line, to_original, original_width, original_height) for line in lines)
+            pages.append(
+                PageResult(number=page.number, width=original_width, height=original_height, lines=lines, dpi=page.dpi)
+            )
             del image, boxes
             release_freed_memory()
         return Result(
@@ -85,6 +96,23 @@ class Pipeline:
             pages=tuple(pages),
             timings={stage: timings[stage] for stage in STAGES},
         )
+
+
+def _with_baseline(line: Line, box: Box) -> Line:
+    """The detector's baseline for the line read in its box, unless the recognizer gave one."""
+    return line if line.baseline or not box.baseline else replace(line, baseline=box.baseline)
+
+
+def _mapped(line: Line, matrix: Affine, width: int, height: int) -> Line:
+    """A line of the processed page in the original image's pixels (and inside it)."""
+    if is_identity(matrix):
+        return line
+    return replace(
+        line,
+        polygon=map_points(matrix, line.polygon, width, height),
+        baseline=map_points(matrix, line.baseline, width, height),
+        words=tuple(replace(word, polygon=map_points(matrix, word.polygon, width, height)) for word in line.words),
+    )
 
 
 def check_profiles_ready(config: Config, registry: Registry) -> None:

@@ -22,6 +22,7 @@ from typing import ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from hwdaemon.model import Box, Image, Line
+from hwdaemon.pipeline.geometry import Affine, identity
 from hwdaemon.pipeline.userwords import UserWords
 
 
@@ -66,10 +67,19 @@ class Piece(ABC, Generic[OptionsT]):
 
 
 class Step(Piece[OptionsT]):
-    """A preprocessing step: image in, image out (uint8, greyscale or RGB)."""
+    """A preprocessing step: image in, image out (uint8, greyscale or RGB).
+
+    A step that moves pixels (scales, rotates, crops) overrides `apply_mapped` to
+    also say where each pixel went, so results land on the original image; the
+    default says nothing moved.
+    """
 
     @abstractmethod
     def apply(self, image: Image) -> Image: ...
+
+    def apply_mapped(self, image: Image) -> tuple[Image, Affine]:
+        """The processed image and the 3×3 matrix taking a point of `image` to the processed image."""
+        return self.apply(image), identity()
 
 
 class Detector(Piece[OptionsT]):

@@ -35,8 +35,13 @@ PAGE_MIN_SIDE = 820  # smaller images would be enlarged past the 1.25× of train
 
 
 class LineNetOptions(LinesOptions):
-    model_dir: Path | None = Field(default=None, description="linenet.onnx + model.json as `hwdaemon train-segmenter` writes them; default: the shipped model")
-    threshold: float = Field(default=0.5, gt=0, lt=1, description="core probability above which a pixel is part of a line")
+    model_dir: Path | None = Field(
+        default=None,
+        description="linenet.onnx + model.json as `hwdaemon train-segmenter` writes them; default: the shipped model",
+    )
+    threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="core probability above which a pixel is part of a line"
+    )
 
 
 class LineNetDetector(Detector):
@@ -128,8 +133,24 @@ def lines_from_cores(cores: Image, padding_factor: float) -> list[Box]:
     for number, core in enumerate(ordered, start=1):  # a line written larger than the page's others reaches further
         reach = max(core.height, typical) * (0.5 + padding_factor)
         box = Box(core.left, round(core.top - reach), core.right - core.left, round(core.bottom - core.top + 2 * reach))
-        boxes.append(replace(box, outline=_outline(shares, number, box)))
+        boxes.append(replace(box, outline=_outline(shares, number, box), baseline=_baseline(components, core)))
     return boxes
+
+
+def _baseline(components: np.ndarray, core: _Core) -> tuple[Point, Point]:
+    """The straight line fitted through the foot of the core, column by column, from its left end to its right.
+
+    The core is the middle half of the written line, so its foot runs along the
+    letters' baseline; a least-squares fit rides over the odd loop dipping below.
+    """
+    window = np.isin(components[core.top : core.bottom, core.left : core.right], core.components)
+    columns = np.flatnonzero(window.any(axis=0))
+    if columns.size < 2:
+        return ((core.left, core.bottom), (core.right, core.bottom))
+    feet = window.shape[0] - 1 - np.argmax(window[::-1, columns], axis=0)
+    slope, offset = np.polyfit(columns.astype(np.float64), feet.astype(np.float64), 1)
+    width = core.right - core.left
+    return ((core.left, round(core.top + offset)), (core.right, round(core.top + offset + slope * width)))
 
 
 def _shares(components: np.ndarray, lines: list[_Core]) -> np.ndarray:
@@ -139,7 +160,9 @@ def _shares(components: np.ndarray, lines: list[_Core]) -> np.ndarray:
         line_of[core.components] = number
     owners = line_of[components]
     marked = owners > 0
-    _, nearest = cv2.distanceTransformWithLabels((~marked).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~marked).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
     owner_of_label = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
     owner_of_label[nearest[marked]] = owners[marked]
     return owner_of_label[nearest]
@@ -166,7 +189,12 @@ def _join_level_pieces(pieces: list[_Core], typical: float) -> list[_Core]:
     joined: list[_Core] = []
     for piece in sorted(pieces, key=lambda core: core.left):
         partner = next(
-            (line for line in joined if abs(line.middle - piece.middle) <= SAME_LINE_DRIFT * typical and piece.left - line.right <= SAME_LINE_GAP * typical),
+            (
+                line
+                for line in joined
+                if abs(line.middle - piece.middle) <= SAME_LINE_DRIFT * typical
+                and piece.left - line.right <= SAME_LINE_GAP * typical
+            ),
             None,
         )
         if partner is None:
@@ -205,15 +233,30 @@ def _attach_fragments(cores: list[_Core], typical: float) -> list[_Core]:
 
 def _region_of(core: _Core, regions: list[tuple[int, int, int, int]]) -> int:
     x, y = (core.left + core.right) / 2, core.middle
-    return next((index for index, (left, top, right, bottom) in enumerate(regions) if left <= x <= right and top <= y <= bottom), len(regions))
+    return next(
+        (
+            index
+            for index, (left, top, right, bottom) in enumerate(regions)
+            if left <= x <= right and top <= y <= bottom
+        ),
+        len(regions),
+    )
 
 
 def _scale_box(box: Box, scale: float, width: int, height: int) -> Box:
     """A box and its outline on the shrunk page → page pixels, clipped to the page."""
     left, top = max(0, int(box.x / scale)), max(0, int(box.y / scale))
-    right, bottom = min(width, int(np.ceil((box.x + box.width) / scale))), min(height, int(np.ceil((box.y + box.height) / scale)))
-    outline = tuple((min(right, max(left, round(x / scale))), min(bottom, max(top, round(y / scale)))) for x, y in box.outline)
-    return Box(left, top, right - left, bottom - top, outline)
+    right, bottom = (
+        min(width, int(np.ceil((box.x + box.width) / scale))),
+        min(height, int(np.ceil((box.y + box.height) / scale))),
+    )
+    outline = tuple(
+        (min(right, max(left, round(x / scale))), min(bottom, max(top, round(y / scale)))) for x, y in box.outline
+    )
+    baseline = tuple(
+        (min(right, max(left, round(x / scale))), min(bottom, max(top, round(y / scale)))) for x, y in box.baseline
+    )
+    return Box(left, top, right - left, bottom - top, outline, baseline)
 
 
 def to_network_input(pixels: np.ndarray) -> np.ndarray:
@@ -244,7 +287,9 @@ def core_probabilities(network: onnxruntime.InferenceSession, gray: np.ndarray) 
         band = np.full((-(-(bottom - top) // 16) * 16, padded_width), 255, dtype=np.uint8)
         band[: bottom - top, :width] = small[top:bottom]
         stop = min(height, start + STRIP)
-        probabilities[start:stop] = onnx_runtime.run(network, to_network_input(band)[None, None])[0, 0, start - top : stop - top, :width]
+        probabilities[start:stop] = onnx_runtime.run(network, to_network_input(band)[None, None])[
+            0, 0, start - top : stop - top, :width
+        ]
     return probabilities, scale
 
 

@@ -71,7 +71,7 @@ class Spelling(Postprocessor):
                 fixed.append(line)
                 continue
             text = _WORD.sub(lambda match: self._fix_word(match.group(0), correct, protected), line.text)
-            fixed.append(Line(text=text, confidence=line.confidence, polygon=line.polygon))
+            fixed.append(line.retexted(text))
         return tuple(fixed)
 
     def _fix_word(self, word: str, correct: Corrector, protected: set[str]) -> str:

@@ -24,7 +24,7 @@ class NormalizeWhitespace(Postprocessor):
         for line in lines:
             text = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", _SPACES.sub(" ", line.text).strip())
             if text:
-                tidy.append(Line(text=text, confidence=line.confidence, polygon=line.polygon))
+                tidy.append(line.retexted(text))
         return tuple(tidy)
 
 

@@ -7,11 +7,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from hwdaemon.builtins.recognizers import charlm
 from hwdaemon.builtins.recognizers.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
-from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, check_model_files, load_model
+from hwdaemon.builtins.recognizers.alignment import word_boxes
+from hwdaemon.builtins.recognizers.handwriting_model import (
+    HandwritingModel,
+    check_model_files,
+    greedy,
+    load_model,
+    resized_width,
+)
 from hwdaemon.builtins.steps import as_gray
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Box, Image, Line
@@ -103,11 +111,23 @@ class HandwritingRecognizer(Recognizer):
         crops = [line_crop(gray, box) for box in boxes]
         model, decoder = self._model(), self._decoder()
         order = sorted(range(len(crops)), key=lambda index: crops[index].shape[1] / max(1, crops[index].shape[0]))
-        read: dict[int, tuple[str, float]] = {}
+        read: dict[int, Line] = {}
         for start in range(0, len(order), options.batch_size):
             chunk = order[start : start + options.batch_size]
-            read.update(zip(chunk, model.read([crops[index] for index in chunk], decoder), strict=True))
-        return [Line(*read[index], box.polygon) for index, box in enumerate(boxes)]
+            for index, probabilities in zip(chunk, model.probabilities([crops[index] for index in chunk]), strict=True):
+                read[index] = self._line(model, decoder, probabilities, boxes[index], crops[index])
+        return [read[index] for index in range(len(boxes))]
+
+    @staticmethod
+    def _line(
+        model: HandwritingModel, decoder: BeamDecoder | None, probabilities: np.ndarray, box: Box, crop: np.ndarray
+    ) -> Line:
+        """Text, confidence (always the greedy path's: see HandwritingModel.read) and word boxes of one line."""
+        text, confidence = greedy(probabilities, model.charset)
+        if decoder is not None:
+            text = decoder(probabilities, model.charset)
+        words = word_boxes(text, probabilities, model.charset, box, resized_width(crop))
+        return Line(text, confidence, box.polygon, words=words)
 
 
 @functools.lru_cache(maxsize=4)

@@ -73,9 +73,15 @@ def _write_onnx_copy(folder: Path) -> None:
     write_onnx_copy(folder)
 
 
-def resize_to_height(crop: np.ndarray, height: int = HANDWRITING_HEIGHT, max_width: int = 2400) -> np.ndarray:
+def resized_width(crop: np.ndarray, height: int = HANDWRITING_HEIGHT, max_width: int = 2400) -> int:
+    """How wide the network sees a crop: scaled to `height`, at most `max_width` (the network's steps are a quarter of it)."""
     rows, columns = crop.shape[:2]
-    width = max(1, min(max_width, round(columns * height / max(1, rows))))
+    return max(1, min(max_width, round(columns * height / max(1, rows))))
+
+
+def resize_to_height(crop: np.ndarray, height: int = HANDWRITING_HEIGHT, max_width: int = 2400) -> np.ndarray:
+    rows = crop.shape[0]
+    width = resized_width(crop, height, max_width)
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if rows > height else cv2.INTER_CUBIC)
 
 

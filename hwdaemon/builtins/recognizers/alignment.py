@@ -65,8 +65,10 @@ def align(probabilities: np.ndarray, labels: list[int]) -> list[CharacterSpan]:
     return spans
 
 
-def word_boxes(text: str, probabilities: np.ndarray, charset: str, box: Box, resized_width: int) -> tuple[Word, ...]:
-    """The line's words (split on spaces), each boxed from its characters' steps, full line height, in page pixels."""
+def word_boxes(
+    text: str, probabilities: np.ndarray, charset: str, box: Box, crop: np.ndarray, resized_width: int
+) -> tuple[Word, ...]:
+    """The line's words (split on spaces), in page pixels: columns from their characters' steps, rows from their ink."""
     labels = [charset.index(char) + 1 if char in charset else 0 for char in text]
     if not text.strip() or 0 in labels:
         return ()
@@ -83,9 +85,22 @@ def word_boxes(text: str, probabilities: np.ndarray, charset: str, box: Box, res
             right = box.x + min(box.width, round((last.last_step + 1) * columns_per_step))
             right = max(right, left + 1)
             confidence = float(np.mean([span.probability for span in spans[start:index]]))
-            top, bottom = box.y, box.y + box.height
+            top, bottom = _ink_rows(crop, left - box.x, right - box.x)
+            top, bottom = box.y + top, box.y + bottom
             words.append(
                 Word(text[start:index], confidence, ((left, top), (right, top), (right, bottom), (left, bottom)))
             )
             start = None
     return tuple(words)
+
+
+def _ink_rows(crop: np.ndarray, left: int, right: int) -> tuple[int, int]:
+    """The first and last rows with ink between two columns of a grey line crop (its whole height if none)."""
+    window = crop[:, max(0, left) : max(left + 1, right)]
+    if window.size == 0:
+        return 0, crop.shape[0]
+    paper, ink = np.percentile(crop, 90), np.percentile(crop, 2)
+    if paper - ink < 40:  # a blank or washed-out crop: no telling ink from paper
+        return 0, crop.shape[0]
+    rows = np.flatnonzero((window < (paper + ink) / 2).any(axis=1))
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, crop.shape[0])

@@ -11,8 +11,8 @@ import numpy as np
 from pydantic import Field
 
 from hwdaemon.builtins.recognizers import charlm
-from hwdaemon.builtins.recognizers.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
 from hwdaemon.builtins.recognizers.alignment import word_boxes
+from hwdaemon.builtins.recognizers.beamsearch import DEFAULT_SETTINGS, BeamDecoder, BeamSettings
 from hwdaemon.builtins.recognizers.handwriting_model import (
     HandwritingModel,
     check_model_files,
@@ -126,7 +126,7 @@ class HandwritingRecognizer(Recognizer):
         text, confidence = greedy(probabilities, model.charset)
         if decoder is not None:
             text = decoder(probabilities, model.charset)
-        words = word_boxes(text, probabilities, model.charset, box, resized_width(crop))
+        words = word_boxes(text, probabilities, model.charset, box, crop, resized_width(crop))
         return Line(text, confidence, box.polygon, words=words)
 
 

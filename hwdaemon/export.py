@@ -1,4 +1,8 @@
-"""Result → text, JSON or CSV, and the one way hwdaemon writes a file: atomically."""
+"""Result → text, JSON, CSV or a searchable PDF, and the one way hwdaemon writes a file: atomically.
+
+Text formats come from the Result alone (`render`); a binary format also needs
+the original scan, whose pages it carries (`render_bytes`, `BINARY_FORMATS`).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from typing import Literal
 from hwdaemon.filenames import fit_name
 from hwdaemon.model import Result
 
-Format = Literal["txt", "json", "csv"]
-FORMATS: tuple[Format, ...] = ("txt", "json", "csv")
+Format = Literal["txt", "json", "csv", "pdf"]
+FORMATS: tuple[Format, ...] = ("txt", "json", "csv", "pdf")
+BINARY_FORMATS: tuple[Format, ...] = ("pdf",)  # need the original file: render_bytes
 PageSeparator = Literal["formfeed", "header"]
 CSV_COLUMNS = ("file", "page", "line", "text", "confidence", "x", "y", "w", "h")
 
@@ -56,9 +61,25 @@ def to_csv(result: Result) -> str:
 
 
 def render(result: Result, format: Format, page_separator: PageSeparator = "formfeed") -> str:
+    """A text format's content; a binary format is refused (it needs the original: `render_bytes`)."""
+    if format in BINARY_FORMATS:
+        raise ValueError(f"{format} is a binary format made from the original file: use render_bytes")
     if format == "txt":
         return to_txt(result, page_separator)
     return to_json(result) if format == "json" else to_csv(result)
+
+
+def render_bytes(
+    result: Result, format: Format, page_separator: PageSeparator = "formfeed", original: Path | None = None
+) -> bytes:
+    """Any format as its file's bytes: text formats in UTF-8, `pdf` made from `original` (the scan the Result was read from)."""
+    if format == "pdf":
+        if original is None:
+            raise ValueError("the pdf format is made from the original file, and none was given")
+        from hwdaemon.searchable_pdf import searchable_pdf  # pikepdf and OCRmyPDF's renderer: only for PDFs
+
+        return searchable_pdf(result, original)
+    return render(result, format, page_separator).encode("utf-8")
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:

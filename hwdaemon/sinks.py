@@ -23,10 +23,15 @@ from hwdaemon.model import Result
 
 @dataclass(frozen=True, slots=True)
 class Artifacts:
-    """What a sink gets beside the Result: the idempotency key and the original file's name."""
+    """What a sink gets beside the Result: the idempotency key, the original file's name and where it is now.
+
+    `original_path` is the scan itself (in processed/ once filed), for formats made
+    from its pages (`pdf`); None where no file is at hand, or it is gone.
+    """
 
     idempotency_key: str
     original_name: str
+    original_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

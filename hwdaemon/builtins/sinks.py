@@ -12,11 +12,12 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import Format, PageSeparator, render, write_atomic
+from hwdaemon.errors import PermanentDeliveryError, PluginError, RetryableDeliveryError
+from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, render_bytes, write_atomic
 from hwdaemon.filenames import fit_name
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
+from hwdaemon.searchable_pdf import UnusableOriginalError
 from hwdaemon.sinks import NAME_FIELDS, Artifacts, DeliveryReceipt, Sink, SinkOptions, check_name_template, output_name
 
 
@@ -36,7 +37,7 @@ class FileSinkOptions(SinkOptions):
 
 
 class FileSink(Sink[FileSinkOptions]):
-    """Writes each result as .txt/.json/.csv into a folder, atomically, never clobbering by default."""
+    """Writes each result as .txt/.json/.csv/.pdf into a folder, atomically, never clobbering by default."""
 
     name = "file"
     Options = FileSinkOptions
@@ -50,8 +51,17 @@ class FileSink(Sink[FileSinkOptions]):
             )
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
+            if format in BINARY_FORMATS and artifacts.original_path is None:
+                raise PermanentDeliveryError(
+                    f"cannot write {target}: the {format} format is made from the original scan, and "
+                    f"{artifacts.original_name} is gone (deleted, or moved out of processed/)"
+                )
             try:
-                write_atomic(target, render(result, format, options.page_separator))
+                content = render_bytes(result, format, options.page_separator, artifacts.original_path)
+            except (UnusableOriginalError, PluginError) as exc:
+                raise PermanentDeliveryError(f"cannot write {target}: {exc}") from exc
+            try:
+                write_atomic(target, content)
                 _mark_owner(target, result.sha256)
             except PermissionError as exc:
                 raise PermanentDeliveryError(

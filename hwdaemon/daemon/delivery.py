@@ -27,7 +27,7 @@ from structlog.contextvars import bound_contextvars
 
 from hwdaemon.config import DeliveryConfig
 from hwdaemon.daemon.context import ThreadContext
-from hwdaemon.store import Delivery, Store
+from hwdaemon.store import Delivery, Job, Store
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.redaction import redact_urls_in
 from hwdaemon.sinks import Artifacts, DeliveryReceipt
@@ -208,8 +208,18 @@ def _attempt(context: ThreadContext, store: Store, delivery: Delivery) -> Delive
     result = store.jobs.result_of(delivery.job_id, delivery.revision)
     if job is None or result is None:
         raise PermanentDeliveryError("job result missing")
-    artifacts = Artifacts(idempotency_key=delivery.idempotency_key, original_name=Path(job.path).name)
+    artifacts = Artifacts(
+        idempotency_key=delivery.idempotency_key, original_name=Path(job.path).name, original_path=_original_of(job)
+    )
     return sink.deliver(result, artifacts)
+
+
+def _original_of(job: Job) -> Path | None:
+    """Where the scan lies now: in processed/ once filed, else where it was read; None once deleted or moved away."""
+    for candidate in (job.final_path, job.path):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
 
 
 def _count(context: ThreadContext, sink: str, outcome: str) -> None:

@@ -59,6 +59,12 @@ class ProfileConfig(Strict):
     detector: PieceConfig = PieceConfig(type="linenet")
     recognizer: PieceConfig = PieceConfig(type="handwriting")
     postprocess: list[PieceConfig] = Field(default_factory=lambda: [PieceConfig(type="normalize_whitespace")])
+    # auto measured on rotated copies of the dev pages (docs/accuracy.md, benchmarks/orientation.py): every
+    # quarter turn read as well as upright, no upright page turned, about 0.1 s a page for a few lines read twice.
+    orientation: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: turn pages that arrive sideways or upside down upright before the steps; off: read as they come",
+    )
     user_words: list[str] = Field(
         default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them"
     )

@@ -13,12 +13,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
 from hwdaemon.config import Config, ModelsConfig, ProfileConfig
 from hwdaemon.model import Box, Document, Line, PageResult, Result
-from hwdaemon.pipeline.geometry import Affine, identity, is_identity, map_points
+from hwdaemon.pipeline.geometry import Affine, is_identity, map_points
+from hwdaemon.pipeline.orientation import detect_orientation, rotate_upright
 from hwdaemon.pipeline.stages import Detector, PieceContext, Postprocessor, Recognizer, Step
 from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.plugins import Registry
@@ -33,6 +35,7 @@ class Pipeline:
     detector: Detector
     recognizer: Recognizer
     postprocessors: tuple[Postprocessor, ...]
+    orientation: Literal["auto", "off"] = "off"  # the profile's `orientation`; auto: pages are turned upright first
 
     @classmethod
     def from_profile(cls, name: str, profile: ProfileConfig, models: ModelsConfig, registry: Registry) -> Pipeline:
@@ -50,6 +53,7 @@ class Pipeline:
             detector=registry.create("detector", profile.detector, context),
             recognizer=registry.create("recognizer", profile.recognizer, context),
             postprocessors=tuple(registry.create("postprocessor", step, context) for step in profile.postprocess),
+            orientation=profile.orientation,
         )
 
     def check_ready(self) -> None:
@@ -68,7 +72,8 @@ class Pipeline:
         for page in document.pages:
             original_height, original_width = page.image.shape[:2]
             with _timed(timings, "preprocess"):
-                image, to_processed = page.image, identity()
+                orientation = detect_orientation(page.image, self.recognizer) if self.orientation == "auto" else 0
+                image, to_processed = rotate_upright(page.image, orientation)  # the first geometric stage
                 for step in self.steps:
                     image, moved = step.apply_mapped(image)
                     to_processed = moved @ to_processed
@@ -85,7 +90,14 @@ class Pipeline:
             to_original = np.linalg.inv(to_processed)
             lines = tuple(_mapped(line, to_original, original_width, original_height) for line in lines)
             pages.append(
-                PageResult(number=page.number, width=original_width, height=original_height, lines=lines, dpi=page.dpi)
+                PageResult(
+                    number=page.number,
+                    width=original_width,
+                    height=original_height,
+                    lines=lines,
+                    dpi=page.dpi,
+                    orientation=orientation,
+                )
             )
             del image, boxes
             release_freed_memory()

@@ -1,4 +1,4 @@
-"""Result → text, JSON, CSV or a searchable PDF, and the one way hwdaemon writes a file: atomically.
+"""Result → text, JSON, CSV, ALTO, PAGE, hOCR or a searchable PDF, and the one way hwdaemon writes a file: atomically.
 
 Text formats come from the Result alone (`render`); a binary format also needs
 the original scan, whose pages it carries (`render_bytes`, `BINARY_FORMATS`).
@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import Literal
 
 from hwdaemon.filenames import fit_name
+from hwdaemon.formats.alto import to_alto
+from hwdaemon.formats.hocr import to_hocr
+from hwdaemon.formats.page import to_page
 from hwdaemon.model import Result
 
-Format = Literal["txt", "json", "csv", "pdf"]
-FORMATS: tuple[Format, ...] = ("txt", "json", "csv", "pdf")
+Format = Literal["txt", "json", "csv", "alto", "page", "hocr", "pdf"]
+FORMATS: tuple[Format, ...] = ("txt", "json", "csv", "alto", "page", "hocr", "pdf")
 BINARY_FORMATS: tuple[Format, ...] = ("pdf",)  # need the original file: render_bytes
 PageSeparator = Literal["formfeed", "header"]
+# the XML formats' files end as their readers expect (eScriptorium, Transkribus, hocr-tools); others in the format's name
+EXTENSIONS: dict[Format, str] = {"alto": "alto.xml", "page": "page.xml", "hocr": "hocr"}
 CSV_COLUMNS = ("file", "page", "line", "text", "confidence", "x", "y", "w", "h")
 
 
@@ -66,7 +71,18 @@ def render(result: Result, format: Format, page_separator: PageSeparator = "form
         raise ValueError(f"{format} is a binary format made from the original file: use render_bytes")
     if format == "txt":
         return to_txt(result, page_separator)
+    if format == "alto":
+        return to_alto(result)
+    if format == "page":
+        return to_page(result)
+    if format == "hocr":
+        return to_hocr(result)
     return to_json(result) if format == "json" else to_csv(result)
+
+
+def extension(format: Format) -> str:
+    """The file name extension (no dot) a format is written with: `{ext}` in the sinks' name templates."""
+    return EXTENSIONS.get(format, format)
 
 
 def render_bytes(

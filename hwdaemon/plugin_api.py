@@ -11,7 +11,7 @@ when and where each runs, in `hwdaemon.hookspecs`.
   `NoOptions`, `PieceContext`, `UserWords`, `line_crop` for recognizers;
 - to add a sink: `Sink` (as `Sink[MyOptions]`), `SinkOptions`, `Artifacts`,
   `DeliveryReceipt`, the name templates (`output_name`, `check_name_template`,
-  `NAME_FIELDS`), the export formats (`render`, `Format`, `PageSeparator`) and
+  `NAME_FIELDS`), the export formats (`render`, `Format`, `PageSeparator`, `extension`) and
   the redaction helpers, so no credential reaches a message or a log;
 - what a plugin is handed: `Result`, `PageResult`, `Line`, `Box`, `Point`,
   `Image`, and `FailedJob` for `hwdaemon_job_failed`;
@@ -22,7 +22,7 @@ when and where each runs, in `hwdaemon.hookspecs`.
 from __future__ import annotations
 
 from hwdaemon.errors import ModelMissingError, PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import Format, PageSeparator, render
+from hwdaemon.export import Format, PageSeparator, extension, render
 from hwdaemon.hookspecs import FailedJob, hookimpl
 from hwdaemon.model import Box, Image, Line, PageResult, Point, Result
 from hwdaemon.pipeline.crops import line_crop
@@ -68,6 +68,7 @@ __all__ = [
     "Step",
     "UserWords",
     "check_name_template",
+    "extension",
     "hookimpl",
     "line_crop",
     "output_name",

@@ -13,8 +13,9 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from hwdaemon.errors import PermanentDeliveryError, PluginError, RetryableDeliveryError
-from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, render_bytes, write_atomic
+from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, extension, render_bytes, write_atomic
 from hwdaemon.filenames import fit_name
+from hwdaemon.formats.page import MultiPageError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
 from hwdaemon.searchable_pdf import UnusableOriginalError
@@ -37,7 +38,7 @@ class FileSinkOptions(SinkOptions):
 
 
 class FileSink(Sink[FileSinkOptions]):
-    """Writes each result as .txt/.json/.csv/.pdf into a folder, atomically, never clobbering by default."""
+    """Writes each result as .txt/.json/.csv/.alto.xml/.page.xml/.hocr/.pdf into a folder, atomically, never clobbering by default."""
 
     name = "file"
     Options = FileSinkOptions
@@ -47,7 +48,7 @@ class FileSink(Sink[FileSinkOptions]):
         written = []
         for format in options.formats:
             target = options.path / fit_name(
-                output_name(options.name_template, result, artifacts, format), reserve_bytes=len("-12345678")
+                output_name(options.name_template, result, artifacts, extension(format)), reserve_bytes=len("-12345678")
             )
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
@@ -58,7 +59,7 @@ class FileSink(Sink[FileSinkOptions]):
                 )
             try:
                 content = render_bytes(result, format, options.page_separator, artifacts.original_path)
-            except (UnusableOriginalError, PluginError) as exc:
+            except (UnusableOriginalError, PluginError, MultiPageError) as exc:
                 raise PermanentDeliveryError(f"cannot write {target}: {exc}") from exc
             try:
                 write_atomic(target, content)

@@ -26,6 +26,7 @@ from hwdaemon.plugin_api import (
     Sink,
     SinkOptions,
     check_name_template,
+    extension,
     hookimpl,
     output_name,
     render,
@@ -35,6 +36,9 @@ CONTENT_TYPES: dict[str, str] = {
     "txt": "text/plain; charset=utf-8",
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
+    "alto": "application/xml",  # ALTO has no registered media type of its own
+    "page": "application/vnd.prima.page+xml",  # the media type PRImA proposes for PAGE
+    "hocr": "application/xhtml+xml",
 }
 # Errors that retrying cannot fix without a change of configuration.
 PERMANENT_CODES = frozenset(
@@ -99,7 +103,7 @@ class S3Sink(Sink[S3Options]):
         options = self.options
         keys = []
         for format in options.formats:
-            key = output_name(options.key_template, result, artifacts, format)
+            key = output_name(options.key_template, result, artifacts, extension(format))
             extra: dict[str, Any] = {}
             if options.server_side_encryption:
                 extra["ServerSideEncryption"] = options.server_side_encryption

@@ -79,6 +79,12 @@ class ProfileConfig(Strict):
         default=0.85, ge=0, le=1, description="lines read with less confidence are flagged on the review page"
     )
 
+    @field_validator("orientation", mode="before")
+    @classmethod
+    def _orientation_off_unquoted(cls, value: object) -> object:
+        """YAML reads a bare `off` as false (and `on` as true): they mean what was written."""
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
 
 class ModelsConfig(Strict):
     """Where recognition weights live. The embedded English weights are always searched last."""

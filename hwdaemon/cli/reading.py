@@ -17,7 +17,7 @@ import click
 
 from hwdaemon.cli.loading import CONFIG_OPTION, load, ready_pipeline
 from hwdaemon.errors import InputFileError, NoInputError
-from hwdaemon.export import FORMATS, Format, render, write_atomic
+from hwdaemon.export import FORMATS, Format, extension, render, write_atomic
 from hwdaemon.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -111,11 +111,11 @@ def process(
 
 
 def _output_path(folder: Path, source: Path, format_: Format, claimed: set[Path]) -> Path:
-    """`<stem>.<format>` in `folder`; a second input with the same stem gets `<stem>-2`, and so on."""
-    target = folder / f"{source.stem}.{format_}"
+    """`<stem>.<extension>` (`.txt`, `.alto.xml`, …) in `folder`; a second input with the same stem gets `<stem>-2`, and so on."""
+    target = folder / f"{source.stem}.{extension(format_)}"
     counter = 2
     while target in claimed:
-        target = folder / f"{source.stem}-{counter}.{format_}"
+        target = folder / f"{source.stem}-{counter}.{extension(format_)}"
         counter += 1
     claimed.add(target)
     return target

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_DATA  # noqa: E402
-
-from hwdaemon.config import Config, load_config  # noqa: E402
-from hwdaemon.evaluation import ManifestItem, ProfileReport, evaluate, read_manifest  # noqa: E402
-from hwdaemon.pipeline import Pipeline  # noqa: E402
-from hwdaemon.plugins import Registry, build_registry  # noqa: E402
+from _common import DEV_DATA
+from hwdaemon.config import Config, load_config
+from hwdaemon.evaluation import ManifestItem, ProfileReport, evaluate, read_manifest
+from hwdaemon.pipeline import Pipeline
+from hwdaemon.plugins import Registry, build_registry
 
 GROUPS = [("line", "en"), ("line", "fr"), ("page", "en"), ("page", "fr")]
 FRENCH_TWINS = {"default": "default_fr"}

@@ -117,7 +117,10 @@ def overhead(notes: int) -> dict:
             for number in range(notes):
                 Image.fromarray(render_note(number)).save(folder / "inbox" / f"note-{number:03}.png")
                 wait_for(
-                    lambda: len(done_events(daemon)) == number + 1, timeout=120, interval=0.02, what=f"note {number}"
+                    lambda: len(done_events(daemon)) == number + 1,  # noqa: B023 (called within this iteration)
+                    timeout=120,
+                    interval=0.02,
+                    what=f"note {number}",
                 )
             cpu = cpu_seconds(daemon.process.pid) - cpu_before
             coordinator = {event["job_id"]: event["seconds"] for event in done_events(daemon)}

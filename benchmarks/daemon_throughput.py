@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_seconds, render_note, rss_mb  # noqa: E402
+from _common import cpu_seconds, render_note, rss_mb
 
 
 def events(log: Path) -> list[dict]:

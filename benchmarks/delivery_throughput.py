@@ -22,13 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins" / "hwdaemon-s3" / "tests"))
 
-from hwdaemon.store import Store  # noqa: E402
 from hwdaemon.model import Box, Line, PageResult, Result  # noqa: E402
 from hwdaemon.sinks import Artifacts, Sink  # noqa: E402
+from hwdaemon.store import Store  # noqa: E402
 
 
 class Ok(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
         self.end_headers()

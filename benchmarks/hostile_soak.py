@@ -29,8 +29,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _common import render_note, rss_mb  # noqa: E402
-from hostile_files import pdf_of_large_pages, pdf_of_nested_forms, tiff_of_large_frames  # noqa: E402
+from _common import render_note, rss_mb
+from hostile_files import pdf_of_large_pages, pdf_of_nested_forms, tiff_of_large_frames
 
 
 def _truncated(path: Path) -> None:
@@ -94,7 +94,7 @@ def main() -> None:
     for number in range(args.files):
         if number % args.hostile_every == args.hostile_every - 1:
             name, make = HOSTILE[hostile_made % len(HOSTILE)]
-            stem, dot, ext = name.rpartition(".")
+            stem, _dot, ext = name.rpartition(".")
             name = f"{stem[: 246 - 6]}-{hostile_made:04d}.{ext}"
             hostile_made += 1
             make(staging / name)

@@ -21,15 +21,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_DATA  # noqa: E402
-
-from hwdaemon.logging import configure_logging  # noqa: E402
-from hwdaemon.builtins.recognizers.handwriting_model import load_model  # noqa: E402
-from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL  # noqa: E402
-from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, fine_tune_candidates  # noqa: E402
-from hwdaemon.training.data import LineSample, load_samples  # noqa: E402
-from hwdaemon.training.exclusion import ExclusionList  # noqa: E402
-from hwdaemon.training.train import character_error_rate, encodable  # noqa: E402
+from _common import DEV_DATA
+from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
+from hwdaemon.builtins.recognizers.handwriting_model import load_model
+from hwdaemon.logging import configure_logging
+from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, fine_tune_candidates
+from hwdaemon.training.data import LineSample, load_samples
+from hwdaemon.training.exclusion import ExclusionList
+from hwdaemon.training.train import character_error_rate, encodable
 
 
 def writer_lines(folder: Path, exclusions: ExclusionList, charset: str) -> tuple[list[LineSample], list[LineSample]]:

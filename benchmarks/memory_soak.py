@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_DATA, render_note, rss_mb  # noqa: E402
-
-from hwdaemon.config import InputsConfig, load_config  # noqa: E402
-from hwdaemon.inputs import open_document  # noqa: E402
-from hwdaemon.model import Document, Page  # noqa: E402
-from hwdaemon.pipeline import Pipeline  # noqa: E402
-from hwdaemon.plugins import build_registry  # noqa: E402
+from _common import DEV_DATA, render_note, rss_mb
+from hwdaemon.config import InputsConfig, load_config
+from hwdaemon.inputs import open_document
+from hwdaemon.model import Document, Page
+from hwdaemon.pipeline import Pipeline
+from hwdaemon.plugins import build_registry
 
 
 def documents() -> list[Document]:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_DATA  # noqa: E402
+from _common import DEV_DATA
 
 COLD_START = """
 import json, sys, time

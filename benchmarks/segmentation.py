@@ -28,15 +28,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_DATA  # noqa: E402
-
-from hwdaemon.config import PieceConfig  # noqa: E402
-from hwdaemon.errors import ConfigError  # noqa: E402
-from hwdaemon.model import Box  # noqa: E402
-from hwdaemon.pipeline.stages import Detector, PieceContext  # noqa: E402
-from hwdaemon.plugins import build_registry  # noqa: E402
-from hwdaemon.training.data import TranscribedLine, read_transcribed_page  # noqa: E402
-from hwdaemon.training.exclusion import ExclusionList  # noqa: E402
+from _common import DEV_DATA
+from hwdaemon.config import PieceConfig
+from hwdaemon.errors import ConfigError
+from hwdaemon.model import Box
+from hwdaemon.pipeline.stages import Detector, PieceContext
+from hwdaemon.plugins import build_registry
+from hwdaemon.training.data import TranscribedLine, read_transcribed_page
+from hwdaemon.training.exclusion import ExclusionList
 
 Rect = tuple[float, float, float, float]  # left, top, right, bottom
 MATCH_IOU = 0.5

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEV_DATA, rss_mb  # noqa: E402
+from _common import DEV_DATA, rss_mb
 
 
 def pages() -> list[dict[str, str]]:

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hwdaemon.training.crnn import CHARSET_V1
 from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
+from hwdaemon.training.crnn import CHARSET_V1
 from hwdaemon.training.synthetic import default_fonts, synthetic_samples
 from hwdaemon.training.train import TrainSettings, train
 

@@ -141,7 +141,7 @@ class MetricsServer:
 
 def _handler_for(metrics: Metrics, health: Health) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._reply(200, metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8")

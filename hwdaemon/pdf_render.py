@@ -130,7 +130,7 @@ def _child(dpi: int, memory_mb: int) -> int:
     import pypdfium2.raw as pdfium_raw
 
     out = sys.stdout.buffer
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     budget = _address_space_now() + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (budget if hard == resource.RLIM_INFINITY else min(budget, hard), hard))
     try:

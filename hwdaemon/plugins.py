@@ -75,7 +75,7 @@ class Registry:
         try:
             cls = self.get(kind, piece.type)
         except PluginError as exc:
-            where = document.where(path + ("type",)) if document else str(path)
+            where = document.where((*path, "type")) if document else str(path)
             raise ConfigError(f"{where}: {exc}") from None
         try:
             options: BaseModel = cls.Options(**piece.options)

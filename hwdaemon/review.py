@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from hwdaemon.config import Config
 from hwdaemon.daemon.runtime import inbox_key_of
 from hwdaemon.errors import HwdaemonError
-from hwdaemon.model import Line, PageResult, Result
+from hwdaemon.model import PageResult, Result
 from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.store import Store
 
@@ -81,7 +81,7 @@ def changes_between(before: Result, after: Result) -> list[LineChange]:
         other = after_pages.get(page.number)
         if other is None:
             continue
-        for index, (old, new) in enumerate(zip(page.lines, other.lines)):
+        for index, (old, new) in enumerate(zip(page.lines, other.lines, strict=False)):
             if old.text != new.text:
                 changes.append(LineChange(page.number, index, old.text, new.text))
     return changes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
@@ -64,7 +64,7 @@ def output_name(template: str, result: Result, artifacts: Artifacts, ext: str) -
     return template.format(
         stem=Path(artifacts.original_name).stem,
         ext=ext,
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        date=datetime.now(UTC).strftime("%Y-%m-%d"),
         sha8=result.sha256[:8],
         sha256=result.sha256,
     )

@@ -73,12 +73,12 @@ def _to_data(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], source: 
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in mapping:
-                raise ConfigError(f"{source}:{key_node.start_mark.line + 1} {format_key(path + (key,))}: duplicate key")
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            mapping[key] = _to_data(value_node, path + (key,), lines, source)
+                raise ConfigError(f"{source}:{key_node.start_mark.line + 1} {format_key((*path, key))}: duplicate key")
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            mapping[key] = _to_data(value_node, (*path, key), lines, source)
         return mapping
     if isinstance(node, yaml.SequenceNode):
-        return [_to_data(item, path + (index,), lines, source) for index, item in enumerate(node.value)]
+        return [_to_data(item, (*path, index), lines, source) for index, item in enumerate(node.value)]
     value = yaml.SafeLoader(  # a scalar: let PyYAML resolve ints, bools, nulls as usual
         ""
     ).construct_object(node)

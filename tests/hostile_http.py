@@ -49,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
     def hostile(self) -> Hostile:
         return self.server.hostile  # type: ignore[attr-defined,no-any-return]
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.hostile.requests.append(
             Received(time.monotonic(), self.headers.get("Host", ""), self.path, dict(self.headers), body)

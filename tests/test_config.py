@@ -122,7 +122,7 @@ def test_model_dirs_are_searched_before_the_embedded_weights(registry: Registry,
 def test_celery_queue_needs_a_broker_and_takes_its_password_from_the_environment(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(ConfigError, match="queue.backend celery needs queue.broker_url"):
+    with pytest.raises(ConfigError, match=r"queue.backend celery needs queue.broker_url"):
         parse_config("queue: {backend: celery}\n", "c.yaml", registry)
     monkeypatch.setenv("REDIS_PASSWORD", "hunter2-hunter2")
     config = parse_config(

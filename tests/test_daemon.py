@@ -254,7 +254,7 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     running = Daemon(config)
     dropped = 0
-    for round_number in range(3):
+    for _ in range(3):
         running.start()
         batch = names[dropped : dropped + 70]
         for name in batch:
@@ -262,7 +262,9 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
         dropped += len(batch)
         done_before = running.count("job_done")
         wait_for(
-            lambda: running.count("job_done") >= done_before + rng.randint(5, 40), timeout=120, what="some progress"
+            lambda: running.count("job_done") >= done_before + rng.randint(5, 40),  # noqa: B023 (called within this iteration)
+            timeout=120,
+            what="some progress",
         )
         time.sleep(rng.uniform(0, 0.3))
         running.kill()

@@ -259,7 +259,7 @@ def test_memory_bombs_under_a_memory_cap_fail_and_the_daemon_lives(
         save(render_lines(["After the bomb"]), tmp_path / "inbox" / "after.png")
         wait_for(lambda: (tmp_path / "outbox" / "after.txt").exists(), what="after.txt")
         assert daemon.process.poll() is None and daemon.count("daemon_starting") == 1
-        assert [row[2] for row in job_rows(tmp_path)][0] == 1  # one attempt: a permanent refusal
+        assert next(row[2] for row in job_rows(tmp_path)) == 1  # one attempt: a permanent refusal
     finally:
         daemon.stop()
         cap.remove()

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import character_error_rate
+from hwdaemon.builtins.recognizers import charlm
+from hwdaemon.builtins.recognizers.beamsearch import BeamSettings, beam_search
 from hwdaemon.config import parse_config
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Document, Page
-from hwdaemon.builtins.recognizers import charlm
 from hwdaemon.pipeline import Pipeline
 from hwdaemon.pipeline.userwords import UserWords
-from hwdaemon.builtins.recognizers.beamsearch import BeamSettings, beam_search
 from hwdaemon.plugins import Registry
 from rendering import render_lines
 
@@ -80,7 +80,7 @@ def test_all_blank_output_reads_as_nothing(small_model: charlm.CharLanguageModel
 
 
 def test_a_profile_language_without_a_word_list_is_named() -> None:
-    with pytest.raises(ConfigError, match="'ja'.*decoder: greedy"):
+    with pytest.raises(ConfigError, match=r"'ja'.*decoder: greedy"):
         charlm.check_languages(["en", "ja"])
 
 

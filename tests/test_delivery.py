@@ -107,7 +107,7 @@ def test_400_is_dead_lettered_at_once_and_redeliver_brings_it_back(httpserver: H
     try:
         save(render_lines(["Bad request"]), tmp_path / "inbox" / "bad.png")
         wait_for(lambda: deliveries(tmp_path) and deliveries(tmp_path)[0][0] == "dead", what="dead letter")
-        state, attempts, error = deliveries(tmp_path)[0]
+        _state, attempts, error = deliveries(tmp_path)[0]
         assert attempts == 1 and "answered 400" in (error or "")
         listing = CliRunner().invoke(cli, ["deliveries", "--failed", "--config", str(config)])
         assert "dead" in listing.stdout and "answered 400" in listing.stdout

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwdaemon.config import PieceConfig
 from hwdaemon.builtins.steps import rotate
+from hwdaemon.config import PieceConfig
 from hwdaemon.pipeline.stages import Detector, PieceContext
 from hwdaemon.plugins import Registry
 from rendering import render_lines

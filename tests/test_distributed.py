@@ -104,11 +104,11 @@ def all_done(folder: Path, count: int) -> bool:
 
 
 def test_a_worker_refuses_a_profile_it_does_not_serve(tmp_path: Path, registry: Registry) -> None:
-    text = f"""
-queue: {{backend: celery, broker_url: 'redis://127.0.0.1:1/0', serve_profiles: [default]}}
+    text = """
+queue: {backend: celery, broker_url: 'redis://127.0.0.1:1/0', serve_profiles: [default]}
 profiles:
-  default: {{recognizer: handwriting}}
-  other: {{recognizer: handwriting}}
+  default: {recognizer: handwriting}
+  other: {recognizer: handwriting}
 """
     host = ReadingHost(parse_config(text, "worker.yaml", registry), registry)
     image = save(render_lines(["hello"]), tmp_path / "a.png").read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ class ParrotRecognizer(Recognizer):
     """Reads every line as 'hello wrld': a known answer for known arithmetic."""
 
     name = "parrot"
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def load(self) -> None:
         self.calls.append("load")

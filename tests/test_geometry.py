@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from rendering import handwriting_font
 
 from hwdaemon.builtins.recognizers.alignment import align
 from hwdaemon.builtins.steps import rotate_mapped
@@ -14,6 +13,7 @@ from hwdaemon.model import Document, Page
 from hwdaemon.pipeline import Pipeline
 from hwdaemon.pipeline.geometry import map_points, quarter_turn
 from hwdaemon.plugins import Registry
+from rendering import handwriting_font
 
 LINES = [
     ["Send", "the", "parcel", "before", "noon"],

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from hwdaemon.builtins.detectors.linenet import SHIPPED_LINENET, LineNetDetector, lines_from_cores
 from hwdaemon.config import PieceConfig
 from hwdaemon.errors import ModelMissingError
-from hwdaemon.builtins.detectors.linenet import SHIPPED_LINENET, LineNetDetector, lines_from_cores
-from hwdaemon.training.linenet_network import LineNet, load_linenet
 from hwdaemon.pipeline.onnx_runtime import open_session, run
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.plugins import Registry
 from hwdaemon.training.data import TranscribedLine
+from hwdaemon.training.linenet_network import LineNet, load_linenet
 from hwdaemon.training.segment import (
     SegmentPage,
     SegmentSettings,
@@ -166,6 +166,6 @@ def test_a_missing_segmenter_is_named(registry: Registry, tmp_path: Path) -> Non
     detector = registry.create(
         "detector", PieceConfig(type="linenet", options={"model_dir": str(tmp_path)}), PieceContext()
     )
-    with pytest.raises(ModelMissingError, match="linenet.onnx"):
+    with pytest.raises(ModelMissingError, match=r"linenet.onnx"):
         detector.check_ready()
     assert SHIPPED_LINENET.name == "linenet"

@@ -108,7 +108,7 @@ def test_healthz_turns_503_when_the_worker_stalls(faults_site: Path, tmp_path: P
         base = metrics_url(daemon)
         assert http_get(f"{base}/healthz")[0] == 200
         save(render_lines(["Never finishes"]), tmp_path / "faulty" / "wedged.png")
-        status, body = wait_for(
+        _status, body = wait_for(
             lambda: (lambda reply: reply if reply[0] == 503 else None)(http_get(f"{base}/healthz")), what="503"
         )
         details = json.loads(body)

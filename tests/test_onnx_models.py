@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from hwdaemon.config import PieceConfig
-from hwdaemon.errors import ModelMissingError
-from hwdaemon.training.crnn import load_network, torch_forward
+from hwdaemon.builtins.detectors.linenet import SHIPPED_LINENET, shrink, to_network_input
 from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
 from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, load_model
-from hwdaemon.builtins.detectors.linenet import SHIPPED_LINENET, shrink, to_network_input
-from hwdaemon.training.linenet_network import load_linenet
+from hwdaemon.config import PieceConfig
+from hwdaemon.errors import ModelMissingError
 from hwdaemon.pipeline.onnx_runtime import open_session, run
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.plugins import Registry
+from hwdaemon.training.crnn import load_network, torch_forward
+from hwdaemon.training.linenet_network import load_linenet
 from rendering import render_lines, save
 
 LETTER = ["Dear Margaret, thank you for", "the parcel and the kind words", "about our garden in spring."]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwdaemon.config import PieceConfig
 from hwdaemon.builtins.steps import estimate_skew_degrees, ink_mask, rotate
+from hwdaemon.config import PieceConfig
 from hwdaemon.pipeline.stages import PieceContext, Step
 from hwdaemon.plugins import Registry
 from rendering import render_lines

@@ -12,10 +12,10 @@ from starlette.testclient import TestClient
 from hwdaemon import review
 from hwdaemon.config import Config, parse_config
 from hwdaemon.daemon.previews import encode_previews, save_previews
-from hwdaemon.store import Store
 from hwdaemon.errors import ConfigError
 from hwdaemon.model import Document, Line, Page, PageResult, Result
 from hwdaemon.plugins import Registry
+from hwdaemon.store import Store
 from hwdaemon.ui.app import create_app
 from hwdaemon.ui.security import CSRF_COOKIE
 

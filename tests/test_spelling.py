@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hwdaemon.builtins.postprocessors.spelling import Spelling, SpellingOptions
 from hwdaemon.config import ConfigError
 from hwdaemon.model import Box, Line
-from hwdaemon.builtins.postprocessors.spelling import Spelling, SpellingOptions
 from hwdaemon.pipeline.stages import PieceContext
 from hwdaemon.pipeline.userwords import UserWords
 

@@ -19,8 +19,8 @@ import pytest
 
 from daemon_harness import Daemon, wait_for, write_config
 from hwdaemon.daemon.lock import LOCK_NAME, acquire_state_dir
-from hwdaemon.store import DATABASE_NAME, MIGRATIONS, SCHEMA_VERSION, Store
 from hwdaemon.errors import StateDirInUseError, StoreError
+from hwdaemon.store import DATABASE_NAME, MIGRATIONS, SCHEMA_VERSION, Store
 from rendering import render_lines, save
 
 # The schema of the first release (71dbd32), before user_version: copied here, not

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from hwdaemon.cli import cli
 from hwdaemon.errors import ConfigError
-from hwdaemon.training.crnn import build_network, load_network, save_model
 from hwdaemon.training.average import average_models
+from hwdaemon.training.crnn import build_network, load_network, save_model
 
 
 def _model(folder: Path, charset: str, seed: int) -> Path:

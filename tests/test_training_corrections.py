@@ -14,10 +14,10 @@ from PIL import Image
 from hwdaemon.cli import cli
 from hwdaemon.config import load_config
 from hwdaemon.daemon.previews import encode_previews, save_previews
-from hwdaemon.store import Store
 from hwdaemon.model import Box, Document, Line, Page, PageResult, Result
 from hwdaemon.plugins import Registry
 from hwdaemon.review import apply_edits
+from hwdaemon.store import Store
 from hwdaemon.training.corrections import approved_lines
 from rendering import render_lines
 
@@ -120,8 +120,8 @@ def test_a_better_model_is_installed_for_that_profile_only(tmp_path: Path, regis
         report["new_cer"] == min(report["fine_tuned_cer"], report["mean_cer"]) and card["kind"] == report["new_model"]
     )
 
-    from hwdaemon.pipeline import Pipeline
     from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
+    from hwdaemon.pipeline import Pipeline
 
     config = load_config(config_path, registry)
     mine = Pipeline.from_profile("mine", config.profile("mine"), config.models, registry).recognizer

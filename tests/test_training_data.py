@@ -188,7 +188,7 @@ def test_a_small_source_is_repeated_on_the_training_side() -> None:
 def test_other_xml_is_skipped_and_an_image_named_after_the_xml_is_found(page_folder: Path) -> None:
     (page_folder / "METS.xml").write_text('<?xml version="1.0"?><mets:mets xmlns:mets="http://www.loc.gov/METS/"/>')
     (page_folder / "scan.alto.xml").write_text(ALTO.replace("page.png", "scan.pdf_page_1.png"))
-    with pytest.raises(PageImageMissingError, match="scan.pdf_page_1.png"):
+    with pytest.raises(PageImageMissingError, match=r"scan.pdf_page_1.png"):
         load_samples([("owner/repo", page_folder / "scan.alto.xml")], ExclusionList(rules=()))
     (page_folder / "page.png").rename(page_folder / "scan.alto.png")
     samples = load_samples(

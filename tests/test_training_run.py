@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,14 +12,14 @@ import torch
 from click.testing import CliRunner
 
 from conftest import character_error_rate
+from hwdaemon.builtins.easyocr_reader import embedded_model_dir
+from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, load_model
 from hwdaemon.cli import cli
 from hwdaemon.config import parse_config
 from hwdaemon.model import Document, Page
 from hwdaemon.pipeline import Pipeline
-from hwdaemon.training.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_g2, load_network, torch_forward
-from hwdaemon.builtins.easyocr_reader import embedded_model_dir
-from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, load_model
 from hwdaemon.plugins import Registry
+from hwdaemon.training.crnn import CHARSET_V1, ENGLISH_G2_CHARSET, from_english_g2, load_network, torch_forward
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.synthetic import default_fonts
 from hwdaemon.training.train import TrainSettings, learning_rate_at, planned_steps, train
@@ -144,7 +145,7 @@ def test_batch_preparing_processes_start_after_opencv_has_run() -> None:
 def test_asking_for_a_gpu_where_there_is_none_is_a_clear_error(samples: list[LineSample], tmp_path: Path) -> None:
     from hwdaemon.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="no CUDA GPU.*--device auto"):
+    with pytest.raises(ConfigError, match=r"no CUDA GPU.*--device auto"):
         train(samples, [], tmp_path, embedded_model_dir() / "english_g2.pth", TrainSettings(device="cuda"))
 
 
@@ -154,7 +155,7 @@ def test_cosine_schedule_falls_from_the_rate_to_five_percent_over_the_planned_st
     assert total == 10 + 5
     rates = [learning_rate_at(step, total, settings) for step in range(total + 1)]
     assert rates[0] == pytest.approx(2e-4) and rates[-1] == pytest.approx(1e-5)
-    assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    assert all(later < earlier for earlier, later in itertools.pairwise(rates))
     assert learning_rate_at(7, total, TrainSettings(learning_rate=2e-4)) == 2e-4  # constant is the default
 
 

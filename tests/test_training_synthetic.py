@@ -32,7 +32,7 @@ def test_the_same_seed_renders_the_same_lines() -> None:
     first = synthetic_samples(5, FONTS, CHARSET_V1, ["en"], seed=11)
     second = synthetic_samples(5, FONTS, CHARSET_V1, ["en"], seed=11)
     assert [s.text for s in first] == [s.text for s in second]
-    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, second))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, second, strict=True))
 
 
 def test_rendering_processes_draw_the_same_lines_as_one() -> None:

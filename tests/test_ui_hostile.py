@@ -26,9 +26,9 @@ import pytest
 
 from daemon_harness import Daemon, write_config
 from hwdaemon.config import Config
-from hwdaemon.store import Store
 from hwdaemon.errors import ConfigError
 from hwdaemon.plugins import Registry
+from hwdaemon.store import Store
 from hwdaemon.ui.security import CSRF_COOKIE, SECRET_NAME
 from hwdaemon.ui.server import UiServer
 from test_review import TOKEN, add_done_job, make_config, sample_result

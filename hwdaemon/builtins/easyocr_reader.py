@@ -8,10 +8,10 @@ page and file. Nothing here downloads unless the config sets `download_enabled`.
 from __future__ import annotations
 
 import functools
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 

@@ -348,7 +348,8 @@ def train_segmenter(
         --exclusions DO-NOT-TRAIN.tsv --skip-pages held-out.txt --out runs/linenet
     """
     from hwdaemon.training.exclusion import ExclusionList
-    from hwdaemon.training.segment import SegmentSettings, load_pages, split_validation, train_segmenter as run
+    from hwdaemon.training.segment import SegmentSettings, load_pages, split_validation
+    from hwdaemon.training.segment import train_segmenter as run
 
     configure_logging("info")
     log = structlog.get_logger("hwdaemon.train_segmenter")

@@ -15,10 +15,10 @@ from hwdaemon.daemon.notify import Notifier
 from hwdaemon.daemon.outcomes import Outcomes
 from hwdaemon.daemon.runtime import Runtime
 from hwdaemon.daemon.service import Service, SideServer
-from hwdaemon.store import Store
 from hwdaemon.export import process_umask
 from hwdaemon.metrics import Metrics, MetricsServer
 from hwdaemon.plugins import Registry
+from hwdaemon.store import Store
 
 
 def build_service(

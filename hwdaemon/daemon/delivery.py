@@ -27,10 +27,10 @@ from structlog.contextvars import bound_contextvars
 
 from hwdaemon.config import DeliveryConfig
 from hwdaemon.daemon.context import ThreadContext
-from hwdaemon.store import Delivery, Job, Store
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.redaction import redact_urls_in
 from hwdaemon.sinks import Artifacts, DeliveryReceipt
+from hwdaemon.store import Delivery, Job, Store
 
 log = structlog.get_logger()
 

@@ -20,8 +20,8 @@ from hwdaemon.daemon.filing import file_done, file_failed
 from hwdaemon.daemon.previews import save_previews
 from hwdaemon.daemon.runtime import inbox_key_of
 from hwdaemon.hookspecs import FailedJob
-from hwdaemon.store import Job, Store
 from hwdaemon.model import Result
+from hwdaemon.store import Job, Store
 
 log = structlog.get_logger()
 

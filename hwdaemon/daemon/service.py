@@ -32,10 +32,10 @@ from hwdaemon.daemon.filters import is_candidate
 from hwdaemon.daemon.notify import Notifier, watchdog_interval_seconds
 from hwdaemon.daemon.outcomes import Outcomes
 from hwdaemon.daemon.runtime import Runtime, inbox_key_of
-from hwdaemon.store import Store
 from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_observers
 from hwdaemon.errors import ConfigError, HwdaemonError, InputFileError
 from hwdaemon.inputs import sha256_of
+from hwdaemon.store import Store
 
 log = structlog.get_logger()
 LOOP_SECONDS = 0.2

@@ -20,9 +20,9 @@ from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.daemon.executor import Executor
 from hwdaemon.daemon.outcomes import Outcomes
 from hwdaemon.daemon.previews import previewed
-from hwdaemon.store import Job, Store
 from hwdaemon.errors import InputFileError
 from hwdaemon.inputs import open_document
+from hwdaemon.store import Job, Store
 
 log = structlog.get_logger()
 STORE_RETRY_SECONDS = 5.0

@@ -20,10 +20,10 @@ from structlog.contextvars import bound_contextvars
 from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.daemon.executor import Executor
 from hwdaemon.daemon.outcomes import Outcomes
-from hwdaemon.store import Job, Store
 from hwdaemon.distributed.celery_app import READ_TASK, make_app, queue_for, redacted
 from hwdaemon.distributed.messages import ReadReply, ReadRequest
 from hwdaemon.model import Result
+from hwdaemon.store import Job, Store
 
 if TYPE_CHECKING:
     from celery import Celery

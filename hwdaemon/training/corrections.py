@@ -21,10 +21,10 @@ from typing import Any
 
 from PIL import Image
 
-from hwdaemon.daemon.previews import preview_path
-from hwdaemon.store import Store
-from hwdaemon.errors import ConfigError, NoInputError
 from hwdaemon.builtins.recognizers.handwriting_model import load_model
+from hwdaemon.daemon.previews import preview_path
+from hwdaemon.errors import ConfigError, NoInputError
+from hwdaemon.store import Store
 from hwdaemon.training.average import average_models
 from hwdaemon.training.data import LineSample, crop_polygon, read_manifest_lines
 from hwdaemon.training.run import split_by_document

@@ -76,7 +76,7 @@ def _splits(has_ink: npt.NDArray[np.bool_], min_gap: int) -> list[tuple[int, int
         if position < len(has_ink) and not has_ink[position]:
             blank_from = position if blank_from is None else blank_from
             continue
-        if blank_from is not None and position - blank_from >= min_gap and 0 < blank_from and position < len(has_ink):
+        if blank_from is not None and position - blank_from >= min_gap and blank_from > 0 and position < len(has_ink):
             middle = (blank_from + position) // 2
             spans.append((start, middle))
             start = middle

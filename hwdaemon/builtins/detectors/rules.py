@@ -98,7 +98,7 @@ def lines_from_ink(mask: Image, options: LinesOptions) -> list[Box]:
     if len(split) > len(bands):  # pieces of a split may be slivers
         bands = _attach_fragments(split, _line_height(split) * options.min_line_height_factor)
     bands = _merge_same_rows(bands)
-    pad = int(round(char_height * options.padding_factor))
+    pad = round(char_height * options.padding_factor)
     boxes = []
     for band in sorted(bands, key=lambda band: (band.core_top, band.left)):
         left, top = max(0, band.left - pad), max(0, band.top - pad)
@@ -206,7 +206,7 @@ def _smeared_blobs(mask: Image, smear: int, char_height: float) -> list[tuple[in
     """Join letters into word- or phrase-sized blobs by closing horizontally."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (smear, 1))
     smeared = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
+    _count, _, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
     min_area = max(12.0, (char_height * 0.3) ** 2)
     return [
         (int(x), int(y), int(w), int(h))

@@ -78,7 +78,7 @@ def test_redelivery_overwrites_the_same_key(swift: SwiftServer) -> None:
 
 def test_wrong_secret_is_permanent_with_a_clear_message(swift: SwiftServer) -> None:
     with pytest.raises(
-        PermanentDeliveryError, match="SignatureDoesNotMatch.*check access_key_id and secret_access_key"
+        PermanentDeliveryError, match=r"SignatureDoesNotMatch.*check access_key_id and secret_access_key"
     ):
         make_sink(swift.endpoint, secret="not-the-secret").deliver(RESULT, ARTIFACTS)
 
@@ -102,7 +102,7 @@ def test_server_stopped_is_retryable_then_delivers_when_back(swift: SwiftServer)
 
 
 def test_bad_key_template_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match="bad template .*fields are stem, ext, date, sha8, sha256"):
+    with pytest.raises(ValueError, match=r"bad template .*fields are stem, ext, date, sha8, sha256"):
         S3Options(bucket="scans", key_template="{name}.{ext}")
 
 

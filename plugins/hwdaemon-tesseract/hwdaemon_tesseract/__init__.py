@@ -68,7 +68,7 @@ class TesseractRecognizer(Recognizer[TesseractOptions]):
             )
             words = [
                 (text, float(conf))
-                for text, conf in zip(data["text"], data["conf"])
+                for text, conf in zip(data["text"], data["conf"], strict=False)
                 if text.strip() and float(conf) >= 0
             ]
             text = " ".join(word for word, _ in words)

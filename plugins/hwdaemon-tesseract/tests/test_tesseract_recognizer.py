@@ -11,13 +11,13 @@ import pytest
 
 from hwdaemon.config import parse_config
 from hwdaemon.model import Document, Page
-from hwdaemon.plugin_api import ModelMissingError
 from hwdaemon.pipeline import Pipeline
+from hwdaemon.plugin_api import ModelMissingError
 from hwdaemon.plugins import build_registry
 from hwdaemon_tesseract import TesseractRecognizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
-from rendering import render_lines  # noqa: E402
+from rendering import render_lines
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import binascii
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -126,7 +126,7 @@ class WebhookSink(Sink[WebhookOptions]):
             "Idempotency-Key": artifacts.idempotency_key,
         }
         if self._signer is not None:
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             headers["webhook-id"] = artifacts.idempotency_key
             headers["webhook-timestamp"] = str(int(now.timestamp()))
             headers["webhook-signature"] = self._signer.sign(artifacts.idempotency_key, now, body)

@@ -12,27 +12,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 NAME_MAX_BYTES = 255
 ERROR_REPORT_SUFFIX = ".error.json"
 _HASH_CHARS = 8
+_EXTENSION = re.compile(r"(\.[A-Za-z0-9]{1,8}){1,2}$")  # .png, .tiff, .alto.xml, .error.json
+_LONGEST_EXTENSION_BYTES = 16
 
 
 def fit_name(name: str, reserve_bytes: int = 0) -> str:
     """`name`, or a shortened `stem~hash.ext`, whose UTF-8 length plus `reserve_bytes` fits NAME_MAX.
 
     `reserve_bytes` keeps room for what will be appended later (`.error.json`).
+    The hash is of the stem and the stem is cut as if the extension were the
+    longest allowed, so the `.txt`, `.json` and `.alto.xml` of one long name
+    still share one stem and sort together.
     """
     limit = NAME_MAX_BYTES - reserve_bytes
     if len(os.fsencode(name)) <= limit:
         return name
-    suffix = Path(name).suffix
-    if len(os.fsencode(suffix)) > 16:  # not an extension, just a dot in a long name
-        suffix = ""
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:_HASH_CHARS]
-    room = limit - len(os.fsencode(tag + suffix))
+    match = _EXTENSION.search(name)
+    suffix = match.group(0) if match else ""
+    stem = name[: len(name) - len(suffix)]
+    tag = "~" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:_HASH_CHARS]
+    room = limit - len(tag) - max(len(os.fsencode(suffix)), _LONGEST_EXTENSION_BYTES)
     return _cut_utf8(stem, room) + tag + suffix
 
 

@@ -28,7 +28,11 @@ class HwdaemonGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-@click.group(cls=HwdaemonGroup, commands=[*daemon.COMMANDS, *reading.COMMANDS, *training.COMMANDS])
+@click.group(
+    cls=HwdaemonGroup,
+    commands=[*daemon.COMMANDS, *reading.COMMANDS, *training.COMMANDS],
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="hwdaemon")
 def cli() -> None:
     """Turn handwritten scans into text: watch inbox folders, or process files once."""

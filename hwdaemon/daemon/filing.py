@@ -35,11 +35,11 @@ def file_done(path: Path, after: str, inbox: Path) -> Path | None:
 
 
 def file_failed(path: Path, inbox: Path, error: str, attempts: int, details: dict[str, Any]) -> Path | None:
-    """Into failed/ with its `.error.json`; None when the file is gone (deleted meanwhile)."""
+    """Into failed/ with its `.error.json` (the same keys for every failure); None when the file is gone (deleted meanwhile)."""
     if not (path.exists() or path.is_symlink()):
         return None
     final = move_into(path, inbox / FAILED_FOLDER, with_report=True)
-    write_error_report(final, error, attempts, details)
+    write_error_report(final, error, attempts, {"original_name": path.name, "traceback": None, **details})
     return final
 
 

@@ -32,9 +32,9 @@ class Reporting:
         return counts
 
     def summary(self) -> dict[str, Any]:
-        """What `hwdaemon status` prints: per-inbox job counts, delivery counts, queue depth, last errors."""
+        """What `hwdaemon status` prints: per-inbox job counts, delivery counts, queue depth, last errors (where each file is now)."""
         errors = self._db.execute(
-            "SELECT id, path, error, updated_at FROM jobs WHERE state='failed' ORDER BY updated_at DESC LIMIT 5"
+            "SELECT id, COALESCE(final_path, path), error, updated_at FROM jobs WHERE state='failed' ORDER BY updated_at DESC LIMIT 5"
         ).fetchall()
         return {
             "queue_depth": self.queue_depth(),

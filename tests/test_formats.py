@@ -182,14 +182,14 @@ def test_process_writes_valid_alto_page_and_hocr_of_a_real_scan(
     tmp_path: Path, dev_manifest: list[dict[str, str]]
 ) -> None:
     """A real handwritten page through `hwdaemon process --format F`: each output passes its checks."""
-    from hwdaemon.cli import main
+    from hwdaemon.cli import cli
 
     page = next(entry for entry in dev_manifest if entry.get("kind", "page") == "page")
     scan = DEV_DATA / page["image"]
     stem = scan.stem
     runner = CliRunner()
     for format in ("alto", "page", "hocr", "json"):
-        outcome = runner.invoke(main, ["process", str(scan), "--format", format, "--output", str(tmp_path)])
+        outcome = runner.invoke(cli, ["process", str(scan), "--format", format, "--output", str(tmp_path)])
         assert outcome.exit_code == 0, outcome.output
     result = Result.from_dict(json.loads((tmp_path / f"{stem}.json").read_text(encoding="utf-8")))
     assert result.lines

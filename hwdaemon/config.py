@@ -325,11 +325,11 @@ def _validate_pieces(config: Config, document: YamlDocument, registry: PieceVali
     for name, profile in config.profiles.items():
         base: KeyPath = ("profiles", name)
         for index, step in enumerate(profile.preprocess):
-            registry.validate("step", step, base + ("preprocess", index), document)
-        registry.validate("detector", profile.detector, base + ("detector",), document)
-        registry.validate("recognizer", profile.recognizer, base + ("recognizer",), document)
+            registry.validate("step", step, (*base, "preprocess", index), document)
+        registry.validate("detector", profile.detector, (*base, "detector"), document)
+        registry.validate("recognizer", profile.recognizer, (*base, "recognizer"), document)
         for index, step in enumerate(profile.postprocess):
-            registry.validate("postprocessor", step, base + ("postprocess", index), document)
+            registry.validate("postprocessor", step, (*base, "postprocess", index), document)
     for name, sink in config.sinks.items():
         registry.validate("sink", sink, ("sinks", name), document)
 

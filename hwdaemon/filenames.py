@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from pathlib import Path
 
 NAME_MAX_BYTES = 255
 ERROR_REPORT_SUFFIX = ".error.json"

@@ -42,6 +42,7 @@ PLUGIN_API_NAMES = frozenset(
         "Step",
         "UserWords",
         "check_name_template",
+        "extension",
         "hookimpl",
         "line_crop",
         "output_name",

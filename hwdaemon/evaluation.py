@@ -14,15 +14,17 @@ import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from hwdaemon.config import InputsConfig
 from hwdaemon.errors import ConfigError, InputFileError
 from hwdaemon.inputs import open_document
+from hwdaemon.model import Document
 from hwdaemon.pipeline import Pipeline
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'})
@@ -121,8 +123,13 @@ class ProfileReport:
         }
 
 
-def evaluate(pipeline: Pipeline, items: Iterable[ManifestItem], limits: InputsConfig) -> ProfileReport:
-    """Read every item with `pipeline`, loaded first; unreadable images count as empty readings (and failures)."""
+def evaluate(
+    pipeline: Pipeline, items: Iterable[ManifestItem], limits: InputsConfig, turned_degrees: int = 0
+) -> ProfileReport:
+    """Read every item with `pipeline`, loaded first; unreadable images count as empty readings (and failures).
+
+    `turned_degrees` (clockwise) turns every page first, as a scanner fed it sideways or upside down would.
+    """
     report = ProfileReport(profile=pipeline.profile_name)
     started = time.perf_counter()
     pipeline.load()
@@ -132,7 +139,7 @@ def evaluate(pipeline: Pipeline, items: Iterable[ManifestItem], limits: InputsCo
         started = time.perf_counter()
         try:
             with open_document(item.image, limits) as document:
-                text = pipeline.run(document).text.replace("\f", "")
+                text = pipeline.run(turned(document, turned_degrees)).text.replace("\f", "")
         except InputFileError:
             text = ""
             tally.failed += 1
@@ -140,6 +147,15 @@ def evaluate(pipeline: Pipeline, items: Iterable[ManifestItem], limits: InputsCo
         report.readings.append({"id": item.id, "truth": item.text, "read": text})
     report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report
+
+
+def turned(document: Document, degrees_clockwise: int) -> Document:
+    """`document` with each page turned `degrees_clockwise` (a multiple of 90): what orientation detection must undo."""
+    if degrees_clockwise % 360 == 0:
+        return document
+    quarters = -degrees_clockwise // 90
+    pages = (replace(page, image=np.ascontiguousarray(np.rot90(page.image, quarters))) for page in document.pages)
+    return Document(source=document.source, sha256=document.sha256, pages=pages)
 
 
 def format_table(reports: list[ProfileReport]) -> str:

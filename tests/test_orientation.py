@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
 from conftest import DEV_DATA, character_error_rate
-from hwdaemon.config import ModelsConfig, ProfileConfig, parse_config
+from hwdaemon.config import InputsConfig, ModelsConfig, ProfileConfig, parse_config
 from hwdaemon.errors import ConfigError
+from hwdaemon.evaluation import evaluate, read_manifest
 from hwdaemon.model import Document, Image, Page
 from hwdaemon.pipeline import Pipeline
 from hwdaemon.pipeline.geometry import map_points
 from hwdaemon.pipeline.orientation import detect_orientation, rotate_upright
 from hwdaemon.plugins import Registry
-from rendering import render_lines
+from rendering import render_lines, save
 
 LETTER = [
     "Dear Anna, thank you for the parcel",
@@ -125,3 +129,12 @@ def test_orientation_is_auto_by_default_and_checked_at_load(registry: Registry) 
         assert config.profile("scans").orientation == "off"
     with pytest.raises(ConfigError, match=r"cfg.yaml:3 profiles.scans.orientation"):
         parse_config("profiles:\n  scans:\n    orientation: sideways\n", "cfg.yaml", registry)
+
+
+def test_eval_reads_turned_pages_as_upright_with_auto_and_not_with_off(registry: Registry, tmp_path: Path) -> None:
+    save(render_lines(LETTER), tmp_path / "letter.png")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"image": "letter.png", "text": "\n".join(LETTER), "kind": "page"}))
+    items = read_manifest(tmp_path / "m.jsonl")
+    for mode, worst, best in (("auto", 0.0, 0.05), ("off", 0.5, 10.0)):
+        report = evaluate(pipeline(registry, mode), items, InputsConfig(), turned_degrees=90).to_dict()
+        assert worst <= report["all"]["cer"] <= best, mode

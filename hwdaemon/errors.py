@@ -12,7 +12,7 @@ HwdaemonError
       ├── RetryableDeliveryError   try again later (network, 5xx, 429)
       └── PermanentDeliveryError   never succeeds as is (4xx, bad credentials)
 
-Only `cli.py` turns these into exit codes.
+Only `hwdaemon/cli/__init__.py` turns these into exit codes.
 """
 
 from __future__ import annotations

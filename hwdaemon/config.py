@@ -60,7 +60,7 @@ class ProfileConfig(Strict):
     recognizer: PieceConfig = PieceConfig(type="handwriting")
     postprocess: list[PieceConfig] = Field(default_factory=lambda: [PieceConfig(type="normalize_whitespace")])
     # auto measured on rotated copies of the dev pages (docs/accuracy.md, benchmarks/orientation.py): every
-    # quarter turn read as well as upright, no upright page turned, about 0.1 s a page for a few lines read twice.
+    # quarter turn read as well as upright, no upright page turned; 0.08-0.24 s a page (a few line stretches read twice).
     orientation: Literal["auto", "off"] = Field(
         default="auto",
         description="auto: turn pages that arrive sideways or upside down upright before the steps; off: read as they come",

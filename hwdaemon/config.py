@@ -60,10 +60,10 @@ class ProfileConfig(Strict):
     recognizer: PieceConfig = PieceConfig(type="handwriting")
     postprocess: list[PieceConfig] = Field(default_factory=lambda: [PieceConfig(type="normalize_whitespace")])
     # auto measured on rotated copies of the dev pages (docs/accuracy.md, benchmarks/orientation.py): every
-    # quarter turn read as well as upright, no upright page turned; 0.08-0.24 s a page (a few line stretches read twice).
+    # quarter turn read as well as upright, no upright page turned; 0.08-0.24 s a page (line stretches read twice).
     orientation: Literal["auto", "off"] = Field(
         default="auto",
-        description="auto: turn pages that arrive sideways or upside down upright before the steps; off: read as they come",
+        description="auto: pages that arrive sideways or upside down are turned upright first; off: read as they come",
     )
     user_words: list[str] = Field(
         default_factory=list, description="names and jargon: the decoder spells them, spelling never corrects them"

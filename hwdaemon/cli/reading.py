@@ -17,7 +17,7 @@ import click
 
 from hwdaemon.cli.loading import CONFIG_OPTION, load, ready_pipeline
 from hwdaemon.errors import InputFileError, NoInputError
-from hwdaemon.export import FORMATS, Format, extension, render, write_atomic
+from hwdaemon.export import BINARY_FORMATS, FORMATS, Format, extension, render, render_bytes, write_atomic
 from hwdaemon.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ def process(
     """
     if as_json and output == "-":
         raise click.UsageError("--json prints a summary on stdout, so results need --output DIR")
+    if format_ in BINARY_FORMATS and output == "-":
+        raise click.UsageError(f"--format {format_} writes one file per input: add --output DIR")
     from hwdaemon.inputs import expand_inputs, open_document  # Pillow and the PDF renderer: not for the quick commands
 
     configure_logging("info" if verbose else "warning")
@@ -98,7 +100,7 @@ def process(
                     results.append(result)
                 else:
                     target = _output_path(Path(output), path, format_, claimed)
-                    write_atomic(target, render(result, format_))
+                    write_atomic(target, render_bytes(result, format_, original=path))
                     outcome.outputs.append(str(target))
             outcome.seconds = round(time.perf_counter() - started, 3)
             outcomes.append(outcome)

@@ -17,7 +17,7 @@ import re
 NAME_MAX_BYTES = 255
 ERROR_REPORT_SUFFIX = ".error.json"
 _HASH_CHARS = 8
-_EXTENSION = re.compile(r"(\.[A-Za-z0-9]{1,8}){1,2}$")  # .png, .tiff, .alto.xml, .error.json
+_EXTENSION = re.compile(r"(\.[A-Za-z][A-Za-z0-9]{0,7})?\.[A-Za-z0-9]{1,8}$")  # .png, .tiff, .alto.xml, .error.json
 _LONGEST_EXTENSION_BYTES = 16
 
 
@@ -32,12 +32,17 @@ def fit_name(name: str, reserve_bytes: int = 0) -> str:
     limit = NAME_MAX_BYTES - reserve_bytes
     if len(os.fsencode(name)) <= limit:
         return name
-    match = _EXTENSION.search(name)
-    suffix = match.group(0) if match else ""
-    stem = name[: len(name) - len(suffix)]
+    stem, suffix = split_extension(name)
     tag = "~" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:_HASH_CHARS]
     room = limit - len(tag) - max(len(os.fsencode(suffix)), _LONGEST_EXTENSION_BYTES)
     return _cut_utf8(stem, room) + tag + suffix
+
+
+def split_extension(name: str) -> tuple[str, str]:
+    """`note.alto.xml` → (`note`, `.alto.xml`): a last part of up to 8 letters or digits, and one before it starting with a letter."""
+    match = _EXTENSION.search(name)
+    suffix = match.group(0) if match and match.start() > 0 else ""
+    return name[: len(name) - len(suffix)], suffix
 
 
 def _cut_utf8(text: str, limit_bytes: int) -> str:

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from hwdaemon.errors import PermanentDeliveryError, PluginError, RetryableDeliveryError
 from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, extension, render_bytes, write_atomic
-from hwdaemon.filenames import fit_name
+from hwdaemon.filenames import fit_name, split_extension
 from hwdaemon.formats.page import MultiPageError
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Result
@@ -82,7 +82,8 @@ def _unclaimed(target: Path, sha256: str) -> Path:
     """
     if not target.exists() or _owner_of(target) == sha256:
         return target
-    return target.with_name(f"{target.stem}-{sha256[:8]}{target.suffix}")
+    stem, extension = split_extension(target.name)
+    return target.with_name(f"{stem}-{sha256[:8]}{extension}")
 
 
 OWNER_XATTR = "user.hwdaemon.sha256"
@@ -103,7 +104,7 @@ def _owner_of(target: Path) -> str | None:
     except OSError:
         pass
     try:
-        return str(json.loads(target.with_suffix(".json").read_text(encoding="utf-8"))["sha256"])
+        return str(json.loads(target.with_name(split_extension(target.name)[0] + ".json").read_text(encoding="utf-8"))["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -104,7 +104,8 @@ def _owner_of(target: Path) -> str | None:
     except OSError:
         pass
     try:
-        return str(json.loads(target.with_name(split_extension(target.name)[0] + ".json").read_text(encoding="utf-8"))["sha256"])
+        sibling = target.with_name(split_extension(target.name)[0] + ".json")
+        return str(json.loads(sibling.read_text(encoding="utf-8"))["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -113,14 +113,10 @@ class HwdaemonEngine(OcrEngine):
     @staticmethod
     def generate_hocr(input_file: Path, output_hocr: Path, output_text: Path, options: OcrOptions) -> None:
         """hOCR of the page (hwdaemon's `hocr` export) and its text, for OCRmyPDF's hOCR renderers."""
-        from hwdaemon.export import FORMATS, render
+        from hwdaemon.export import render
 
-        if "hocr" not in FORMATS:
-            raise HwdaemonEngineError(
-                "this hwdaemon has no hocr export; use OCRmyPDF's default renderer (fpdf2)", ExitCode.bad_args
-            )
         result = _read(input_file, options)
-        output_hocr.write_text(render(result, "hocr"), encoding="utf-8")  # type: ignore[arg-type]  # present when listed
+        output_hocr.write_text(render(result, "hocr"), encoding="utf-8")
         output_text.write_text(result.text, encoding="utf-8")
 
     @staticmethod

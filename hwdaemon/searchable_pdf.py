@@ -177,7 +177,7 @@ def _original_document(original: Path, result: Result) -> Iterator[pikepdf.Pdf]:
 
 def _image_pdf(original: Path, result: Result) -> bytes:
     """The image's frames as PDF pages at the Result's dpi (else 300): embedded as they are where img2pdf can."""
-    import img2pdf  # type: ignore[import-untyped]
+    import img2pdf
 
     dpi = _dpi_of(result.pages[0]) if result.pages else ASSUMED_IMAGE_DPI
     layout = img2pdf.get_fixed_dpi_layout_fun((dpi, dpi))

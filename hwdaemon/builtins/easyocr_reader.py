@@ -85,9 +85,9 @@ def resolve_model_dir(
             target = model_dirs[0] if model_dirs else Path.home() / ".EasyOCR" / "model"
             target.mkdir(parents=True, exist_ok=True)
             return target
-        folders = ", ".join(str(folder) for folder in search)
+        searched = ", ".join(str(folder) for folder in search)
         raise ModelMissingError(
-            f"missing model file {', '.join(missing)} for languages {list(languages)}; searched: {folders}. "
+            f"missing model file {', '.join(missing)} for languages {list(languages)}; searched: {searched}. "
             f"Copy it into a folder listed in models.dirs, or set models.download_enabled: true"
         )
     folders = {path.parent for path in found.values()}

@@ -8,7 +8,7 @@ order mistake costs quality, never a crash.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal, cast
 
 import cv2
 import numpy as np
@@ -17,26 +17,26 @@ from pydantic import Field, model_validator
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Image
 from hwdaemon.pipeline.geometry import Affine, from_cv2, identity, scaling, translation
-from hwdaemon.pipeline.stages import PieceOptions, Step
+from hwdaemon.pipeline.stages import NoOptions, PieceOptions, Step
 
 
 def as_gray(image: Image) -> Image:
     if image.ndim == 2:
         return image
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cast(Image, cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
 
 
 def ink_mask(gray: Image) -> Image:
     """Dark-on-light ink as 255 on 0, by Otsu's threshold."""
     _, mask = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-    return mask
+    return cast(Image, mask)
 
 
 def paper_colour(gray: Image) -> int:
     return int(np.percentile(gray, 90))
 
 
-class Grayscale(Step):
+class Grayscale(Step[NoOptions]):
     """RGB → one channel; every later step works on grey."""
 
     name = "grayscale"
@@ -57,7 +57,7 @@ class ResizeOptions(PieceOptions):
         return self
 
 
-class Resize(Step):
+class Resize(Step[ResizeOptions]):
     """Scale the page: by a factor, or so its long side is at most / short side at least N px."""
 
     name = "resize"
@@ -67,7 +67,7 @@ class Resize(Step):
         return self.apply_mapped(image)[0]
 
     def apply_mapped(self, image: Image) -> tuple[Image, Affine]:
-        options: ResizeOptions = self.options  # type: ignore[assignment]
+        options = self.options
         height, width = image.shape[:2]
         if options.scale is not None:
             factor = options.scale
@@ -80,7 +80,8 @@ class Resize(Step):
             return image, identity()
         interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        return cv2.resize(image, size, interpolation=interpolation), scaling(size[0] / width, size[1] / height)
+        resized = cast(Image, cv2.resize(image, size, interpolation=interpolation))
+        return resized, scaling(size[0] / width, size[1] / height)
 
 
 class DenoiseOptions(PieceOptions):
@@ -88,23 +89,24 @@ class DenoiseOptions(PieceOptions):
     strength: int = Field(default=3, ge=1, le=31, description="kernel size (median, gaussian) or h (nlmeans)")
 
 
-class Denoise(Step):
+class Denoise(Step[DenoiseOptions]):
     """Remove scanner speckle: median keeps strokes sharp, nlmeans is slower and gentler."""
 
     name = "denoise"
     Options = DenoiseOptions
 
     def apply(self, image: Image) -> Image:
-        options: DenoiseOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         odd = options.strength | 1
         if options.method == "median":
-            return cv2.medianBlur(gray, odd)
+            return cast(Image, cv2.medianBlur(gray, odd))
         if options.method == "gaussian":
-            return cv2.GaussianBlur(gray, (odd, odd), 0)
-        return cv2.fastNlMeansDenoising(
+            return cast(Image, cv2.GaussianBlur(gray, (odd, odd), 0))
+        denoised = cv2.fastNlMeansDenoising(
             gray, None, h=float(options.strength), templateWindowSize=7, searchWindowSize=21
         )
+        return cast(Image, denoised)
 
 
 class ClaheOptions(PieceOptions):
@@ -112,30 +114,30 @@ class ClaheOptions(PieceOptions):
     tile_size: int = Field(default=8, ge=1, le=64)
 
 
-class Clahe(Step):
+class Clahe(Step[ClaheOptions]):
     """Local contrast (CLAHE): faint pencil gains contrast without blowing out dark ink."""
 
     name = "clahe"
     Options = ClaheOptions
 
     def apply(self, image: Image) -> Image:
-        options: ClaheOptions = self.options  # type: ignore[assignment]
+        options = self.options
         clahe = cv2.createCLAHE(clipLimit=options.clip_limit, tileGridSize=(options.tile_size, options.tile_size))
-        return clahe.apply(as_gray(image))
+        return cast(Image, clahe.apply(as_gray(image)))
 
 
 class NormalizeBackgroundOptions(PieceOptions):
     kernel_size: int = Field(default=31, ge=3, le=255)
 
 
-class NormalizeBackground(Step):
+class NormalizeBackground(Step[NormalizeBackgroundOptions]):
     """Divide by the estimated paper (a large closing): removes shadows, yellowing and uneven light."""
 
     name = "normalize_background"
     Options = NormalizeBackgroundOptions
 
     def apply(self, image: Image) -> Image:
-        options: NormalizeBackgroundOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return normalise_background(as_gray(image), options.kernel_size | 1)
 
 
@@ -152,22 +154,23 @@ class ThresholdOptions(PieceOptions):
     k: float = Field(default=0.2, ge=0, le=1, description="sauvola's k; adaptive's offset is k*50")
 
 
-class Threshold(Step):
+class Threshold(Step[ThresholdOptions]):
     """Binarise to black ink on white paper."""
 
     name = "threshold"
     Options = ThresholdOptions
 
     def apply(self, image: Image) -> Image:
-        options: ThresholdOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         block = options.block_size | 1
         if options.method == "otsu":
             return 255 - ink_mask(gray)
         if options.method == "adaptive":
-            return cv2.adaptiveThreshold(
+            binary = cv2.adaptiveThreshold(
                 gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, options.k * 50
             )
+            return cast(Image, binary)
         return sauvola(gray, block, options.k)
 
 
@@ -186,7 +189,7 @@ class DeskewOptions(PieceOptions):
     precision_degrees: float = Field(default=0.25, gt=0, le=5)
 
 
-class Deskew(Step):
+class Deskew(Step[DeskewOptions]):
     """Rotate the page so text lines run horizontally.
 
     The angle is the one whose horizontal ink projection is sharpest (largest
@@ -201,7 +204,7 @@ class Deskew(Step):
         return self.apply_mapped(image)[0]
 
     def apply_mapped(self, image: Image) -> tuple[Image, Affine]:
-        options: DeskewOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         angle = estimate_skew_degrees(gray, options.max_angle_degrees, options.precision_degrees)
         if abs(angle) < options.precision_degrees:
@@ -214,7 +217,7 @@ def estimate_skew_degrees(gray: Image, max_angle: float, precision: float) -> fl
     mask = ink_mask(gray)
     scale = min(1.0, 1000 / max(mask.shape))
     if scale < 1:
-        mask = cv2.resize(mask, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        mask = cast(Image, cv2.resize(mask, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
 
     def sharpness(angle: float) -> float:
         rows = rotate(mask, angle, fill=0).sum(axis=1, dtype=np.float64)
@@ -245,9 +248,8 @@ def rotate_mapped(image: Image, angle_degrees: float, fill: int | None = None) -
     matrix[0, 2] += (new_width - width) / 2
     matrix[1, 2] += (new_height - height) / 2
     border = paper_colour(image) if fill is None else fill
-    return cv2.warpAffine(image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR, borderValue=border), from_cv2(
-        matrix
-    )
+    rotated = cv2.warpAffine(image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR, borderValue=border)
+    return cast(Image, rotated), from_cv2(cast(Affine, matrix))
 
 
 class CropBorderOptions(PieceOptions):
@@ -255,7 +257,7 @@ class CropBorderOptions(PieceOptions):
     min_component_pixels: int = Field(default=30, ge=1, description="ignore specks smaller than this")
 
 
-class CropBorder(Step):
+class CropBorder(Step[CropBorderOptions]):
     """Crop to the ink plus a margin: removes dark scanner edges and empty paper."""
 
     name = "crop_border"
@@ -265,7 +267,7 @@ class CropBorder(Step):
         return self.apply_mapped(image)[0]
 
     def apply_mapped(self, image: Image) -> tuple[Image, Affine]:
-        options: CropBorderOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         mask = ink_mask(gray)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -287,7 +289,7 @@ class CropBorder(Step):
         return gray[top:bottom, left:right].copy(), translation(-left, -top)
 
 
-class AutoInvert(Step):
+class AutoInvert(Step[NoOptions]):
     """Light-on-dark scans (negatives, some fax output) become dark ink on light paper."""
 
     name = "auto_invert"
@@ -298,5 +300,5 @@ class AutoInvert(Step):
 
 
 @hookimpl
-def hwdaemon_register_steps() -> list[type[Step]]:
+def hwdaemon_register_steps() -> list[type[Step[Any]]]:
     return [Grayscale, AutoInvert, Resize, Denoise, Clahe, NormalizeBackground, Threshold, Deskew, CropBorder]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from hwdaemon.builtins.easyocr_reader import load_reader
@@ -20,7 +22,7 @@ class CraftOptions(PieceOptions):
     width_ths: float = Field(default=0.5, ge=0, description="merge boxes closer than this × height into one")
 
 
-class CraftDetector(Detector):
+class CraftDetector(Detector[CraftOptions]):
     """EasyOCR's CRAFT network; `canvas_size` trades time and memory for small-text recall."""
 
     name = "craft"
@@ -30,7 +32,7 @@ class CraftDetector(Detector):
         load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector")
 
     def detect(self, image: Image) -> list[Box]:
-        options: CraftOptions = self.options  # type: ignore[assignment]
+        options = self.options
         reader = load_reader(
             self.context.languages, self.context.model_dirs, self.context.download_enabled, part="detector"
         )
@@ -59,5 +61,5 @@ def _clip(box: Box, width: int, height: int) -> Box:
 
 
 @hookimpl
-def hwdaemon_register_detectors() -> list[type[Detector]]:
+def hwdaemon_register_detectors() -> list[type[Detector[Any]]]:
     return [CraftDetector]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -44,7 +44,7 @@ class LineNetOptions(LinesOptions):
     )
 
 
-class LineNetDetector(Detector):
+class LineNetDetector(Detector[LineNetOptions]):
     """The learnt segmenter on pages; line and word crops go to `lines`, whose rules suit one line.
 
     Each connected core is a line; its box reaches half a core's height above and
@@ -61,7 +61,7 @@ class LineNetDetector(Detector):
         self._network()
 
     def model_dir(self) -> Path:
-        configured: Path | None = self.options.model_dir  # type: ignore[attr-defined]
+        configured = self.options.model_dir
         return configured.resolve() if configured is not None else SHIPPED_LINENET
 
     def _network(self) -> onnxruntime.InferenceSession:
@@ -69,7 +69,7 @@ class LineNetDetector(Detector):
         return _cached_network(folder, (folder / LINENET.onnx_file).stat().st_mtime_ns)
 
     def detect(self, image: Image) -> list[Box]:
-        options: LineNetOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         height, width = gray.shape
         if max(height, width) < PAGE_MIN_SIDE or width >= 3 * height:
@@ -306,5 +306,5 @@ def _cached_network(folder: Path, onnx_mtime_ns: int) -> onnxruntime.InferenceSe
 
 
 @hookimpl
-def hwdaemon_register_detectors() -> list[type[Detector]]:
+def hwdaemon_register_detectors() -> list[type[Detector[Any]]]:
     return [LineNetDetector]

@@ -6,6 +6,8 @@ mask (rules.py), `linenet` on its line cores (linenet.py).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import numpy.typing as npt
 
@@ -49,7 +51,7 @@ def _cut(mask: Image, region: Region, char_height: float, depth: int) -> list[Re
     if depth >= MAX_CUT_DEPTH:
         return [(left, top, right, bottom)]
     block = mask[top:bottom, left:right] > 0
-    stacked = _splits(block.any(axis=1), max(20, int(4 * char_height)))
+    stacked = _splits(cast(npt.NDArray[np.bool_], block.any(axis=1)), max(20, int(4 * char_height)))
     if len(stacked) > 1:
         return [
             part

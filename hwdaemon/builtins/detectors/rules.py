@@ -6,10 +6,13 @@ detector, is craft.py; the learnt segmenter `linenet` is linenet.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from hwdaemon.builtins.detectors.ink import ink_components, is_scan_artefact, width_weighted_median
@@ -52,7 +55,7 @@ class _Band:
         self.left, self.right = min(self.left, x), max(self.right, x + w)
 
 
-class LinesDetector(Detector):
+class LinesDetector(Detector[LinesOptions]):
     """Binarise, drop ruling and specks, smear ink horizontally, group blobs into lines.
 
     Blobs join the line whose core band they overlap most, so words far apart on
@@ -63,11 +66,13 @@ class LinesDetector(Detector):
     Options = LinesOptions
 
     def detect(self, image: Image) -> list[Box]:
-        options: LinesOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         height, width = gray.shape
         mask = ink_mask(
-            normalise_background(cv2.GaussianBlur(gray, (3, 3), 0), _odd(max(15, min(height, width) // 30)))
+            normalise_background(
+                cast(Image, cv2.GaussianBlur(gray, (3, 3), 0)), _odd(max(15, min(height, width) // 30))
+            )
         )
         mask = _remove_ruling(mask, int(width * options.ruling_length_factor))
         mask = _remove_graphics(mask)
@@ -118,7 +123,7 @@ class MserOptions(LinesOptions):
     )
 
 
-class MserDetector(Detector):
+class MserDetector(Detector[MserOptions]):
     """Maximally stable extremal regions as letter candidates, then grouped into lines like `lines`.
 
     Needs no global threshold, so it copes with uneven light and faint pencil
@@ -129,12 +134,12 @@ class MserDetector(Detector):
     Options = MserOptions
 
     def detect(self, image: Image) -> list[Box]:
-        options: MserOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         if options.blur:
-            gray = cv2.GaussianBlur(gray, (options.blur | 1, options.blur | 1), 0)
+            gray = cast(Image, cv2.GaussianBlur(gray, (options.blur | 1, options.blur | 1), 0))
         height, width = gray.shape
-        mser = cv2.MSER_create(
+        mser = cv2.MSER.create(
             delta=options.delta,
             min_area=options.min_area,
             max_area=max(options.min_area + 1, int(height * width * options.max_area_fraction)),
@@ -143,7 +148,9 @@ class MserDetector(Detector):
         mask = np.zeros_like(gray)
         paper, darkest = float(np.percentile(gray, 90)), float(np.percentile(gray, 1))
         darkness_limit = min(paper - 25, (paper + darkest) / 2)  # paper texture and light ruling are not ink
-        for points in regions:
+        for points in cast(
+            Sequence[npt.NDArray[np.int32]], regions
+        ):  # the stubs say lists of points; each is an (n, 2) array
             xs, ys = points[:, 0], points[:, 1]
             if float(gray[ys, xs].mean()) > darkness_limit:
                 continue
@@ -169,7 +176,7 @@ def _remove_ruling(mask: Image, min_length: int) -> Image:
     rejoined = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9)))
     near_rule = cv2.dilate(ruling, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5))) > 0
     cleaned[near_rule] = rejoined[near_rule]
-    return cleaned
+    return cast(Image, cleaned)
 
 
 GRAPHIC_HEIGHT = 4.0  # in median letter heights
@@ -314,5 +321,5 @@ def _vertical_gap(band: _Band, other: _Band) -> int:
 
 
 @hookimpl
-def hwdaemon_register_detectors() -> list[type[Detector]]:
+def hwdaemon_register_detectors() -> list[type[Detector[Any]]]:
     return [LinesDetector, MserDetector]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -45,11 +46,11 @@ class SpellingOptions(PieceOptions):
         return data
 
 
-class Spelling(Postprocessor):
+class Spelling(Postprocessor[SpellingOptions]):
     name = "spelling"
     Options = SpellingOptions
 
-    def __init__(self, options: SpellingOptions, context: PieceContext) -> None:  # type: ignore[override]
+    def __init__(self, options: SpellingOptions, context: PieceContext) -> None:
         super().__init__(options, context)
         language = context.languages[0]
         if language != "en" and language not in wordlists.LANGUAGES:
@@ -59,10 +60,10 @@ class Spelling(Postprocessor):
         self._language = language
 
     def load(self) -> None:
-        corrector_for(self._language, self.options.max_edit_distance)  # type: ignore[attr-defined]
+        corrector_for(self._language, self.options.max_edit_distance)
 
     def apply(self, lines: tuple[Line, ...]) -> tuple[Line, ...]:
-        options: SpellingOptions = self.options  # type: ignore[assignment]
+        options = self.options
         correct = corrector_for(self._language, options.max_edit_distance)
         protected = {word.casefold() for word in self.context.user_words.words()}  # once per page, not per word
         fixed = []
@@ -75,7 +76,7 @@ class Spelling(Postprocessor):
         return tuple(fixed)
 
     def _fix_word(self, word: str, correct: Corrector, protected: set[str]) -> str:
-        if len(word) < self.options.min_word_length:  # type: ignore[attr-defined]
+        if len(word) < self.options.min_word_length:
             return word
         if word.casefold() in protected:
             return word
@@ -133,5 +134,5 @@ def _pyspellchecker(language: str, max_edit_distance: int) -> Corrector:
 
 
 @hookimpl
-def hwdaemon_register_postprocessors() -> list[type[Postprocessor]]:
+def hwdaemon_register_postprocessors() -> list[type[Postprocessor[Any]]]:
     return [Spelling]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import Field
 
 from hwdaemon.hookspecs import hookimpl
 from hwdaemon.model import Line
-from hwdaemon.pipeline.stages import PieceOptions, Postprocessor
+from hwdaemon.pipeline.stages import NoOptions, PieceOptions, Postprocessor
 
 _SPACES = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r" +([,.;:!?)\]])")
 
 
-class NormalizeWhitespace(Postprocessor):
+class NormalizeWhitespace(Postprocessor[NoOptions]):
     """Collapse runs of spaces, trim ends, drop empty lines, and remove spaces before , . ; : ! ? )."""
 
     name = "normalize_whitespace"
@@ -32,17 +33,17 @@ class MinConfidenceOptions(PieceOptions):
     threshold: float = Field(default=0.05, ge=0, le=1)
 
 
-class MinConfidence(Postprocessor):
+class MinConfidence(Postprocessor[MinConfidenceOptions]):
     """Drop lines the recognizer is nearly sure are not text (smudges, stamps, ruling)."""
 
     name = "min_confidence"
     Options = MinConfidenceOptions
 
     def apply(self, lines: tuple[Line, ...]) -> tuple[Line, ...]:
-        threshold = self.options.threshold  # type: ignore[attr-defined]
+        threshold = self.options.threshold
         return tuple(line for line in lines if line.confidence >= threshold)
 
 
 @hookimpl
-def hwdaemon_register_postprocessors() -> list[type[Postprocessor]]:
+def hwdaemon_register_postprocessors() -> list[type[Postprocessor[Any]]]:
     return [NormalizeWhitespace, MinConfidence]

@@ -55,7 +55,7 @@ def align(probabilities: np.ndarray, labels: list[int]) -> list[CharacterSpan]:
     for step in range(steps - 1, -1, -1):
         path[step] = state
         state -= int(came_from[step, state])
-    spans = []
+    spans: list[CharacterSpan] = []
     for index in range(len(labels)):
         taken = np.flatnonzero(path == 2 * index + 1)
         if taken.size == 0:  # the text is longer than the path allows: share the neighbour's place

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -26,7 +26,7 @@ class EasyOcrOptions(PieceOptions):
     adjust_contrast: float = Field(default=0.5, ge=0, le=1)
 
 
-class EasyOcrRecognizer(Recognizer):
+class EasyOcrRecognizer(Recognizer[EasyOcrOptions]):
     """EasyOCR's CRNN on line crops. The Reader is shared by every pipeline with the same languages."""
 
     name = "easyocr"
@@ -39,7 +39,7 @@ class EasyOcrRecognizer(Recognizer):
         load_reader(self.context.languages, self.context.model_dirs, self.context.download_enabled, "recognizer")
 
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
-        options: EasyOcrOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if not boxes:
             return []
         reader = load_reader(
@@ -72,5 +72,5 @@ class EasyOcrRecognizer(Recognizer):
 
 
 @hookimpl
-def hwdaemon_register_recognizers() -> list[type[Recognizer]]:
+def hwdaemon_register_recognizers() -> list[type[Recognizer[Any]]]:
     return [EasyOcrRecognizer]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -61,14 +61,14 @@ class HandwritingOptions(PieceOptions):
     )
 
 
-class HandwritingRecognizer(Recognizer):
+class HandwritingRecognizer(Recognizer[HandwritingOptions]):
     name = "handwriting"
     Options = HandwritingOptions
 
     def check_ready(self) -> None:
         """The files are there; loading waits for load() (a `hwdaemon worker` must not start its threads before it forks)."""
         check_model_files(self.model_dir())
-        if self.options.decoder == "beam":  # type: ignore[attr-defined]
+        if self.options.decoder == "beam":
             charlm.check_languages(self.context.languages)
 
     def load(self) -> None:
@@ -77,7 +77,7 @@ class HandwritingRecognizer(Recognizer):
 
     def model_dir(self) -> Path:
         """The folder read from; checked per call, so a model installed by `train --from-corrections` is used from the next job."""
-        configured: Path | None = self.options.model_dir  # type: ignore[attr-defined]
+        configured = self.options.model_dir
         if configured is not None:
             return configured.resolve()
         trained = self.context.trained_model_dir
@@ -94,7 +94,7 @@ class HandwritingRecognizer(Recognizer):
         return _cached_model(folder, network.stat().st_mtime_ns if network.is_file() else 0)
 
     def _decoder(self) -> BeamDecoder | None:
-        options: HandwritingOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.decoder == "greedy":
             return None
         settings = BeamSettings(
@@ -106,7 +106,7 @@ class HandwritingRecognizer(Recognizer):
 
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
         """Lines of similar width share a batch (less padding to compute); results come back in the boxes' order."""
-        options: HandwritingOptions = self.options  # type: ignore[assignment]
+        options = self.options
         gray = as_gray(image)
         crops = [line_crop(gray, box) for box in boxes]
         model, decoder = self._model(), self._decoder()
@@ -137,5 +137,5 @@ def _cached_model(folder: Path, onnx_mtime_ns: int) -> HandwritingModel:
 
 
 @hookimpl
-def hwdaemon_register_recognizers() -> list[type[Recognizer]]:
+def hwdaemon_register_recognizers() -> list[type[Recognizer[Any]]]:
     return [HandwritingRecognizer]

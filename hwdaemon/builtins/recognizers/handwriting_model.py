@@ -76,7 +76,8 @@ def _write_onnx_copy(folder: Path) -> None:
 def resized_width(crop: np.ndarray, height: int = HANDWRITING_HEIGHT, max_width: int = 2400) -> int:
     """How wide the network sees a crop: scaled to `height`, at most `max_width` (the network's steps are a quarter of it)."""
     rows, columns = crop.shape[:2]
-    return max(1, min(max_width, round(columns * height / max(1, rows))))
+    width: int = round(columns * height / max(1, rows))
+    return max(1, min(max_width, width))
 
 
 def resize_to_height(crop: np.ndarray, height: int = HANDWRITING_HEIGHT, max_width: int = 2400) -> np.ndarray:

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 PLUGIN_API_NAMES = frozenset(
     {
         "NAME_FIELDS",
+        "BINARY_FORMATS",
         "Artifacts",
         "Box",
         "DeliveryReceipt",
@@ -50,6 +51,7 @@ PLUGIN_API_NAMES = frozenset(
         "redact_urls_in",
         "redact_values",
         "render",
+        "render_bytes",
         "secrets_of_url",
     }
 )

@@ -11,7 +11,7 @@ when and where each runs, in `hwdaemon.hookspecs`.
   `NoOptions`, `PieceContext`, `UserWords`, `line_crop` for recognizers;
 - to add a sink: `Sink` (as `Sink[MyOptions]`), `SinkOptions`, `Artifacts`,
   `DeliveryReceipt`, the name templates (`output_name`, `check_name_template`,
-  `NAME_FIELDS`), the export formats (`render`, `Format`, `PageSeparator`, `extension`) and
+  `NAME_FIELDS`), the export formats (`render`, `render_bytes` and `BINARY_FORMATS` for the pdf, `Format`, `PageSeparator`, `extension`) and
   the redaction helpers, so no credential reaches a message or a log;
 - what a plugin is handed: `Result`, `PageResult`, `Line`, `Box`, `Point`,
   `Image`, and `FailedJob` for `hwdaemon_job_failed`;
@@ -22,7 +22,7 @@ when and where each runs, in `hwdaemon.hookspecs`.
 from __future__ import annotations
 
 from hwdaemon.errors import ModelMissingError, PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import Format, PageSeparator, extension, render
+from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, extension, render, render_bytes
 from hwdaemon.hookspecs import FailedJob, hookimpl
 from hwdaemon.model import Box, Image, Line, PageResult, Point, Result
 from hwdaemon.pipeline.crops import line_crop
@@ -41,6 +41,7 @@ from hwdaemon.redaction import redact_url, redact_urls_in, redact_values, secret
 from hwdaemon.sinks import NAME_FIELDS, Artifacts, DeliveryReceipt, Sink, SinkOptions, check_name_template, output_name
 
 __all__ = [
+    "BINARY_FORMATS",
     "NAME_FIELDS",
     "Artifacts",
     "Box",
@@ -76,5 +77,6 @@ __all__ = [
     "redact_urls_in",
     "redact_values",
     "render",
+    "render_bytes",
     "secrets_of_url",
 ]

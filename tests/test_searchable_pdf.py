@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hwdaemon.errors import PermanentDeliveryError
+from hwdaemon.errors import RetryableDeliveryError
 from hwdaemon.export import render_bytes
 from hwdaemon.inputs import open_document
 from hwdaemon.layout import words_of
@@ -192,7 +192,8 @@ def test_a_result_of_other_pages_than_the_original_is_refused(tmp_path: Path) ->
         render_bytes(two_pages, "pdf", original=scan)
 
 
-def test_file_sink_writes_pdf_from_the_original_and_fails_permanently_without_it(tmp_path: Path) -> None:
+def test_file_sink_writes_pdf_from_the_original_and_retries_without_it(tmp_path: Path) -> None:
+    """Without the original the delivery is retried (it may be being filed this instant), then dead-lettered."""
     from hwdaemon.builtins.sinks import FileSink, FileSinkOptions
 
     scan = tmp_path / "note.png"
@@ -201,7 +202,7 @@ def test_file_sink_writes_pdf_from_the_original_and_fails_permanently_without_it
     sink.deliver(result, Artifacts(idempotency_key="k", original_name="note.png", original_path=scan))
     assert pdftotext(tmp_path / "out" / "note.pdf").split() == result.text.split()
 
-    with pytest.raises(PermanentDeliveryError, match=r"note\.png is gone"):
+    with pytest.raises(RetryableDeliveryError, match=r"note\.png is not there"):
         sink.deliver(result, Artifacts(idempotency_key="k", original_name="note.png", original_path=None))
 
 

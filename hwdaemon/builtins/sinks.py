@@ -52,10 +52,10 @@ class FileSink(Sink[FileSinkOptions]):
             )
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
-            if format in BINARY_FORMATS and artifacts.original_path is None:
-                raise PermanentDeliveryError(
+            if format in BINARY_FORMATS and artifacts.original_path is None:  # maybe filed this instant: try again
+                raise RetryableDeliveryError(
                     f"cannot write {target}: the {format} format is made from the original scan, and "
-                    f"{artifacts.original_name} is gone (deleted, or moved out of processed/)"
+                    f"{artifacts.original_name} is not there (deleted, `after: delete`, or moved out of processed/)"
                 )
             try:
                 content = render_bytes(result, format, options.page_separator, artifacts.original_path)

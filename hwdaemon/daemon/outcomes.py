@@ -42,10 +42,10 @@ class Outcomes:
         store.jobs.finish(
             job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required"
         )
-        self._context.deliveries_available.set()
         final = file_done(Path(job.path), inbox.after if inbox else "keep", Path(job.inbox))
         if final is not None:
             store.jobs.set_final_path(job.id, str(final))
+        self._context.deliveries_available.set()  # after filing: a delivery that needs the original finds it
         metrics = self._context.metrics
         metrics.jobs_finished.labels("done").inc()
         metrics.job_seconds.observe(seconds)

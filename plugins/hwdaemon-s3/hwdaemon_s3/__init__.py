@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 from pydantic import Field, SecretStr, field_validator
 
 from hwdaemon.plugin_api import (
+    BINARY_FORMATS,
     NAME_FIELDS,
     Artifacts,
     DeliveryReceipt,
@@ -30,6 +31,7 @@ from hwdaemon.plugin_api import (
     hookimpl,
     output_name,
     render,
+    render_bytes,
 )
 
 CONTENT_TYPES: dict[str, str] = {
@@ -38,6 +40,7 @@ CONTENT_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
     "alto": "application/xml",  # ALTO has no registered media type of its own
     "page": "application/vnd.prima.page+xml",  # the media type PRImA proposes for PAGE
+    "pdf": "application/pdf",
     "hocr": "application/xhtml+xml",
 }
 # Errors that retrying cannot fix without a change of configuration.
@@ -113,7 +116,7 @@ class S3Sink(Sink[S3Options]):
                 self._client.put_object(
                     Bucket=options.bucket,
                     Key=key,
-                    Body=render(result, format).encode("utf-8"),
+                    Body=_body(result, format, artifacts),
                     ContentType=CONTENT_TYPES[format],
                     Metadata={
                         "idempotency-key": artifacts.idempotency_key,
@@ -152,3 +155,14 @@ def _classify(exc: ClientError, bucket: str, key: str) -> Exception:
 @hookimpl
 def hwdaemon_register_sinks() -> list[type[Sink]]:
     return [S3Sink]
+
+
+def _body(result: Result, format: Format, artifacts: Artifacts) -> bytes:
+    """The object's bytes: text formats as UTF-8; the pdf made over the original scan (which must still be there)."""
+    if format not in BINARY_FORMATS:
+        return render(result, format).encode("utf-8")
+    if artifacts.original_path is None:
+        raise RetryableDeliveryError(
+            f"the {format} format is made from the original scan, and {artifacts.original_name} is not there"
+        )
+    return render_bytes(result, format, "formfeed", artifacts.original_path)

@@ -11,13 +11,14 @@ the class's own `Options` model: a pipeline piece as `cls(options, context)`
 (a `PieceContext`), a sink as `cls(options, instance_name)` (its key under
 `sinks:`). hwdaemon registers its built-in pieces and file sink through these
 same hooks. Plugin authors import `hookimpl` and the classes named here from
-`hwdaemon.plugin_api`. Hook arguments are added, never renamed.
+`hwdaemon.plugin_api`. Hook arguments are added, never renamed. pluggy never calls
+a spec, so those that return a list end in `raise NotImplementedError` (a body mypy accepts).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -50,7 +51,7 @@ class FailedJob:
 
 
 @hookspec
-def hwdaemon_register_steps() -> list[type[Step]]:
+def hwdaemon_register_steps() -> list[type[Step[Any]]]:
     """Return preprocessing step classes (subclasses of `Step`).
 
     Called once when the plugin manager is built; each class is built per
@@ -58,32 +59,36 @@ def hwdaemon_register_steps() -> list[type[Step]]:
     class's `name` in `preprocess:`. Not firstresult: every plugin's list counts;
     a name registered twice keeps the first (built-ins come first).
     """
+    raise NotImplementedError
 
 
 @hookspec
-def hwdaemon_register_detectors() -> list[type[Detector]]:
+def hwdaemon_register_detectors() -> list[type[Detector[Any]]]:
     """Return line detector classes (subclasses of `Detector`), named in a profile's `detector:`.
 
     A detector with weights raises `ModelMissingError` from `check_ready()`, as a recognizer does.
     """
+    raise NotImplementedError
 
 
 @hookspec
-def hwdaemon_register_recognizers() -> list[type[Recognizer]]:
+def hwdaemon_register_recognizers() -> list[type[Recognizer[Any]]]:
     """Return recognizer classes (subclasses of `Recognizer`), named in a profile's `recognizer:`.
 
     A recognizer's `check_ready()` must raise `ModelMissingError` naming any
     missing weights, so `hwdaemon check-config` can report them before work starts.
     """
+    raise NotImplementedError
 
 
 @hookspec
-def hwdaemon_register_postprocessors() -> list[type[Postprocessor]]:
+def hwdaemon_register_postprocessors() -> list[type[Postprocessor[Any]]]:
     """Return post-processing classes (subclasses of `Postprocessor`), named in `postprocess:`."""
+    raise NotImplementedError
 
 
 @hookspec
-def hwdaemon_register_sinks() -> list[type[Sink]]:
+def hwdaemon_register_sinks() -> list[type[Sink[Any]]]:
     """Return sink classes (subclasses of `Sink`); `sinks.NAME.type` names one.
 
     The host builds one instance per configured sink as `cls(options, instance_name)`
@@ -93,6 +98,7 @@ def hwdaemon_register_sinks() -> list[type[Sink]]:
     `PermanentDeliveryError` (dead-lettered at once); any other exception is
     retried with its traceback recorded.
     """
+    raise NotImplementedError
 
 
 @hookspec

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hwdaemon.config import Config, InboxConfig
 from hwdaemon.plugins import Registry
@@ -24,7 +24,7 @@ class Runtime:
     config: Config
     registry: Registry
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
-    _sinks: dict[str, Sink] = field(default_factory=dict)
+    _sinks: dict[str, Sink[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def inbox_for(self, inbox_key: str) -> InboxConfig | None:
@@ -40,7 +40,7 @@ class Runtime:
                 )
             return self._pipelines[profile]
 
-    def sink(self, name: str) -> Sink | None:
+    def sink(self, name: str) -> Sink[Any] | None:
         with self._lock:
             if name not in self._sinks:
                 piece = self.config.sinks.get(name)

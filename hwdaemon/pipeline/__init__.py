@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -31,10 +31,10 @@ STAGES = ("preprocess", "detect", "recognize", "postprocess")
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     profile_name: str
-    steps: tuple[Step, ...]
-    detector: Detector
-    recognizer: Recognizer
-    postprocessors: tuple[Postprocessor, ...]
+    steps: tuple[Step[Any], ...]
+    detector: Detector[Any]
+    recognizer: Recognizer[Any]
+    postprocessors: tuple[Postprocessor[Any], ...]
     orientation: Literal["auto", "off"] = "off"  # the profile's `orientation`; auto: pages are turned upright first
 
     @classmethod
@@ -87,7 +87,7 @@ class Pipeline:
             with _timed(timings, "postprocess"):
                 for postprocessor in self.postprocessors:
                     lines = postprocessor.apply(lines)
-            to_original = np.linalg.inv(to_processed)
+            to_original = cast(Affine, np.linalg.inv(to_processed))
             lines = tuple(_mapped(line, to_original, original_width, original_height) for line in lines)
             pages.append(
                 PageResult(
@@ -146,7 +146,7 @@ def release_freed_memory() -> None:
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
-        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+        return ctypes.CDLL(None).malloc_trim
     except (AttributeError, OSError):  # not glibc (musl, macOS)
         return None
 

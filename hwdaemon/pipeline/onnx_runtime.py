@@ -57,4 +57,5 @@ def open_session(path: Path) -> onnxruntime.InferenceSession:
 
 def run(session: onnxruntime.InferenceSession, inputs: np.ndarray) -> np.ndarray:
     """The network's single output for its single input."""
-    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    output: np.ndarray = session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    return output

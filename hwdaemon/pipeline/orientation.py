@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,12 +44,12 @@ class Reading:
     confidences: dict[int, float]
 
 
-def detect_orientation(image: Image, recognizer: Recognizer) -> int:
+def detect_orientation(image: Image, recognizer: Recognizer[Any]) -> int:
     """How `image` arrived: degrees clockwise from upright (0 unless a turn reads clearly better)."""
     return judge_orientation(image, recognizer).orientation
 
 
-def judge_orientation(image: Image, recognizer: Recognizer) -> Reading:
+def judge_orientation(image: Image, recognizer: Recognizer[Any]) -> Reading:
     """`detect_orientation` with its measurements, for the benchmark and the tests."""
     gray: Image = image if image.ndim == 2 else np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
     mask, scale = text_mask(gray)
@@ -89,12 +90,14 @@ def text_mask(gray: Image) -> tuple[Image, float]:
     """Ink as 1 on 0 at about MASK_LONG_SIDE pixels, without long straight lines and page-sized components; and its scale."""
     scale = min(1.0, MASK_LONG_SIDE / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    _, ink = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    _, threshold = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    ink = np.asarray(threshold, dtype=np.uint8)
     for kernel in (
         (max(3, ink.shape[1] // 8), 1),
         (1, max(3, ink.shape[0] // 8)),
     ):  # ruled lines, which touch the letters
-        ink &= 1 - cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, kernel))
+        ruling = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, kernel))
+        ink &= 1 - np.asarray(ruling, dtype=np.uint8)
     _count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     height, width = ink.shape
     keep = (
@@ -161,7 +164,7 @@ def line_stretches(mask: Image, scale: float, count: int = STRETCHES) -> list[St
     return stretches
 
 
-def read_confidences(recognizer: Recognizer, crops: Sequence[Image]) -> list[float]:
+def read_confidences(recognizer: Recognizer[Any], crops: Sequence[Image]) -> list[float]:
     """The recognizer's confidence for each crop, read in one call: the crops stacked on a paper-white strip."""
     width = max(crop.shape[1] for crop in crops)
     strip = np.full((sum(crop.shape[0] for crop in crops), width), 255, dtype=np.uint8)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 FONT = Path("/usr/share/fonts/truetype/fifthhorseman/dkg.ttf")
@@ -34,3 +39,23 @@ def render_note(number: int, font_size: int = 24) -> np.ndarray:
     page = Image.new("L", (width, font_size * 3), 255)
     ImageDraw.Draw(page).text((font_size, font_size), text, font=font, fill=20)
     return np.asarray(page)
+
+
+def start_daemon(root: Path, config: dict[str, Any], timeout: float = 120.0) -> tuple[subprocess.Popen[bytes], Path]:
+    """`hwdaemon run` on `config` (written to root/config.yaml), its log in root/daemon.log; returns once it is ready."""
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    log = root / "daemon.log"
+    with log.open("wb") as stream:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "hwdaemon", "run", "--config", str(root / "config.yaml")],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + timeout
+    while b'"daemon_ready"' not in log.read_bytes():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            raise SystemExit(f"the daemon did not become ready: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.2)
+    return daemon, log

@@ -13,18 +13,16 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-import yaml
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_seconds, render_note, rss_mb
+from _common import cpu_seconds, render_note, rss_mb, start_daemon
 
 
 def events(log: Path) -> list[dict]:
@@ -71,14 +69,7 @@ def main() -> None:
         "inboxes": [{"path": str(inbox), "settle_seconds": 1.0, "sinks": ["out"]}],
         "sinks": {"out": {"type": "file", "path": str(outbox), "formats": ["json"]}},
     }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    log = root / "daemon.log"
-    with log.open("wb") as stream:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "hwdaemon", "run", "--config", str(root / "config.yaml")],
-            stdout=stream, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-    wait(lambda: count(log, "daemon_ready") == 1, 120)
+    daemon, log = start_daemon(root, config)
     idle_start = cpu_seconds(daemon.pid)
     time.sleep(args.idle_seconds)
     idle_cpu_percent = 100 * (cpu_seconds(daemon.pid) - idle_start) / args.idle_seconds

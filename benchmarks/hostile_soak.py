@@ -17,19 +17,17 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _common import render_note, rss_mb
+from _common import render_note, rss_mb, start_daemon
 from hostile_files import pdf_of_large_pages, pdf_of_nested_forms, tiff_of_large_frames
 
 
@@ -111,17 +109,7 @@ def main() -> None:
         "inboxes": [{"path": str(inbox), "settle_seconds": 1.0, "sinks": ["out"]}],
         "sinks": {"out": {"type": "file", "path": str(outbox), "formats": ["txt"]}},
     }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
-    log = root / "daemon.log"
-    with log.open("wb") as stream:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "hwdaemon", "run", "--config", str(root / "config.yaml")],
-            stdout=stream, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-    while b'"daemon_ready"' not in log.read_bytes():
-        if daemon.poll() is not None:
-            raise SystemExit(f"daemon exited: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
+    daemon, log = start_daemon(root, config)
 
     interval = args.minutes * 60 / args.files
     samples: list[tuple[float, float]] = []

@@ -19,15 +19,9 @@ from daemon_harness import Daemon, wait_for, write_config
 from hostile_http import Handler, hostile_server, scripted
 from hwdaemon.cli import cli
 from rendering import render_lines, save
+from test_delivery import FAST_RETRIES, SECRET, webhook_secret  # noqa: F401 (an autouse fixture, shared)
 
 pytestmark = pytest.mark.slow
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-FAST_RETRIES = {"max_attempts": 6, "backoff_base_seconds": 0.2, "backoff_max_seconds": 1.0}
-
-
-@pytest.fixture(autouse=True)
-def webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_WEBHOOK_SECRET", SECRET)
 
 
 def config_for(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from hwdaemon.model import Line, Point, Word
+from hwdaemon.model import Box, Line, Point, Word
 
 BASELINE_HEIGHT_FRACTION = 0.8  # the foot of the letters sits about a fifth above the box's bottom (descenders below)
 
@@ -50,3 +50,11 @@ def baseline_of(line: Line) -> tuple[Point, ...]:
     box = line.box
     y = box.y + round(box.height * BASELINE_HEIGHT_FRACTION)
     return ((box.x, y), (box.x + box.width, y))
+
+
+def bounds_of(lines: tuple[Line, ...]) -> Box:
+    """The box holding all `lines` (a page's text block, a region): the union of their boxes."""
+    boxes = [line.box for line in lines]
+    left, top = min(box.x for box in boxes), min(box.y for box in boxes)
+    right, bottom = max(box.x + box.width for box in boxes), max(box.y + box.height for box in boxes)
+    return Box(left, top, right - left, bottom - top)

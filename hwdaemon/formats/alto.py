@@ -13,7 +13,7 @@ from lxml import etree
 
 from hwdaemon import __version__
 from hwdaemon.formats import points_text
-from hwdaemon.layout import baseline_of, words_of
+from hwdaemon.layout import baseline_of, bounds_of, words_of
 from hwdaemon.model import Box, Line, PageResult, Result
 
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -28,7 +28,8 @@ def to_alto(result: Result) -> str:
     layout = etree.SubElement(root, _tag("Layout"))
     for page in result.pages:
         _page(layout, page)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True).decode("utf-8")
+    xml: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return xml.decode("utf-8")
 
 
 def _description(description: etree._Element, result: Result) -> None:
@@ -58,7 +59,7 @@ def _page(layout: etree._Element, page: PageResult) -> None:
     space = etree.SubElement(element, _tag("PrintSpace"), _box_attributes(Box(0, 0, page.width, page.height)))
     if not page.lines:
         return
-    block = etree.SubElement(space, _tag("TextBlock"), ID=f"p{number}_b1", **_box_attributes(_union(page.lines)))
+    block = etree.SubElement(space, _tag("TextBlock"), ID=f"p{number}_b1", **_box_attributes(bounds_of(page.lines)))
     for index, line in enumerate(page.lines, start=1):
         _line(block, line, f"p{number}_l{index}")
 
@@ -97,13 +98,6 @@ def _line(block: etree._Element, line: Line, line_id: str) -> None:
 
 def _box_attributes(box: Box) -> dict[str, str]:
     return {"HPOS": str(box.x), "VPOS": str(box.y), "WIDTH": str(box.width), "HEIGHT": str(box.height)}
-
-
-def _union(lines: tuple[Line, ...]) -> Box:
-    boxes = [line.box for line in lines]
-    left, top = min(box.x for box in boxes), min(box.y for box in boxes)
-    right, bottom = max(box.x + box.width for box in boxes), max(box.y + box.height for box in boxes)
-    return Box(left, top, right - left, bottom - top)
 
 
 def _confidence(value: float) -> str:

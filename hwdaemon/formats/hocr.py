@@ -12,7 +12,7 @@ from pathlib import PurePath
 from lxml import etree
 
 from hwdaemon import __version__
-from hwdaemon.layout import baseline_of, words_of
+from hwdaemon.layout import baseline_of, bounds_of, words_of
 from hwdaemon.model import Box, Line, PageResult, Point, Result
 
 NAMESPACE = "http://www.w3.org/1999/xhtml"
@@ -38,9 +38,8 @@ def to_hocr(result: Result) -> str:
     for element in body.iter():
         if element.text is None and len(element) == 0:
             element.text = ""  # <span></span>, not <span/>: HTML parsers would read the rest of the page into it
-    return etree.tostring(html, xml_declaration=True, encoding="UTF-8", doctype=DOCTYPE, pretty_print=True).decode(
-        "utf-8"
-    )
+    xml: bytes = etree.tostring(html, xml_declaration=True, encoding="UTF-8", doctype=DOCTYPE, pretty_print=True)
+    return xml.decode("utf-8")
 
 
 def _page(body: etree._Element, page: PageResult, image_name: str) -> None:
@@ -49,7 +48,7 @@ def _page(body: etree._Element, page: PageResult, image_name: str) -> None:
     element = etree.SubElement(body, _tag("div"), {"class": "ocr_page", "id": f"page_{number}", "title": title})
     if not page.lines:
         return
-    union = f"bbox {_bbox(_union(page.lines))}"
+    union = f"bbox {_bbox(bounds_of(page.lines))}"
     area = etree.SubElement(element, _tag("div"), {"class": "ocr_carea", "id": f"block_{number}_1", "title": union})
     paragraph = etree.SubElement(area, _tag("p"), {"class": "ocr_par", "id": f"par_{number}_1", "title": union})
     for index, line in enumerate(page.lines, start=1):
@@ -84,13 +83,6 @@ def _baseline(baseline: tuple[Point, ...], box: Box) -> str:
 
 def _bbox(box: Box) -> str:
     return f"{box.x} {box.y} {box.x + box.width} {box.y + box.height}"
-
-
-def _union(lines: tuple[Line, ...]) -> Box:
-    boxes = [line.box for line in lines]
-    left, top = min(box.x for box in boxes), min(box.y for box in boxes)
-    right, bottom = max(box.x + box.width for box in boxes), max(box.y + box.height for box in boxes)
-    return Box(left, top, right - left, bottom - top)
 
 
 def _percent(confidence: float) -> int:

@@ -14,8 +14,8 @@ from lxml import etree
 
 from hwdaemon import __version__
 from hwdaemon.formats import points_text
-from hwdaemon.layout import baseline_of, words_of
-from hwdaemon.model import Box, Line, PageResult, Point, Result
+from hwdaemon.layout import baseline_of, bounds_of, words_of
+from hwdaemon.model import Line, PageResult, Point, Result
 
 NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 SCHEMA_LOCATION = f"{NAMESPACE} {NAMESPACE}/pagecontent.xsd"
@@ -36,7 +36,8 @@ def to_page(result: Result) -> str:
     root.set(f"{{{_XSI}}}schemaLocation", SCHEMA_LOCATION)
     _metadata(etree.SubElement(root, _tag("Metadata")), result)
     _page(root, result.pages[0], PurePath(result.source).name)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True).decode("utf-8")
+    xml: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return xml.decode("utf-8")
 
 
 def _metadata(metadata: etree._Element, result: Result) -> None:
@@ -56,7 +57,7 @@ def _page(root: etree._Element, page: PageResult, image_name: str) -> None:
     order = etree.SubElement(etree.SubElement(element, _tag("ReadingOrder")), _tag("OrderedGroup"), id="ro1")
     etree.SubElement(order, _tag("RegionRefIndexed"), index="0", regionRef=region_id)
     region = etree.SubElement(element, _tag("TextRegion"), id=region_id, type="paragraph")
-    _coords(region, _union(page.lines).polygon, page)
+    _coords(region, bounds_of(page.lines).polygon, page)
     for index, line in enumerate(page.lines, start=1):
         _line(region, line, f"{region_id}l{index}", page)
     _text_equiv(region, page.text, None)
@@ -88,13 +89,6 @@ def _text_equiv(parent: etree._Element, text: str, confidence: float | None) -> 
 
 def _clamped(points: tuple[Point, ...], page: PageResult) -> tuple[Point, ...]:
     return tuple((min(max(x, 0), page.width), min(max(y, 0), page.height)) for x, y in points)
-
-
-def _union(lines: tuple[Line, ...]) -> Box:
-    boxes = [line.box for line in lines]
-    left, top = min(box.x for box in boxes), min(box.y for box in boxes)
-    right, bottom = max(box.x + box.width for box in boxes), max(box.y + box.height for box in boxes)
-    return Box(left, top, right - left, bottom - top)
 
 
 def _tag(name: str) -> str:

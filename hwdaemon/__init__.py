@@ -52,6 +52,8 @@ PLUGIN_API_NAMES = frozenset(
         "redact_values",
         "render",
         "render_bytes",
+        "files_of",
+        "with_part",
         "secrets_of_url",
     }
 )

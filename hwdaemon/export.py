@@ -13,10 +13,11 @@ import io
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from hwdaemon.filenames import fit_name
+from hwdaemon.filenames import fit_name, split_extension
 from hwdaemon.formats.alto import to_alto
 from hwdaemon.formats.hocr import to_hocr
 from hwdaemon.formats.page import to_page
@@ -83,6 +84,23 @@ def render(result: Result, format: Format, page_separator: PageSeparator = "form
 def extension(format: Format) -> str:
     """The file name extension (no dot) a format is written with: `{ext}` in the sinks' name templates."""
     return EXTENSIONS.get(format, format)
+
+
+ONE_PAGE_FORMATS: tuple[Format, ...] = ("page",)  # PAGE XML holds one page: a multi-page scan gives a file a page
+
+
+def files_of(result: Result, format: Format) -> list[tuple[str, Result]]:
+    """The files one result makes in `format`, each as (name part, result): the whole result with no part, or,
+    for a one-page format and a scan of several pages, each page alone with `-page2`-like parts."""
+    if format not in ONE_PAGE_FORMATS or len(result.pages) <= 1:
+        return [("", result)]
+    return [(f"-page{page.number}", replace(result, pages=(page,))) for page in result.pages]
+
+
+def with_part(name: str, part: str) -> str:
+    """`note.page.xml` with part `-page2` → `note-page2.page.xml`."""
+    stem, suffix = split_extension(name)
+    return f"{stem}{part}{suffix}"
 
 
 def render_bytes(

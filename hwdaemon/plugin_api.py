@@ -22,7 +22,7 @@ when and where each runs, in `hwdaemon.hookspecs`.
 from __future__ import annotations
 
 from hwdaemon.errors import ModelMissingError, PermanentDeliveryError, RetryableDeliveryError
-from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, extension, render, render_bytes
+from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, extension, files_of, render, render_bytes, with_part
 from hwdaemon.hookspecs import FailedJob, hookimpl
 from hwdaemon.model import Box, Image, Line, PageResult, Point, Result
 from hwdaemon.pipeline.crops import line_crop
@@ -70,6 +70,7 @@ __all__ = [
     "UserWords",
     "check_name_template",
     "extension",
+    "files_of",
     "hookimpl",
     "line_crop",
     "output_name",
@@ -79,4 +80,5 @@ __all__ = [
     "render",
     "render_bytes",
     "secrets_of_url",
+    "with_part",
 ]

@@ -95,6 +95,26 @@ def test_page_refuses_a_document_of_several_pages() -> None:
         render(TWO_PAGES, "page")
 
 
+def test_a_scan_of_several_pages_gives_a_valid_page_file_a_page(tmp_path: Path) -> None:
+    """PAGE holds one page: the file sink writes note-page1.page.xml, note-page2.page.xml; ALTO stays one file."""
+    from hwdaemon.builtins.sinks import FileSink, FileSinkOptions
+    from hwdaemon.plugin_api import Artifacts
+
+    FileSink(FileSinkOptions(path=tmp_path, formats=["page", "alto"]), "outbox").deliver(
+        TWO_PAGES, Artifacts("k2", "book.pdf")
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "book-page1.page.xml",
+        "book-page2.page.xml",
+        "book.alto.xml",
+    ]
+    schema = _schema("pagecontent-2019-07-15.xsd")
+    for number in (1, 2):
+        document = (tmp_path / f"book-page{number}.page.xml").read_text(encoding="utf-8")
+        assert_valid(document, schema)
+        assert TWO_PAGES.pages[number - 1].lines[0].text in document
+
+
 @pytest.mark.parametrize("format", ["alto", "page"])
 def test_our_training_reader_reads_the_lines_back(format: str, tmp_path: Path) -> None:
     """`hwdaemon train` learns from ALTO/PAGE: what we export must come back as the same lines, text and outlines."""

@@ -13,7 +13,16 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from hwdaemon.errors import PermanentDeliveryError, PluginError, RetryableDeliveryError
-from hwdaemon.export import BINARY_FORMATS, Format, PageSeparator, extension, render_bytes, write_atomic
+from hwdaemon.export import (
+    BINARY_FORMATS,
+    Format,
+    PageSeparator,
+    extension,
+    files_of,
+    render_bytes,
+    with_part,
+    write_atomic,
+)
 from hwdaemon.filenames import fit_name, split_extension
 from hwdaemon.formats.page import MultiPageError
 from hwdaemon.hookspecs import hookimpl
@@ -46,10 +55,10 @@ class FileSink(Sink[FileSinkOptions]):
     def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
         options = self.options
         written = []
-        for format in options.formats:
-            target = options.path / fit_name(
-                output_name(options.name_template, result, artifacts, extension(format)), reserve_bytes=len("-12345678")
-            )
+        files = [(format, part, document) for format in options.formats for part, document in files_of(result, format)]
+        for format, part, document in files:
+            name = with_part(output_name(options.name_template, result, artifacts, extension(format)), part)
+            target = options.path / fit_name(name, reserve_bytes=len("-12345678"))
             if not options.overwrite:
                 target = _unclaimed(target, result.sha256)
             if format in BINARY_FORMATS and artifacts.original_path is None:  # maybe filed this instant: try again
@@ -58,7 +67,7 @@ class FileSink(Sink[FileSinkOptions]):
                     f"{artifacts.original_name} is not there (deleted, `after: delete`, or moved out of processed/)"
                 )
             try:
-                content = render_bytes(result, format, options.page_separator, artifacts.original_path)
+                content = render_bytes(document, format, options.page_separator, artifacts.original_path)
             except (UnusableOriginalError, PluginError, MultiPageError) as exc:
                 raise PermanentDeliveryError(f"cannot write {target}: {exc}") from exc
             try:

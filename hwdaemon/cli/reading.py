@@ -17,7 +17,7 @@ import click
 
 from hwdaemon.cli.loading import CONFIG_OPTION, load, ready_pipeline
 from hwdaemon.errors import InputFileError, NoInputError
-from hwdaemon.export import BINARY_FORMATS, FORMATS, Format, extension, render, render_bytes, write_atomic
+from hwdaemon.export import BINARY_FORMATS, FORMATS, Format, extension, files_of, render, render_bytes, write_atomic
 from hwdaemon.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -99,9 +99,10 @@ def process(
                 if output == "-":
                     results.append(result)
                 else:
-                    target = _output_path(Path(output), path, format_, claimed)
-                    write_atomic(target, render_bytes(result, format_, original=path))
-                    outcome.outputs.append(str(target))
+                    for part, document in files_of(result, format_):
+                        target = _output_path(Path(output), path, format_, claimed, part)
+                        write_atomic(target, render_bytes(document, format_, original=path))
+                        outcome.outputs.append(str(target))
             outcome.seconds = round(time.perf_counter() - started, 3)
             outcomes.append(outcome)
     if output == "-":
@@ -112,12 +113,12 @@ def process(
         sys.exit(1)
 
 
-def _output_path(folder: Path, source: Path, format_: Format, claimed: set[Path]) -> Path:
-    """`<stem>.<extension>` (`.txt`, `.alto.xml`, …) in `folder`; a second input with the same stem gets `<stem>-2`, and so on."""
-    target = folder / f"{source.stem}.{extension(format_)}"
+def _output_path(folder: Path, source: Path, format_: Format, claimed: set[Path], part: str = "") -> Path:
+    """`<stem><part>.<extension>` (`.txt`, `.alto.xml`, `-page2.page.xml` …) in `folder`; a second input with the same stem gets `<stem>-2`, and so on."""
+    target = folder / f"{source.stem}{part}.{extension(format_)}"
     counter = 2
     while target in claimed:
-        target = folder / f"{source.stem}-{counter}.{extension(format_)}"
+        target = folder / f"{source.stem}-{counter}{part}.{extension(format_)}"
         counter += 1
     claimed.add(target)
     return target

@@ -28,10 +28,12 @@ from hwdaemon.plugin_api import (
     SinkOptions,
     check_name_template,
     extension,
+    files_of,
     hookimpl,
     output_name,
     render,
     render_bytes,
+    with_part,
 )
 
 CONTENT_TYPES: dict[str, str] = {
@@ -105,8 +107,9 @@ class S3Sink(Sink[S3Options]):
     def deliver(self, result: Result, artifacts: Artifacts) -> DeliveryReceipt:
         options = self.options
         keys = []
-        for format in options.formats:
-            key = output_name(options.key_template, result, artifacts, extension(format))
+        files = [(format, part, document) for format in options.formats for part, document in files_of(result, format)]
+        for format, part, document in files:
+            key = with_part(output_name(options.key_template, result, artifacts, extension(format)), part)
             extra: dict[str, Any] = {}
             if options.server_side_encryption:
                 extra["ServerSideEncryption"] = options.server_side_encryption
@@ -116,7 +119,7 @@ class S3Sink(Sink[S3Options]):
                 self._client.put_object(
                     Bucket=options.bucket,
                     Key=key,
-                    Body=_body(result, format, artifacts),
+                    Body=_body(document, format, artifacts),
                     ContentType=CONTENT_TYPES[format],
                     Metadata={
                         "idempotency-key": artifacts.idempotency_key,

@@ -95,10 +95,10 @@ class Dispatcher(threading.Thread):
             in_flight += 1
             busy = True
         while in_flight < queue.max_in_flight and not self._context.stopping.is_set():
-            job = store.jobs.claim_next()
-            if job is None:
+            claimed = store.jobs.claim_next()
+            if claimed is None:
                 break
-            self._send(app, store, job)
+            self._send(app, store, claimed)
             in_flight += 1
             busy = True
         self._in_flight = in_flight

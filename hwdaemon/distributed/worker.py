@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -60,11 +61,11 @@ class ReadingHost:
 
     def read(self, request: ReadRequest, worker: str) -> ReadReply:
         started = time.perf_counter()
-        reply = {"job_id": request.job_id, "sha256": request.sha256, "worker": worker}
+        reply = ReadReply(job_id=request.job_id, sha256=request.sha256, worker=worker)
         if request.profile not in self.profiles:
             error = f"worker {worker} does not serve profile {request.profile!r} (it serves {', '.join(self.profiles)})"
             log.warning("job_refused", job_id=request.job_id, error=error)
-            return ReadReply(**reply, error=error, refused=True)
+            return replace(reply, error=error, refused=True)
         log.info("job_started", job_id=request.job_id, profile=request.profile, worker=worker, pid=os.getpid())
         try:
             with tempfile.TemporaryDirectory(prefix="hwdaemon-job-") as folder:
@@ -80,10 +81,10 @@ class ReadingHost:
                         document = previewed(document, request.previews_max_side, previews)
                     result = self.runtime.pipeline(request.profile).run(document)
         except InputFileError as exc:
-            return ReadReply(**reply, error=exc.reason, permanent=True, seconds=time.perf_counter() - started)
+            return replace(reply, error=exc.reason, permanent=True, seconds=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 (reported to the coordinator, which retries)
             log.error("job_error", job_id=request.job_id, error=str(exc), traceback=traceback.format_exc(limit=6))
-            return ReadReply(**reply, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started)
+            return replace(reply, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started)
         seconds = time.perf_counter() - started
         log.info(
             "job_read",
@@ -92,8 +93,8 @@ class ReadingHost:
             lines=len(result.lines),
             seconds=round(seconds, 3),
         )
-        return ReadReply(
-            **reply,
+        return replace(
+            reply,
             result=result.to_dict(),
             previews={str(page): base64.b64encode(jpeg).decode("ascii") for page, jpeg in previews.items()},
             seconds=seconds,

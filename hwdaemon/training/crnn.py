@@ -18,7 +18,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -47,7 +47,8 @@ class BidirectionalLSTM(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         recurrent, _ = self.rnn(features)
-        return self.linear(recurrent)
+        output: torch.Tensor = self.linear(recurrent)
+        return output
 
 
 class CRNN(nn.Module):
@@ -77,13 +78,13 @@ class CRNN(nn.Module):
 
     def forward(self, images: torch.Tensor, text: object = None) -> torch.Tensor:
         """(batch, 1, 64, width) greyscale in [-1, 1] → (batch, width/4 - 1, classes) logits."""
-        features = (
-            self.FeatureExtraction.ConvNet(images).mean(dim=2).permute(0, 2, 1)
-        )  # EasyOCR's AdaptiveAvgPool over the height
-        return self.Prediction(self.SequenceModeling(features).contiguous())
+        convnet = cast(nn.Sequential, self.FeatureExtraction.ConvNet)
+        features = convnet(images).mean(dim=2).permute(0, 2, 1)  # EasyOCR's AdaptiveAvgPool over the height
+        logits: torch.Tensor = self.Prediction(self.SequenceModeling(features).contiguous())
+        return logits
 
 
-def build_network(num_class: int) -> nn.Module:
+def build_network(num_class: int) -> CRNN:
     return CRNN(num_class)
 
 
@@ -107,7 +108,7 @@ def _base_letter(char: str) -> str:
     }.get(char, decomposed[0])
 
 
-def from_english_g2(weights: Path, charset: str = CHARSET_V1) -> nn.Module:
+def from_english_g2(weights: Path, charset: str = CHARSET_V1) -> CRNN:
     """english_g2's network with its output layer extended to `charset` (blank is class 0)."""
     state = torch.load(weights, map_location="cpu", weights_only=False)
     state = OrderedDict((key.removeprefix("module."), value) for key, value in state.items())
@@ -133,7 +134,7 @@ def torch_forward(network: nn.Module) -> Forward:
         network.eval()
         device = next(network.parameters()).device
         with torch.inference_mode():
-            output = network(torch.from_numpy(batch).to(device)).softmax(dim=2).cpu().numpy()
+            output: np.ndarray = network(torch.from_numpy(batch).to(device)).softmax(dim=2).cpu().numpy()
         network.train(was_training)
         return output
 

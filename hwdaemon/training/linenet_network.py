@@ -57,7 +57,8 @@ class LineNet(nn.Module):
         for block, skip in zip(self.up, skips[-2::-1], strict=True):
             features = functional.interpolate(features, size=skip.shape[-2:], mode="nearest")
             features = block(torch.cat([features, skip], dim=1))
-        return self.head(features)
+        logits: torch.Tensor = self.head(features)
+        return logits
 
 
 def save_linenet(network: nn.Module, folder: Path, card: dict[str, object]) -> None:

@@ -29,7 +29,7 @@ def pack_lines(samples: list[LineSample], out: Path, height: int = HEIGHT, quali
                 ".webp", resize_to_height(sample.image, height), [cv2.IMWRITE_WEBP_QUALITY, quality]
             )
             if not encoded:
-                raise InputFileError(f"could not encode the line {sample.text!r} of {sample.document} as WebP")
+                raise InputFileError(str(sample.document), f"could not encode the line {sample.text!r} as WebP")
             name = f"lines/{number:05d}.webp"
             (out / name).write_bytes(data.tobytes())
             written += len(data)

@@ -47,7 +47,7 @@ class TrainRequest:
 
 
 def expand_sources(sources: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
-    files = []
+    files: list[tuple[str, Path]] = []
     for repository, path in sources:
         if path.is_dir():
             files.extend((repository, xml) for xml in sorted(path.rglob("*.xml")))

@@ -17,10 +17,11 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.nn import functional
 
@@ -64,7 +65,7 @@ def core_target(shape: tuple[int, int], lines: Iterable[TranscribedLine], scale:
             continue
         inside = np.zeros((bottom - top + 1, right - left + 1), dtype=np.uint8)
         cv2.fillPoly(inside, [points - (left, top)], 1)
-        columns = inside.any(axis=0)
+        columns = cast(npt.NDArray[np.bool_], inside.any(axis=0))
         if not columns.any():
             continue
         first = inside.argmax(axis=0)
@@ -120,7 +121,7 @@ def random_crop(page: SegmentPage, crop: int, rng: random.Random) -> tuple[np.nd
     )
     pixels = gray.astype(np.float32) * rng.uniform(0.7, 1.2) + rng.uniform(-30, 30)
     if rng.random() < 0.3:
-        pixels = cv2.GaussianBlur(pixels, (0, 0), rng.uniform(0.5, 1.5))
+        pixels = cast(npt.NDArray[np.floating[Any]], cv2.GaussianBlur(pixels, (0, 0), rng.uniform(0.5, 1.5)))
     if rng.random() < 0.3:
         pixels += (
             np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(3, 15), pixels.shape).astype(np.float32)
@@ -175,7 +176,7 @@ def train_segmenter(
         network.train()
         loss = segment_loss(network(images), targets)
         optimiser.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         optimiser.step()
         state["steps"] += 1
         if state["steps"] % 10 == 0:

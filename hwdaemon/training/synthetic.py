@@ -18,9 +18,11 @@ import random
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 from hwdaemon.builtins import wordlists
@@ -106,11 +108,11 @@ def render(text: str, font_path: Path, rng: random.Random) -> np.ndarray:
         row, thickness = int(height * rng.uniform(0.62, 0.75)), rng.randint(1, 2)
         image[row : row + thickness, :] = np.minimum(image[row : row + thickness, :], rng.randint(140, 200))
     paper = rng.randint(200, 252)
-    image = (image.astype(np.float32) * (paper / 255.0)).astype(np.float32)
-    image += np.random.default_rng(rng.randint(0, 2**31)).normal(0, rng.uniform(0, 9), image.shape)
+    pixels = (image.astype(np.float32) * (paper / 255.0)).astype(np.float32)
+    pixels += np.random.default_rng(rng.randint(0, 2**31)).normal(0, rng.uniform(0, 9), pixels.shape)
     if rng.random() < 0.5:
-        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.1))
-    image = np.clip(image, 0, 255).astype(np.uint8)
+        pixels = cast(npt.NDArray[np.float32], cv2.GaussianBlur(pixels, (0, 0), rng.uniform(0.3, 1.1)))
+    image = np.clip(pixels, 0, 255).astype(np.uint8)
     return _crop_to_ink(image, rng.randint(3, 12))
 
 

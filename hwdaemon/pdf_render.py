@@ -71,7 +71,7 @@ class PdfRenderer:
                 raise RenderError(str(shape["error"]), f"page {number}: {shape.get('detail', '')}")
             height, width = int(shape["height"]), int(shape["width"])
             image = np.empty((height, width), dtype=np.uint8)
-            self._read_into(memoryview(image).cast("B"), f"page {number}")
+            self._read_into(image.data.cast("B"), f"page {number}")
             yield image
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from hwdaemon.cli.loading import CONFIG_OPTION, load, open_store, ready_pipeline
-from hwdaemon.config import ConfigError
+from hwdaemon.errors import ConfigError
 from hwdaemon.logging import configure_logging
 from hwdaemon.plugins import build_registry
 

@@ -157,7 +157,7 @@ from hwdaemon.yamlfile import parse_yaml
     "They change nothing in what is learnt.",
 )
 @click.pass_context
-def train(ctx: click.Context, config_path: Path | None, options_file: Path | None, **flags: Any) -> None:  # fmt: skip
+def train(ctx: click.Context, /, config_path: Path | None, options_file: Path | None, **flags: Any) -> None:  # fmt: skip
     """Fine-tune the handwriting recognizer on labelled lines; resumes an interrupted run.
 
     From public data: `--source … --exclusions … --out DIR` starts from english_g2;
@@ -270,7 +270,7 @@ def _train_from_corrections(config_path: Path | None, options: TrainingOptions) 
             store.close()
     if options.exclusions is not None:
         guard(samples, ExclusionList.load(options.exclusions))
-    explicit = recognizer.options.model_dir  # type: ignore[attr-defined]
+    explicit = recognizer.options.model_dir
     assert config.models.trained_dir is not None
     install_to = explicit.resolve() if explicit is not None else config.models.trained_dir / profile / "handwriting"
     work_dir = config.state_dir / "training"

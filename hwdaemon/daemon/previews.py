@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import cv2
 
@@ -53,9 +54,9 @@ def previewed(document: Document, max_side: int, into: dict[int, bytes]) -> Docu
 def _encoded(image: Image, max_side: int) -> bytes | None:
     scale = max_side / max(image.shape[:2])
     if scale < 1:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        image = cast(Image, cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        image = cast(Image, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return encoded.tobytes() if ok else None
 

@@ -139,7 +139,8 @@ class Review:
         limit: int = 50,
     ) -> tuple[list[ReviewRow], int]:
         """A page of jobs for the review list, newest first, and how many match in all."""
-        where, params = ["1=1"], []
+        where: list[str] = ["1=1"]
+        params: list[str] = []
         if state:
             where.append("state=?")
             params.append(state)

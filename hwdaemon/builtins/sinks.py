@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import Field, field_validator
 
@@ -33,7 +34,7 @@ from hwdaemon.sinks import NAME_FIELDS, Artifacts, DeliveryReceipt, Sink, SinkOp
 
 class FileSinkOptions(SinkOptions):
     path: Path
-    formats: list[Format] = Field(default_factory=lambda: ["txt"], min_length=1)
+    formats: list[Format] = Field(default_factory=lambda: cast(list[Format], ["txt"]), min_length=1)
     name_template: str = Field(default="{stem}.{ext}", description=f"fields: {NAME_FIELDS}")
     overwrite: bool = False
     page_separator: PageSeparator = Field(
@@ -120,5 +121,5 @@ def _owner_of(target: Path) -> str | None:
 
 
 @hookimpl
-def hwdaemon_register_sinks() -> list[type[Sink]]:
+def hwdaemon_register_sinks() -> list[type[Sink[Any]]]:
     return [FileSink]

@@ -8,7 +8,7 @@ the daemon's durable delivery retries with backoff instead.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -66,7 +66,7 @@ class S3Options(SinkOptions):
     region: str = "us-east-1"
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
     key_template: str = Field(default="{date}/{stem}-{sha8}.{ext}", description=f"fields: {NAME_FIELDS}")
-    formats: list[Format] = Field(default_factory=lambda: ["json"], min_length=1)
+    formats: list[Format] = Field(default_factory=lambda: cast(list[Format], ["json"]), min_length=1)
     access_key_id: str | None = Field(default=None, description="else boto3's chain: env, ~/.aws, instance role")
     secret_access_key: SecretStr | None = None
     profile: str | None = Field(default=None, description="a named profile from ~/.aws/credentials")
@@ -156,7 +156,7 @@ def _classify(exc: ClientError, bucket: str, key: str) -> Exception:
 
 
 @hookimpl
-def hwdaemon_register_sinks() -> list[type[Sink]]:
+def hwdaemon_register_sinks() -> list[type[Sink[Any]]]:
     return [S3Sink]
 
 

@@ -11,6 +11,7 @@ import functools
 import shutil
 import subprocess
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -84,5 +85,5 @@ def installed_languages() -> frozenset[str]:
 
 
 @hookimpl
-def hwdaemon_register_recognizers() -> list[type[Recognizer]]:
+def hwdaemon_register_recognizers() -> list[type[Recognizer[Any]]]:
     return [TesseractRecognizer]

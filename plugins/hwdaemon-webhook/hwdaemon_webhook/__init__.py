@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 from pydantic import Field, HttpUrl, SecretStr, field_validator
@@ -201,7 +202,7 @@ class WebhookSink(Sink[WebhookOptions]):
 def _excerpt(response: requests.Response) -> str:
     """At most ERROR_BODY_BYTES of an error answer's body, raw; what cannot be read in time is left unread."""
     try:
-        data = response.raw.read(ERROR_BODY_BYTES, decode_content=False)
+        data: bytes = response.raw.read(ERROR_BODY_BYTES, decode_content=False)
     except Exception as exc:  # noqa: BLE001 (cut off, or the deadline shut the socket: the status still counts)
         return f"(body not read: {type(exc).__name__})"
     return data.decode("utf-8", "replace")
@@ -221,5 +222,5 @@ def retry_after_seconds(header: str | None) -> float | None:
 
 
 @hookimpl
-def hwdaemon_register_sinks() -> list[type[Sink]]:
+def hwdaemon_register_sinks() -> list[type[Sink[Any]]]:
     return [WebhookSink]

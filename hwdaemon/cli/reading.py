@@ -99,9 +99,9 @@ def process(
                 if output == "-":
                     results.append(result)
                 else:
-                    for part, document in files_of(result, format_):
+                    for part, file_result in files_of(result, format_):
                         target = _output_path(Path(output), path, format_, claimed, part)
-                        write_atomic(target, render_bytes(document, format_, original=path))
+                        write_atomic(target, render_bytes(file_result, format_, original=path))
                         outcome.outputs.append(str(target))
             outcome.seconds = round(time.perf_counter() - started, 3)
             outcomes.append(outcome)

@@ -57,6 +57,12 @@ def is_pdfa_2b(pdf: Path) -> bool:
     return pdfa.validate_written(pdf, "2b").verdict == "pass"
 
 
+def ocrmypdf_command(profile: str, source: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    """`ocrmypdf --plugin hwdaemon.ocrmypdf --hwdaemon-profile PROFILE SOURCE OUTPUT`, as a user types it."""
+    command = [sys.executable, "-m", "ocrmypdf", "--plugin", "hwdaemon.ocrmypdf", "--hwdaemon-profile", profile]
+    return subprocess.run([*command, str(source), str(output)], capture_output=True, text=True)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="measured 6.5% CER against `hwdaemon process` on the same two pages (page 1 alike, page 2 read differently): "
@@ -66,21 +72,7 @@ def test_ocrmypdf_command_with_the_plugin_reads_handwriting_into_a_pdfa(
     two_pages: Path, hwdaemon_text: str, tmp_path: Path
 ) -> None:
     output = tmp_path / "out.pdf"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocrmypdf",
-            "--plugin",
-            "hwdaemon.ocrmypdf",
-            "--hwdaemon-profile",
-            "default",
-            str(two_pages),
-            str(output),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    ocrmypdf_command("default", two_pages, output).check_returncode()
     text = pdftotext(output)
     assert character_error_rate(hwdaemon_text, text) <= 0.01, text
     assert is_pdfa_2b(output)
@@ -112,20 +104,6 @@ def test_paperless_call_with_user_args_uses_hwdaemon(two_pages: Path, hwdaemon_t
 
 
 def test_a_missing_profile_stops_ocrmypdf_before_any_page_saying_so(two_pages: Path, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ocrmypdf",
-            "--plugin",
-            "hwdaemon.ocrmypdf",
-            "--hwdaemon-profile",
-            "nope",
-            str(two_pages),
-            str(tmp_path / "o.pdf"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = ocrmypdf_command("nope", two_pages, tmp_path / "o.pdf")
     assert done.returncode != 0, done.stderr  # OCRmyPDF reports a check_options error as a crash (1), not its code
     assert "no profile 'nope'" in done.stderr

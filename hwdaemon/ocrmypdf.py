@@ -105,7 +105,7 @@ class HwdaemonEngine(OcrEngine):
         """The page image read by the pipeline, as OCRmyPDF's page tree and plain text."""
         from hwdaemon.searchable_pdf import ocr_page
 
-        result = _read(input_file, options)
+        result = _read(_original_image(input_file, options, page_number + 1), options)
         page = ocr_page(result.pages[0])
         page.page_number = page_number
         return page, result.text
@@ -160,6 +160,34 @@ def get_ocr_engine(options: OcrOptions | None) -> OcrEngine | None:
 def _options(options: OcrOptions) -> HwdaemonOptions:
     settings = getattr(options, ENGINE_NAME, None)
     return settings if isinstance(settings, HwdaemonOptions) else HwdaemonOptions()
+
+
+def _original_image(raster: Path, options: OcrOptions, page_number: int) -> Path:
+    """The page's own JPEG when the page is exactly one, as large as OCRmyPDF's rasterisation; else the raster.
+
+    OCRmyPDF hands the engine its re-rendering of the page, whose pixels differ from
+    the scan's (a mean of 4 grey levels on a dev page, from another JPEG decoder):
+    enough to read a hard hand differently from `hwdaemon process` on the same scan.
+    Reading the embedded JPEG itself reads what the scanner wrote; same size, so the
+    coordinates are the raster's.
+    """
+    import pikepdf
+    from PIL import Image
+
+    source = options.input_file
+    if not isinstance(source, str | Path):  # a stream (stdin): only the raster
+        return raster
+    try:
+        with pikepdf.open(source) as pdf:
+            images = list(pdf.pages[page_number - 1].images.values())
+            if len(images) != 1 or images[0].get("/Filter") != pikepdf.Name.DCTDecode:
+                return raster
+            jpeg = raster.with_suffix(".original.jpg")
+            jpeg.write_bytes(images[0].read_raw_bytes())
+        with Image.open(jpeg) as original, Image.open(raster) as rendered:
+            return jpeg if original.size == rendered.size else raster
+    except (pikepdf.PdfError, OSError, IndexError, AttributeError, TypeError, ValueError):
+        return raster
 
 
 def _read(image: Path, options: OcrOptions) -> Result:

@@ -175,7 +175,7 @@ def read_confidences(recognizer: Recognizer[Any], crops: Sequence[Image]) -> lis
         strip[top : top + height, :crop_width] = crop
         boxes.append(Box(0, top, crop_width, height))
         top += height
-    return [line.confidence for line in recognizer.recognize(strip, boxes)]
+    return recognizer.confidences(strip, boxes)
 
 
 def _upright_view(image: Image, orientation: int) -> Image:

@@ -95,6 +95,10 @@ class Recognizer(Piece[OptionsT]):
     @abstractmethod
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]: ...
 
+    def confidences(self, image: Image, boxes: Sequence[Box]) -> list[float]:
+        """How sure the recognizer is of each box, without spelling it out (orientation asks this); override when cheaper."""
+        return [line.confidence for line in self.recognize(image, boxes)]
+
 
 class Postprocessor(Piece[OptionsT]):
     """Rewrites or filters the recognised lines of one page."""

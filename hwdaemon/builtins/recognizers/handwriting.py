@@ -118,6 +118,13 @@ class HandwritingRecognizer(Recognizer[HandwritingOptions]):
                 read[index] = self._line(model, decoder, probabilities, boxes[index], crops[index])
         return [read[index] for index in range(len(boxes))]
 
+    def confidences(self, image: Image, boxes: Sequence[Box]) -> list[float]:
+        """The greedy path's confidence per box (what `recognize` reports), skipping the beam and the word alignment."""
+        gray = as_gray(image)
+        model = self._model()
+        crops = [line_crop(gray, box) for box in boxes]
+        return [greedy(probabilities, model.charset)[1] for probabilities in model.probabilities(crops)]
+
     @staticmethod
     def _line(
         model: HandwritingModel, decoder: BeamDecoder | None, probabilities: np.ndarray, box: Box, crop: np.ndarray

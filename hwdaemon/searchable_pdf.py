@@ -38,7 +38,7 @@ import structlog
 
 from hwdaemon.errors import PluginError
 from hwdaemon.layout import baseline_of, words_of
-from hwdaemon.model import Line, PageResult, Result
+from hwdaemon.model import Box, Line, PageResult, Result
 
 if TYPE_CHECKING:
     import pikepdf
@@ -102,34 +102,37 @@ def text_layer_pdf(result: Result) -> bytes:
 
 
 def ocr_page(page: PageResult) -> OcrElement:
-    """A PageResult as OCRmyPDF's page tree: page → lines (bbox, baseline) → words (bbox, confidence)."""
+    """A PageResult as OCRmyPDF's page tree: page → one text line per word → the word.
+
+    OCRmyPDF's renderer sizes a line's font to the line's box, so each word gets a line
+    of its own, boxed as the word (its ink): a search highlights the word as it is
+    written, not its whole line's height. All keep their line's baseline, so text
+    extraction still reads them as one line.
+    """
     from ocrmypdf.hocrtransform import BoundingBox, OcrClass, OcrElement
 
     lines = []
     for line in page.lines:
-        words = [
-            OcrElement(
+        for word in words_of(line):
+            box = word.box
+            if box.width <= 0 or box.height <= 0:
+                continue
+            word_element = OcrElement(
                 ocr_class=OcrClass.WORD,
-                bbox=_bbox(word.box.x, word.box.y, word.box.width, word.box.height),
+                bbox=_bbox(box.x, box.y, box.width, box.height),
                 text=word.text,
                 confidence=word.confidence,
             )
-            for word in words_of(line)
-            if word.box.width > 0 and word.box.height > 0
-        ]
-        if not words:
-            continue
-        box = line.box
-        lines.append(
-            OcrElement(
-                ocr_class=OcrClass.LINE,
-                bbox=_bbox(box.x, box.y, box.width, box.height),
-                baseline=_hocr_baseline(line),
-                text=line.text,
-                confidence=line.confidence,
-                children=words,
+            lines.append(
+                OcrElement(
+                    ocr_class=OcrClass.LINE,
+                    bbox=_bbox(box.x, box.y, box.width, box.height),
+                    baseline=_hocr_baseline(line, box),
+                    text=word.text,
+                    confidence=word.confidence,
+                    children=[word_element],
+                )
             )
-        )
     return OcrElement(
         ocr_class=OcrClass.PAGE,
         bbox=BoundingBox(left=0, top=0, right=page.width, bottom=page.height),
@@ -145,13 +148,20 @@ def _bbox(x: int, y: int, width: int, height: int) -> BoundingBox:
     return BoundingBox(left=x, top=y, right=x + width, bottom=y + height)
 
 
-def _hocr_baseline(line: Line) -> Baseline:
+def _ink_band(line: Line) -> Box:
+    """The box around a line's words (each hugging its ink): what the text layer's font height should cover."""
+    boxes = [word.box for word in words_of(line)]
+    left, top = min(box.x for box in boxes), min(box.y for box in boxes)
+    right, bottom = max(box.x + box.width for box in boxes), max(box.y + box.height for box in boxes)
+    return Box(left, top, right - left, bottom - top)
+
+
+def _hocr_baseline(line: Line, box: Box) -> Baseline:
     """The baseline as hOCR states it: slope, and the offset in pixels from the box's bottom-left corner."""
     from ocrmypdf.hocrtransform import Baseline
 
     (x0, y0), (x1, y1) = baseline_of(line)[0], baseline_of(line)[-1]
     slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
-    box = line.box
     y_at_left = y0 + slope * (box.x - x0)
     return Baseline(slope=slope, intercept=y_at_left - (box.y + box.height))
 

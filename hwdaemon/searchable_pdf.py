@@ -148,14 +148,6 @@ def _bbox(x: int, y: int, width: int, height: int) -> BoundingBox:
     return BoundingBox(left=x, top=y, right=x + width, bottom=y + height)
 
 
-def _ink_band(line: Line) -> Box:
-    """The box around a line's words (each hugging its ink): what the text layer's font height should cover."""
-    boxes = [word.box for word in words_of(line)]
-    left, top = min(box.x for box in boxes), min(box.y for box in boxes)
-    right, bottom = max(box.x + box.width for box in boxes), max(box.y + box.height for box in boxes)
-    return Box(left, top, right - left, bottom - top)
-
-
 def _hocr_baseline(line: Line, box: Box) -> Baseline:
     """The baseline as hOCR states it: slope, and the offset in pixels from the box's bottom-left corner."""
     from ocrmypdf.hocrtransform import Baseline

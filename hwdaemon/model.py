@@ -7,6 +7,8 @@ to sinks, so it round-trips through `to_dict` / `from_dict` without loss.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -121,15 +123,16 @@ class Line:
     def retexted(self, text: str, confidence: float | None = None) -> Line:
         """The same line spelt `text` (a post-processor's or a reviewer's fix): place and baseline kept.
 
-        Word boxes stay when the words are still as many, each taking its new spelling;
-        otherwise they are dropped, and exports place the words by their share of the line.
+        Word boxes stay when the words are still as many, each taking its new spelling.
+        When words were joined or split ("evice ;" → "evice;"), each new word is boxed over
+        the old letters it came from (matched by difflib, each old word's box shared among
+        its letters); a line whose old words are unknown keeps none.
         """
         words = text.split()
-        kept = (
-            tuple(replace(word, text=new) for word, new in zip(self.words, words, strict=True))
-            if len(words) == len(self.words)
-            else ()
-        )
+        if len(words) == len(self.words):
+            kept = tuple(replace(word, text=new) for word, new in zip(self.words, words, strict=True))
+        else:
+            kept = _rewrapped(self.text, self.words, text)
         return replace(self, text=text, confidence=self.confidence if confidence is None else confidence, words=kept)
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,6 +262,46 @@ class Result:
             if data.get("coordinates", "processed" if version == 1 else "original") == "processed"
             else "original",
         )
+
+
+def _rewrapped(old_text: str, old_words: tuple[Word, ...], new_text: str) -> tuple[Word, ...]:
+    """New words boxed over the old letters they match: each old word's box is shared evenly among its letters."""
+    if not old_words or len(old_text.split()) != len(old_words):
+        return ()
+    letters: dict[int, tuple[float, float, Word]] = {}  # old text index → its x range and the word it is in
+    position = 0
+    for word in old_words:
+        start = old_text.index(word.text, position)
+        box, count = word.box, len(word.text)
+        for offset in range(count):
+            letters[start + offset] = (
+                box.x + box.width * offset / count,
+                box.x + box.width * (offset + 1) / count,
+                word,
+            )
+        position = start + count
+    matched: dict[int, int] = {}  # new text index → old text index
+    for tag, old_start, old_end, new_start, new_end in difflib.SequenceMatcher(None, old_text, new_text).get_opcodes():
+        if tag in ("equal", "replace"):
+            for new_index in range(new_start, new_end):
+                span = max(1, new_end - new_start)
+                matched[new_index] = old_start + min(
+                    old_end - old_start - 1, (new_index - new_start) * (old_end - old_start) // span
+                )
+    words = []
+    for found in re.finditer(r"\S+", new_text):
+        sources = [
+            letters[matched[index]] for index in range(found.start(), found.end()) if matched.get(index) in letters
+        ]
+        if not sources:
+            return ()
+        left, right = round(min(x for x, _, _ in sources)), round(max(x for _, x, _ in sources))
+        boxes = [word.box for _, _, word in sources]
+        top, bottom = min(box.y for box in boxes), max(box.y + box.height for box in boxes)
+        confidence = sum(word.confidence for _, _, word in sources) / len(sources)
+        right = max(right, left + 1)
+        words.append(Word(found.group(), confidence, ((left, top), (right, top), (right, bottom), (left, bottom))))
+    return tuple(words)
 
 
 def _bounds(polygon: tuple[Point, ...]) -> Box:

@@ -112,3 +112,30 @@ def test_forced_alignment_puts_each_letter_on_its_steps() -> None:
         np.tile(probabilities[:1], (4, 1)) * 0 + np.array([0.3, 0.6, 0.1]), [1, 1]
     )  # 'aa' needs a blank between
     assert doubled[0].last_step < doubled[1].first_step
+
+
+def test_a_fix_that_joins_or_splits_words_keeps_their_boxes() -> None:
+    """A post-processor's "evice ;" → "evice;" (or a reviewer's "be hind") keeps each word over its own letters."""
+    from hwdaemon.model import Line, Word
+
+    def word(text: str, left: int, width: int) -> Word:
+        return Word(text, 0.9, ((left, 10), (left + width, 10), (left + width, 40), (left, 40)))
+
+    read = (
+        word("issue", 0, 50),
+        word("behind", 60, 60),
+        word("evice", 130, 50),
+        word(";", 185, 5),
+        word("the", 200, 30),
+    )
+    line = Line("issue behind evice ; the", 0.8, ((0, 0), (240, 0), (240, 50), (0, 50)), words=read)
+    joined = line.retexted("issue behind evice; the")
+    assert [(w.text, w.box.x, w.box.width) for w in joined.words] == [
+        ("issue", 0, 50),
+        ("behind", 60, 60),
+        ("evice;", 130, 60),
+        ("the", 200, 30),
+    ]
+    split = line.retexted("issue be hind evice ; the")
+    assert [(w.text, w.box.x, w.box.width) for w in split.words][1:3] == [("be", 60, 20), ("hind", 80, 40)]
+    assert line.retexted("issue behind evice ; thé").words[-1].box.x == 200  # same count: the boxes as they were

@@ -121,24 +121,28 @@ def open_document(path: Path, inputs: InputsConfig, inside: Path | None = None) 
     """
     name = str(path)
     with open_input(path, inside) as stream:
-        try:
-            size = os.fstat(stream.fileno()).st_size
-            head = stream.read(16)
-            sha256 = _sha256_of_stream(stream)
-        except OSError as exc:
-            raise InputFileError(name, f"cannot read: {exc.strerror} (errno {exc.errno})") from exc
+        size = os.fstat(stream.fileno()).st_size
         if size == 0:
             raise InputFileError(name, "file is empty (0 bytes)")
-        if size > inputs.max_file_bytes:
-            raise InputFileError(name, f"file is {size} bytes, over inputs.max_file_bytes ({inputs.max_file_bytes})")
-        kind = sniff_type(head)
-        if kind is None:
-            raise InputFileError(name, f"not a supported file ({SUPPORTED_NAMES}); its first bytes match none")
+        check_file_size(name, size, inputs)
+        try:
+            kind = sniff_type(stream.read(16))
+            if kind is None:
+                raise InputFileError(name, f"not a supported file ({SUPPORTED_NAMES}); its first bytes match none")
+            sha256 = _sha256_of_stream(stream)  # only once the file is one we would read
+        except OSError as exc:
+            raise InputFileError(name, f"cannot read: {exc.strerror} (errno {exc.errno})") from exc
         if kind == "pdf":
             with _pdf_pages(stream, name, inputs) as pages:
                 yield Document(source=name, sha256=sha256, pages=pages)
         else:
             yield Document(source=name, sha256=sha256, pages=_ImagePages(stream, name, kind, inputs))
+
+
+def check_file_size(name: str, size: int, inputs: InputsConfig) -> None:
+    """Refuse a file over inputs.max_file_bytes from its size alone, before anything reads (or hashes) it."""
+    if size > inputs.max_file_bytes:
+        raise InputFileError(name, f"file is {size} bytes, over inputs.max_file_bytes ({inputs.max_file_bytes})")
 
 
 class _ImagePages:

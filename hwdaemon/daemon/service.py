@@ -34,7 +34,7 @@ from hwdaemon.daemon.outcomes import Outcomes
 from hwdaemon.daemon.runtime import Runtime, inbox_key_of
 from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_observers
 from hwdaemon.errors import ConfigError, HwdaemonError, InputFileError
-from hwdaemon.inputs import sha256_of
+from hwdaemon.inputs import check_file_size, sha256_of
 from hwdaemon.store import Store
 
 log = structlog.get_logger()
@@ -321,19 +321,10 @@ class Service:
             if finished is not None:
                 self._finish_leftover(inbox, path, finished.state)
                 return
-            limit = self.runtime.config.inputs.max_file_bytes
-            if info.st_size > limit:  # refused before hashing: a sparse 1 TB file must not hold up intake for an hour
-                self._outcomes.refused(
-                    self._store,
-                    inbox,
-                    path,
-                    f"file is {info.st_size} bytes, over inputs.max_file_bytes ({limit})",
-                    info,
-                )
-                return
-            try:
+            try:  # the size first: a sparse 1 TB file must not hold up intake while it is hashed
+                check_file_size(str(path), info.st_size, self.runtime.config.inputs)
                 sha256 = sha256_of(path, inside=root)
-            except InputFileError as exc:  # unreadable, outside the inbox, not a regular file
+            except InputFileError as exc:  # too large, unreadable, outside the inbox, not a regular file
                 self._outcomes.refused(self._store, inbox, path, exc.reason, info)
                 return
             original = self._store.jobs.original_with_sha256(sha256)

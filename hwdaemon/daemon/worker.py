@@ -56,9 +56,8 @@ class Worker(threading.Thread):
                 self.busy_since, self.job_in_hand = time.monotonic(), job
                 try:
                     self._run_job(store, job)
-                except (
-                    Exception
-                ) as exc:  # the store is full, the inbox unwritable, a bug: the job goes back, the thread goes on
+                except Exception as exc:
+                    # the store is full, the inbox unwritable, a bug: the job goes back, the thread goes on
                     log.error(
                         "job_outcome_not_recorded",
                         job_id=job.id,
@@ -66,10 +65,8 @@ class Worker(threading.Thread):
                         traceback=traceback.format_exc(limit=8),
                     )
                     self._give_back(store, job, exc)
-                self.busy_since, self.job_in_hand = (
-                    None,
-                    None,
-                )  # left set if the thread dies: the executor gives the job back
+                # left set if the thread dies: the executor gives the job back
+                self.busy_since, self.job_in_hand = None, None
         finally:
             store.close()
 

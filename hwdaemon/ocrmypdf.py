@@ -206,14 +206,13 @@ def _read(image: Path, options: OcrOptions) -> Result:
 def _pipeline(config_path: str | None, profile: str) -> tuple[Pipeline, InputsConfig]:
     """The profile's pipeline and the config's input limits, built once per process (workers each build their own)."""
     from hwdaemon.config import load_config
-    from hwdaemon.pipeline import Pipeline
+    from hwdaemon.pipeline import ready_pipeline
     from hwdaemon.plugins import build_registry
 
     try:
         registry = build_registry()
         config = load_config(Path(config_path) if config_path else None, registry)
-        pipeline = Pipeline.from_profile(profile, config.profile(profile), config.models, registry)
-        pipeline.check_ready()
+        pipeline = ready_pipeline(config, registry, profile)
     except HwdaemonError as exc:
         raise HwdaemonEngineError.of(exc) from exc
     return pipeline, config.inputs

@@ -54,7 +54,7 @@ def build_pipeline(config: Config, registry: Registry, profile: str) -> Pipeline
 
 
 def ready_pipeline(config: Config, registry: Registry, profile: str) -> Pipeline:
-    """Profile `profile`'s pipeline with its weights on disk (ModelMissingError, 69, otherwise)."""
-    pipeline = build_pipeline(config, registry, profile)
-    pipeline.check_ready()
-    return pipeline
+    """`pipeline.ready_pipeline`, imported when a command runs (not for `--help`)."""
+    from hwdaemon.pipeline import ready_pipeline
+
+    return ready_pipeline(config, registry, profile)

@@ -87,8 +87,9 @@ class Pipeline:
             with _timed(timings, "postprocess"):
                 for postprocessor in self.postprocessors:
                     lines = postprocessor.apply(lines)
-            to_original = cast(Affine, np.linalg.inv(to_processed))
-            lines = tuple(_mapped(line, to_original, original_width, original_height) for line in lines)
+            if not is_identity(to_processed):  # the page moved: lines back onto the original
+                to_original = cast(Affine, np.linalg.inv(to_processed))
+                lines = tuple(_mapped(line, to_original, original_width, original_height) for line in lines)
             pages.append(
                 PageResult(
                     number=page.number,
@@ -117,8 +118,6 @@ def _with_baseline(line: Line, box: Box) -> Line:
 
 def _mapped(line: Line, matrix: Affine, width: int, height: int) -> Line:
     """A line of the processed page in the original image's pixels (and inside it)."""
-    if is_identity(matrix):
-        return line
     return replace(
         line,
         polygon=map_points(matrix, line.polygon, width, height),
@@ -127,10 +126,17 @@ def _mapped(line: Line, matrix: Affine, width: int, height: int) -> Line:
     )
 
 
+def ready_pipeline(config: Config, registry: Registry, profile: str) -> Pipeline:
+    """Profile `profile`'s pipeline with its weights on disk (ModelMissingError, 69, otherwise)."""
+    pipeline = Pipeline.from_profile(profile, config.profile(profile), config.models, registry)
+    pipeline.check_ready()
+    return pipeline
+
+
 def check_profiles_ready(config: Config, registry: Registry) -> None:
     """Build every profile and check its weights are on disk: what `check-config`, `run` and a reload require."""
-    for name, profile in config.profiles.items():
-        Pipeline.from_profile(name, profile, config.models, registry).check_ready()
+    for name in config.profiles:
+        ready_pipeline(config, registry, name)
 
 
 def release_freed_memory() -> None:

@@ -9,7 +9,6 @@ what a searchable PDF, ALTO and PAGE are drawn over.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,8 +60,3 @@ def map_points(matrix: Affine, points: Sequence[tuple[float, float]], width: int
 
 def is_identity(matrix: Affine) -> bool:
     return bool(np.allclose(matrix, np.eye(3)))
-
-
-def rotation_degrees(matrix: Affine) -> float:
-    """The rotation part of a matrix, in degrees (counter-clockwise in image coordinates, as OpenCV's angle)."""
-    return math.degrees(math.atan2(-matrix[0, 1], matrix[0, 0]))

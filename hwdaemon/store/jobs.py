@@ -205,15 +205,6 @@ class Jobs:
                 (error, now + delay_seconds, now, job_id),
             )
 
-    def requeue(self, job_id: int, path: str) -> None:
-        """Queue a finished job again (retry, reprocess), reading from `path`."""
-        now = time.time()
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE jobs SET state='queued', path=?, attempts=0, error=NULL, final_path=NULL, next_attempt_at=0, updated_at=? WHERE id=?",
-                (path, now, job_id),
-            )
-
     def set_final_path(self, job_id: int, final_path: str) -> None:
         with self._transaction() as db:
             db.execute("UPDATE jobs SET final_path=?, updated_at=? WHERE id=?", (final_path, time.time(), job_id))

@@ -16,7 +16,6 @@ from hwdaemon.builtins.recognizers.beamsearch import DEFAULT_SETTINGS, BeamDecod
 from hwdaemon.builtins.recognizers.handwriting_model import (
     HandwritingModel,
     check_model_files,
-    greedy,
     load_model,
     resized_width,
 )
@@ -123,16 +122,14 @@ class HandwritingRecognizer(Recognizer[HandwritingOptions]):
         gray = as_gray(image)
         model = self._model()
         crops = [line_crop(gray, box) for box in boxes]
-        return [greedy(probabilities, model.charset)[1] for probabilities in model.probabilities(crops)]
+        return [confidence for _, confidence in model.read(crops)]
 
     @staticmethod
     def _line(
         model: HandwritingModel, decoder: BeamDecoder | None, probabilities: np.ndarray, box: Box, crop: np.ndarray
     ) -> Line:
         """Text, confidence (always the greedy path's: see HandwritingModel.read) and word boxes of one line."""
-        text, confidence = greedy(probabilities, model.charset)
-        if decoder is not None:
-            text = decoder(probabilities, model.charset)
+        text, confidence = model.reading(probabilities, decoder)
         words = word_boxes(text, probabilities, model.charset, box, crop, resized_width(crop))
         return Line(text, confidence, box.polygon, words=words)
 

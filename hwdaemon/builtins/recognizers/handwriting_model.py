@@ -39,11 +39,12 @@ class HandwritingModel:
         kept steps): it measures how sure the network is, whichever decoder spells the
         text, so review thresholds keep their meaning.
         """
-        results = []
-        for probabilities in self.probabilities(crops, max_width):
-            text, confidence = greedy(probabilities, self.charset)
-            results.append((text if decoder is None else decoder(probabilities, self.charset), confidence))
-        return results
+        return [self.reading(probabilities, decoder) for probabilities in self.probabilities(crops, max_width)]
+
+    def reading(self, probabilities: np.ndarray, decoder: TextDecoder | None = None) -> tuple[str, float]:
+        """Text and confidence of one crop's network output (see `read`)."""
+        text, confidence = greedy(probabilities, self.charset)
+        return (text if decoder is None else decoder(probabilities, self.charset)), confidence
 
     def probabilities(self, crops: list[np.ndarray], max_width: int = 2400) -> list[np.ndarray]:
         """Per crop, its (steps, classes) softmax output, without the steps computed over another crop's padding."""

@@ -58,3 +58,13 @@ def bounds_of(lines: tuple[Line, ...]) -> Box:
     left, top = min(box.x for box in boxes), min(box.y for box in boxes)
     right, bottom = max(box.x + box.width for box in boxes), max(box.y + box.height for box in boxes)
     return Box(left, top, right - left, bottom - top)
+
+
+def baseline_slope_offset(baseline: tuple[Point, ...], box: Box) -> tuple[float, float]:
+    """hOCR's `baseline`: the slope of the straight line through the baseline's ends, and its height at the box's
+    left edge measured from the box's bottom (negative: above it). (0, 0) for a baseline of fewer than two points."""
+    if len(baseline) < 2:
+        return 0.0, 0.0
+    (x1, y1), (x2, y2) = baseline[0], baseline[-1]
+    slope = (y2 - y1) / (x2 - x1) if x2 != x1 else 0.0
+    return slope, y1 + slope * (box.x - x1) - (box.y + box.height)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from hwdaemon.config import Config
-from hwdaemon.daemon.runtime import inbox_key_of
+from hwdaemon.daemon.runtime import inbox_for
 from hwdaemon.errors import HwdaemonError
 from hwdaemon.model import PageResult, Result
 from hwdaemon.pipeline.userwords import UserWords
@@ -133,7 +133,7 @@ def approve(store: Store, config: Config, job_id: int, reviewer: str) -> Approva
         raise JobNotFoundError(f"no job {job_id}")
     if row.job.state != "done":
         raise ReviewConflictError(f"job {job_id} is {row.job.state}; only a read job can be approved")
-    inbox = next((inbox for inbox in config.inboxes if inbox_key_of(inbox) == row.job.inbox), None)
+    inbox = inbox_for(config, row.job.inbox)
     sinks = inbox.sinks if inbox else []
     revision = store.review.latest_revision(job_id)
     return Approval(revision, tuple(store.review.approve(job_id, revision, reviewer, sinks)))

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Literal
 import structlog
 
 from hwdaemon.errors import PluginError
-from hwdaemon.layout import baseline_of, words_of
+from hwdaemon.layout import baseline_of, baseline_slope_offset, words_of
 from hwdaemon.model import Box, Line, PageResult, Result
 
 if TYPE_CHECKING:
@@ -149,13 +149,11 @@ def _bbox(x: int, y: int, width: int, height: int) -> BoundingBox:
 
 
 def _hocr_baseline(line: Line, box: Box) -> Baseline:
-    """The baseline as hOCR states it: slope, and the offset in pixels from the box's bottom-left corner."""
+    """The line's baseline as hOCR states it, against `box` (layout.baseline_slope_offset)."""
     from ocrmypdf.hocrtransform import Baseline
 
-    (x0, y0), (x1, y1) = baseline_of(line)[0], baseline_of(line)[-1]
-    slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
-    y_at_left = y0 + slope * (box.x - x0)
-    return Baseline(slope=slope, intercept=y_at_left - (box.y + box.height))
+    slope, offset = baseline_slope_offset(baseline_of(line), box)
+    return Baseline(slope=slope, intercept=offset)
 
 
 def _dpi_of(page: PageResult) -> float:

@@ -28,7 +28,7 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def inbox_for(self, inbox_key: str) -> InboxConfig | None:
-        return next((inbox for inbox in self.config.inboxes if inbox_key_of(inbox) == inbox_key), None)
+        return inbox_for(self.config, inbox_key)
 
     def pipeline(self, profile: str) -> Pipeline:
         from hwdaemon.pipeline import Pipeline
@@ -54,6 +54,11 @@ class Runtime:
             for sink in self._sinks.values():
                 sink.close()
             self._sinks.clear()
+
+
+def inbox_for(config: Config, inbox_key: str) -> InboxConfig | None:
+    """The inbox the store names `inbox_key`, if the config still has it."""
+    return next((inbox for inbox in config.inboxes if inbox_key_of(inbox) == inbox_key), None)
 
 
 def inbox_key_of(inbox: InboxConfig) -> str:

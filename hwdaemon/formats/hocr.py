@@ -12,7 +12,7 @@ from pathlib import PurePath
 from lxml import etree
 
 from hwdaemon import __version__
-from hwdaemon.layout import baseline_of, bounds_of, words_of
+from hwdaemon.layout import baseline_of, baseline_slope_offset, bounds_of, words_of
 from hwdaemon.model import Box, Line, PageResult, Point, Result
 
 NAMESPACE = "http://www.w3.org/1999/xhtml"
@@ -71,13 +71,9 @@ def _line(paragraph: etree._Element, line: Line, line_id: str) -> None:
 
 
 def _baseline(baseline: tuple[Point, ...], box: Box) -> str:
-    """hOCR's `baseline slope offset`: the straight line through the baseline's ends, its height at the bbox's left edge
-    measured from the bbox's bottom (negative: above it)."""
     if len(baseline) < 2:
         return "0 0"
-    (x1, y1), (x2, y2) = baseline[0], baseline[-1]
-    slope = (y2 - y1) / (x2 - x1) if x2 != x1 else 0.0
-    offset = y1 + slope * (box.x - x1) - (box.y + box.height)
+    slope, offset = baseline_slope_offset(baseline, box)
     return f"{slope:.4g} {round(offset)}"
 
 

@@ -113,8 +113,9 @@ def direction_score(mask: Image) -> float:
     """Positive when text lines run horizontally: log of (row projection's sharpness / column projection's), each at its best skew."""
     if not mask.any():
         return 0.0
-    along = max(_sharpness(_skewed(mask, angle).sum(axis=1)) for angle in SKEWS_DEGREES)
-    across = max(_sharpness(_skewed(mask, angle).sum(axis=0)) for angle in SKEWS_DEGREES)
+    skewed = [_skewed(mask, angle) for angle in SKEWS_DEGREES]
+    along = max(_sharpness(view.sum(axis=1)) for view in skewed)
+    across = max(_sharpness(view.sum(axis=0)) for view in skewed)
     return float(np.log(max(along, 1e-6) / max(across, 1e-6)))
 
 

@@ -14,6 +14,12 @@ Tesseract; `--ocr-engine tesseract` or `none` still get those. Orientation and
 deskew are reported as none: the pipeline turns and straightens the page itself
 and returns every word in the image's own coordinates, which is where OCRmyPDF
 places them. Each worker process builds its pipeline once, on its first page.
+
+Two OCRmyPDF generations load it: 17 (options as a pydantic model, `--ocr-engine`,
+`generate_ocr`) and 16.11, which Paperless-ngx 2.x pins (options as an argparse
+namespace, a `get_ocr_engine()` without arguments, hOCR handed back through
+`generate_hocr`). The hooks are declared for the generation installed, since pluggy
+refuses an implementation asking for an argument its spec lacks.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from argparse import ArgumentParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocrmypdf import __version__ as ocrmypdf_version
 from ocrmypdf import hookimpl
 from ocrmypdf.exceptions import ExitCode, ExitCodeException
 from ocrmypdf.pluginspec import OcrEngine, OrientationConfidence
@@ -43,6 +50,7 @@ ENGINE_NAME = "hwdaemon"
 # ISO 639-2 codes OCRmyPDF's -l accepts: the Latin-script languages hwdaemon has word lists for
 # (its recognizer reads Latin script; the language steers spelling and the beam decoder's lexicon).
 LANGUAGES = frozenset({"eng", "fra", "deu", "spa", "ita", "nld", "por", "lav", "eus"})
+HAS_OPTION_MODELS = int(ocrmypdf_version.split(".")[0]) >= 17  # OCRmyPDF 17: register_options, get_ocr_engine(options)
 
 
 class HwdaemonOptions(BaseModel):
@@ -121,17 +129,27 @@ class HwdaemonEngine(OcrEngine):
 
     @staticmethod
     def generate_pdf(input_file: Path, output_pdf: Path, output_text: Path, options: OcrOptions) -> None:
-        """A text-only PDF the size of the image (at its dpi), for `--pdf-renderer sandwich`."""
-        from hwdaemon.searchable_pdf import text_layer_pdf
+        """A text-only PDF the size of the image (at its dpi), for `--pdf-renderer sandwich`.
 
+        OCRmyPDF 17's renderer places each word (hwdaemon's `pdf` export uses it too);
+        16 has none, so there the page's hOCR goes through 16's own hOCR transform.
+        """
         result = _read(input_file, options)
-        output_pdf.write_bytes(text_layer_pdf(result))
+        if HAS_OPTION_MODELS:
+            from hwdaemon.searchable_pdf import text_layer_pdf
+
+            output_pdf.write_bytes(text_layer_pdf(result))
+        else:
+            from ocrmypdf.hocrtransform import HocrTransform  # type: ignore[attr-defined]  # OCRmyPDF 16 only
+
+            from hwdaemon.export import render
+            from hwdaemon.searchable_pdf import ASSUMED_IMAGE_DPI
+
+            hocr = output_pdf.with_suffix(".hwdaemon.hocr")
+            hocr.write_text(render(result, "hocr"), encoding="utf-8")
+            dpi = result.pages[0].dpi or ASSUMED_IMAGE_DPI
+            HocrTransform(hocr_filename=hocr, dpi=dpi).to_pdf(out_filename=output_pdf)
         output_text.write_text(result.text, encoding="utf-8")
-
-
-@hookimpl
-def register_options() -> dict[str, type[BaseModel]]:
-    return {ENGINE_NAME: HwdaemonOptions}
 
 
 @hookimpl
@@ -150,16 +168,33 @@ def check_options(options: OcrOptions) -> None:
     _pipeline(settings.config, settings.profile)
 
 
-@hookimpl
-def get_ocr_engine(options: OcrOptions | None) -> OcrEngine | None:
-    if options is not None and getattr(options, "ocr_engine", "auto") not in ("auto", ENGINE_NAME):
-        return None
-    return HwdaemonEngine()
+if HAS_OPTION_MODELS:
+
+    @hookimpl
+    def register_options() -> dict[str, type[BaseModel]]:
+        return {ENGINE_NAME: HwdaemonOptions}
+
+    @hookimpl
+    def get_ocr_engine(options: OcrOptions | None) -> OcrEngine | None:
+        if options is not None and getattr(options, "ocr_engine", "auto") not in ("auto", ENGINE_NAME):
+            return None
+        return HwdaemonEngine()
+
+else:
+
+    @hookimpl(tryfirst=True)
+    def get_ocr_engine() -> OcrEngine | None:  # type: ignore[misc]  # OCRmyPDF 16's spec has no options
+        """OCRmyPDF 16 has no --ocr-engine: the engine of the last plugin loaded wins, and that is this one."""
+        return HwdaemonEngine()
 
 
 def _options(options: OcrOptions) -> HwdaemonOptions:
+    """OCRmyPDF 17 fills `options.hwdaemon` from register_options; 16 leaves `--hwdaemon-*` flat on its namespace."""
     settings = getattr(options, ENGINE_NAME, None)
-    return settings if isinstance(settings, HwdaemonOptions) else HwdaemonOptions()
+    if isinstance(settings, HwdaemonOptions):
+        return settings
+    profile = getattr(options, "hwdaemon_profile", None)
+    return HwdaemonOptions(profile=profile or "default", config=getattr(options, "hwdaemon_config", None))
 
 
 def _original_image(raster: Path, options: OcrOptions, page_number: int) -> Path:
@@ -179,7 +214,8 @@ def _original_image(raster: Path, options: OcrOptions, page_number: int) -> Path
         return raster
     try:
         with pikepdf.open(source) as pdf:
-            images = list(pdf.pages[page_number - 1].images.values())
+            page = pdf.pages[page_number - 1]  # pikepdf 10.18 deprecates .images for get_images()
+            images = list((page.get_images() if hasattr(page, "get_images") else page.images).values())
             if len(images) != 1 or images[0].get("/Filter") != pikepdf.Name.DCTDecode:
                 return raster
             jpeg = raster.with_suffix(".original.jpg")

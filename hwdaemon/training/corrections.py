@@ -101,10 +101,21 @@ def fine_tune_candidates(
     current_model: Path, training: list[LineSample], held: list[LineSample], run_dir: Path, settings: TrainSettings, progress: Progress | None = None,
 ) -> dict[str, Candidate]:  # fmt: skip
     """The two models that may replace the current one, each with its CER on `held`: "fine-tuned" and its "mean" with the current."""
+    folders = fine_tune(current_model, training, run_dir, settings, progress)
+    return {kind: Candidate(folder, character_error_rate(load_model(folder), held)) for kind, folder in folders.items()}
+
+
+def fine_tune(
+    current_model: Path,
+    training: list[LineSample],
+    run_dir: Path,
+    settings: TrainSettings,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Train on the user's lines into `run_dir`; the folders of the "fine-tuned" model and of its "mean" with the current one."""
     train(training, [], run_dir, current_model, settings, progress)
     average_models([current_model, run_dir / "model"], run_dir / "mean")
-    folders = {"fine-tuned": run_dir / "model", "mean": run_dir / "mean"}
-    return {kind: Candidate(folder, character_error_rate(load_model(folder), held)) for kind, folder in folders.items()}
+    return {"fine-tuned": run_dir / "model", "mean": run_dir / "mean"}
 
 
 def learn_from_corrections(request: CorrectionsRequest, progress: Progress | None = None) -> dict[str, Any]:

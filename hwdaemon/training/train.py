@@ -36,6 +36,9 @@ from hwdaemon.training.processes import before_fork
 
 Progress = Callable[[dict[str, Any]], None]
 TRAINING_SEED = 1  # batch order and augmentation; train --seed N adds N
+# What a fine-tune may change: every layer, or only the recurrent layers and the output layer on the
+# network's convolutional features (about half the compute a step: no gradient flows through the features).
+TRAINED_LAYERS = ("all", "recurrent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +51,12 @@ class TrainSettings:
     patience: int = 3
     seed: int = TRAINING_SEED
     augment: bool = True
+    augment_strength: float = 1.0  # scales every augmentation range; 1: today's light variation
     max_minutes: float | None = None
     device: str = "auto"
     schedule: str = "constant"  # or "cosine": the rate falls to 5% of itself by the run's last step
     workers: int = 0  # processes preparing batches beside the training one (0: it does it itself)
+    trained_layers: str = "all"  # or "recurrent": the convolutional features stay as they are (TRAINED_LAYERS)
 
 
 @dataclass
@@ -71,22 +76,23 @@ def encodable(samples: list[LineSample], charset: str) -> tuple[list[LineSample]
     return kept, len(samples) - len(kept)
 
 
-def augment(crop: np.ndarray, rng: random.Random) -> np.ndarray:
-    """Light, label-preserving variation: slant, height jitter, blur, ink contrast."""
+def augment(crop: np.ndarray, rng: random.Random, strength: float = 1.0) -> np.ndarray:
+    """Light, label-preserving variation: slant, height jitter, blur, ink contrast; `strength` scales each range."""
     image = Image.fromarray(crop)
-    shear = rng.uniform(-0.3, 0.3)
+    shear = rng.uniform(-0.3, 0.3) * strength
     width, height = image.size
     image = image.transform(
         (width + int(abs(shear) * height), height), Image.Transform.AFFINE,
         (1, shear, -shear * height if shear > 0 else 0, 0, 1, 0), fillcolor=int(np.percentile(crop, 90)),
     )  # fmt: skip
-    scale = rng.uniform(0.8, 1.15)
-    image = image.resize((max(8, int(image.width * rng.uniform(0.9, 1.1))), max(8, int(height * scale))))
-    if rng.random() < 0.3:
+    scale = 1 + rng.uniform(-0.2, 0.15) * strength
+    stretch = 1 + rng.uniform(-0.1, 0.1) * strength
+    image = image.resize((max(8, int(image.width * stretch)), max(8, int(height * scale))))
+    if rng.random() < 0.3 * min(1.0, strength):
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     pixels = np.asarray(image, dtype=np.float32)
     paper = np.percentile(pixels, 90)
-    pixels = paper - (paper - pixels) * rng.uniform(0.6, 1.2)
+    pixels = paper - (paper - pixels) * (1 + rng.uniform(-0.4, 0.2) * strength)
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
@@ -123,7 +129,11 @@ class _PreparedBatches(torch.utils.data.Dataset):  # type: ignore[type-arg]
         number = self.first + position
         batch = self.batches[number]
         rng = random.Random(f"{self.settings.seed}/{self.epoch}/{number}")
-        images = [augment(sample.image, rng) if self.settings.augment else sample.image for sample in batch]
+        settings = self.settings
+        images = [
+            augment(sample.image, rng, settings.augment_strength) if settings.augment else sample.image
+            for sample in batch
+        ]
         return (
             number,
             torch.from_numpy(to_batch(images, self.settings.max_width)[0]),
@@ -148,6 +158,16 @@ def learning_rate_at(step: int, total: int, settings: TrainSettings) -> float:
         return settings.learning_rate
     floor = 0.05
     return settings.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total))))
+
+
+def _trained_parameters(network: nn.Module, layers: str) -> list[nn.Parameter]:
+    """The parameters the optimiser changes; with "recurrent" the convolutional features are frozen."""
+    if layers not in TRAINED_LAYERS:
+        raise ConfigError(f"trained layers {layers!r}: use one of {', '.join(TRAINED_LAYERS)}")
+    if layers == "recurrent":
+        for parameter in network.get_submodule("FeatureExtraction").parameters():
+            parameter.requires_grad_(False)
+    return [parameter for parameter in network.parameters() if parameter.requires_grad]
 
 
 def _device(name: str) -> torch.device:
@@ -181,7 +201,7 @@ def train(
         network, charset, base_name = network.to(device), card["charset"], str(card.get("name", base_weights.name))
     else:
         network, charset, base_name = from_english_g2(base_weights, CHARSET_V1).to(device), CHARSET_V1, "english_g2"
-    optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
+    optimiser = torch.optim.Adam(_trained_parameters(network, settings.trained_layers), lr=settings.learning_rate)
     state = TrainState()
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
@@ -218,6 +238,8 @@ def train(
             num_workers=settings.workers, worker_init_fn=_one_thread if settings.workers else None, prefetch_factor=4 if settings.workers else None,
         )  # fmt: skip
         network.train()
+        if settings.trained_layers == "recurrent":
+            network.get_submodule("FeatureExtraction").eval()  # its batch-norm statistics stay the base model's too
         for number, inputs, texts in prepared:
             inputs = inputs.to(device, non_blocking=True)
             log_probs = network(inputs, None).log_softmax(2).permute(1, 0, 2)

@@ -164,6 +164,9 @@ class PageResult:
     resolution when known (a PDF's render resolution, an image's own metadata), so a
     PDF can be written at the original's physical size. `orientation` is how the page
     arrived: 0, 90, 180 or 270 degrees clockwise from upright (undone before reading).
+    `not_text` are regions a reviewer marked as no text (a stamp, a drawing): kept with
+    their outline and what was read there, but outside `lines`, so no export, text or
+    recognizer training sees them.
     """
 
     number: int
@@ -172,6 +175,7 @@ class PageResult:
     lines: tuple[Line, ...]
     dpi: float | None = None
     orientation: int = 0
+    not_text: tuple[Line, ...] = ()
 
     @property
     def text(self) -> str:
@@ -186,7 +190,7 @@ class PageResult:
             "orientation": self.orientation,
             "text": self.text,
             "lines": [line.to_dict() for line in self.lines],
-        }
+        } | ({"not_text": [line.to_dict() for line in self.not_text]} if self.not_text else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PageResult:
@@ -198,6 +202,7 @@ class PageResult:
             lines=tuple(Line.from_dict(line) for line in data["lines"]),
             dpi=None if dpi is None else float(dpi),
             orientation=int(data.get("orientation", 0)),
+            not_text=tuple(Line.from_dict(line) for line in data.get("not_text", ())),
         )
 
 

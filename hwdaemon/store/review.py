@@ -45,6 +45,35 @@ class ReviewRow:
     revisions: int
 
 
+@dataclass(frozen=True, slots=True)
+class LineToCheck:
+    """A line of an unapproved job, in its newest revision, that no person has read yet; `index` counts from 0."""
+
+    job_id: int
+    revision: int
+    page: int
+    index: int
+    text: str
+    confidence: float
+
+
+# The newest revision of each unapproved read job of a profile, and each of its lines (SQLite's JSON functions:
+# the results are parsed in C, not turned into Python objects, so thousands of jobs are read in milliseconds).
+_UNAPPROVED_LINES = """
+WITH heads AS (
+    SELECT id AS job_id, result, (SELECT MAX(number) FROM revisions WHERE revisions.job_id = jobs.id) AS revision
+    FROM jobs WHERE profile = ? AND state = 'done' AND approved_revision IS NULL
+), documents AS (
+    SELECT job_id, COALESCE(revision, 0) AS revision, CASE WHEN revision IS NULL THEN result ELSE
+        (SELECT result FROM revisions WHERE revisions.job_id = heads.job_id AND number = heads.revision) END AS result
+    FROM heads
+), lines AS (
+    SELECT job_id, revision, json_extract(page.value, '$.number') AS page, line.key AS line_index,
+        json_extract(line.value, '$.text') AS text, json_extract(line.value, '$.confidence') AS confidence
+    FROM documents, json_each(documents.result, '$.pages') AS page, json_each(page.value, '$.lines') AS line
+)
+"""
+
 _REVIEW_SELECT = (
     f"SELECT {JOB_COLUMNS}, COALESCE(text, ''), mean_confidence, min_confidence, needs_review, approved_revision, reviewed_by, reviewed_at,"
     " (SELECT COUNT(*) FROM revisions WHERE revisions.job_id=jobs.id) FROM jobs"
@@ -173,6 +202,36 @@ class Review:
             (profile,),
         ).fetchall()
         return [(int(job_id), int(revision)) for job_id, revision in rows]
+
+    def lines_to_check(self, profile: str, below: float, limit: int) -> tuple[list[LineToCheck], int]:
+        """The `limit` least sure lines under `below` across the profile's unapproved jobs, surest last; and how many in all.
+
+        Ties go to the older job, then the page's reading order, so the order never wobbles between requests.
+        """
+        rows = self._db.execute(
+            f"{_UNAPPROVED_LINES} SELECT job_id, revision, page, line_index, text, confidence FROM lines"
+            " WHERE confidence < ? ORDER BY confidence, job_id, page, line_index LIMIT ?",
+            (profile, below, limit),
+        ).fetchall()
+        total = self._db.execute(
+            f"{_UNAPPROVED_LINES} SELECT COUNT(*) FROM lines WHERE confidence < ?", (profile, below)
+        ).fetchone()[0]
+        return [LineToCheck(*row) for row in rows], int(total)
+
+    def approved_lines_since(self, profile: str, since: float) -> int:
+        """How many lines with text the profile's jobs approved after `since` (a Unix time) hold: what the next training adds."""
+        row = self._db.execute(
+            """
+            SELECT COUNT(*) FROM jobs,
+                json_each(CASE WHEN approved_revision = 0 THEN jobs.result ELSE (SELECT result FROM revisions
+                    WHERE revisions.job_id = jobs.id AND number = jobs.approved_revision) END, '$.pages') AS page,
+                json_each(page.value, '$.lines') AS line
+            WHERE profile = ? AND state = 'done' AND approved_revision IS NOT NULL AND reviewed_at > ?
+                AND TRIM(json_extract(line.value, '$.text')) != ''
+            """,
+            (profile, since),
+        ).fetchone()
+        return int(row[0])
 
     def neighbours(self, job_id: int) -> tuple[int | None, int | None]:
         """The done jobs just newer and just older than `job_id`, for next/previous keys."""

@@ -65,6 +65,8 @@ def _routes(review: ReviewRoutes, login: Login) -> list[BaseRoute]:
         Route("/jobs/{job_id:int}/save", review.save, methods=["POST"]),
         Route("/jobs/{job_id:int}/approve", review.approve, methods=["POST"]),
         Route("/jobs/{job_id:int}/words", review.add_word, methods=["POST"]),
+        Route("/check", review.check_page),
+        Route("/check/next", review.next_line),
         Route("/login", login.form),
         Route("/login", login.submit, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -1,4 +1,7 @@
-"""The review routes: the jobs list, a job's page and its scan, and the three form posts (save, approve, add a word).
+"""The review routes: the jobs list, a job's page and its scan, the three form posts (save, approve, add a word), the check queue.
+
+A save carries the page's texts and at most one fix of its lines (`edits.py`),
+so a reviewer's typing is never lost to a delete or a split pressed after it.
 
 The rule: no store or disk call on the event loop. Pages (GET) are plain
 functions, which Starlette runs on its thread pool; a post is async only to
@@ -28,8 +31,17 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from hwdaemon import review
 from hwdaemon.config import Config
 from hwdaemon.daemon.previews import preview_path
-from hwdaemon.review import JobNotFoundError, ReviewConflictError, ReviewError, WordRefusedError
+from hwdaemon.review import (
+    JobNotFoundError,
+    LineEditRefusedError,
+    ReviewConflictError,
+    ReviewError,
+    WordRefusedError,
+)
+from hwdaemon.review_queue import CheckQueue, check_queue
 from hwdaemon.store import JobState, ReviewFilter, Store
+from hwdaemon.store.review import LineToCheck
+from hwdaemon.ui.edits import checked_lines_of, line_edits_of
 from hwdaemon.ui.security import Csrf
 from hwdaemon.ui.views import Views
 
@@ -40,7 +52,12 @@ C = TypeVar("C", bound=str)
 REVIEWER_COOKIE = "hwdaemon_reviewer"
 JOB_STATES: tuple[JobState, ...] = ("queued", "processing", "done", "failed", "duplicate")
 REVIEW_FILTERS: tuple[ReviewFilter, ...] = ("all", "needs_review", "unreviewed", "approved")
-HTTP_STATUS_OF: dict[type[ReviewError], int] = {JobNotFoundError: 404, ReviewConflictError: 409, WordRefusedError: 400}
+HTTP_STATUS_OF: dict[type[ReviewError], int] = {
+    JobNotFoundError: 404,
+    ReviewConflictError: 409,
+    WordRefusedError: 400,
+    LineEditRefusedError: 400,
+}
 
 
 class ReviewRoutes:
@@ -94,6 +111,7 @@ class ReviewRoutes:
             revisions = store.review.revisions(job_id)
             deliveries = store.deliveries.of_job(job_id)
             newer, older = store.review.neighbours(job_id)
+            queue = check_queue(store, self._config_of(), row.job.profile, limit=1)
         page_numbers = [page.number for page in current.pages] if current else []
         page_number = _positive_int(request.query_params.get("page"), page_numbers[0] if page_numbers else 1)
         page = next((p for p in current.pages if p.number == page_number), None) if current else None
@@ -121,8 +139,39 @@ class ReviewRoutes:
                 "words_file": review.words_file_of(config, row.job.profile),
                 "name": Path(row.job.path).name,
                 "message": request.query_params.get("message", ""),
+                "queue": queue,
+                "focus_line": _focus_line(request, page.lines if page else ()),
             },
         )
+
+    def check_page(self, request: Request) -> Response:
+        """The queue of lines to check, per profile: the least sure first, each one click from its place."""
+        config = self._config_of()
+        profiles = sorted(config.profiles)
+        profile = request.query_params.get("profile") or (profiles[0] if profiles else "")
+        if profile not in config.profiles:
+            raise HTTPException(404, f"no profile {profile!r}")
+        with self._store() as store:
+            queue = check_queue(store, config, profile)
+        return self._views.render(
+            request,
+            "check.html",
+            {
+                "queue": queue,
+                "profiles": profiles,
+                "line_url": _line_url,
+                "message": request.query_params.get("message", ""),
+            },
+        )
+
+    def next_line(self, request: Request) -> Response:
+        """One click to the profile's least sure line (GET /check/next?profile=NAME)."""
+        profile = request.query_params.get("profile", "")
+        if profile not in self._config_of().profiles:
+            raise HTTPException(404, f"no profile {profile!r}")
+        with self._store() as store:
+            queue = check_queue(store, self._config_of(), profile, limit=1)
+        return _to_next(queue, "")
 
     def page_image(self, request: Request) -> Response:
         job_id, page_number = int(request.path_params["job_id"]), int(request.path_params["page"])
@@ -136,10 +185,15 @@ class ReviewRoutes:
         form = await self._csrf.checked_form(request)
         page_number = _page_of(form)
         texts = _line_texts(form)
+        edits, checked = line_edits_of(form), checked_lines_of(form)
         reviewer = _reviewer_of(request, str(form.get("reviewer", "")))
-        saved = await self._in_store(review.save_revision, job_id, page_number, texts, reviewer)
+        saved = await self._in_store(review.save_revision, job_id, page_number, texts, reviewer, edits, checked)
         message = "nothing changed" if saved is None else f"saved as revision {saved}"
-        response = _back_to_job(job_id, page_number, message)
+        if form.get("then") == "next":
+            queue = await self._in_store(self._queue_of_job, job_id)
+            response = _to_next(queue, message)
+        else:
+            response = _back_to_job(job_id, page_number, message)
         response.set_cookie(REVIEWER_COOKIE, reviewer, max_age=365 * 86400, httponly=True, samesite="strict")
         return response
 
@@ -162,6 +216,12 @@ class ReviewRoutes:
         else:
             message = f"{added.word!r} is already among the profile's words"
         return _back_to_job(job_id, _page_of(form), message)
+
+    def _queue_of_job(self, store: Store, job_id: int) -> CheckQueue:
+        row = store.review.row(job_id)
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return check_queue(store, self._config_of(), row.job.profile, limit=1)
 
     @contextmanager
     def _store(self) -> Iterator[Store]:
@@ -208,6 +268,29 @@ def _page_of(form: FormData) -> int:
 
 def _positive_int(value: str | None, default: int) -> int:
     return int(value) if value and value.isdigit() and int(value) > 0 else default
+
+
+def _focus_line(request: Request, lines: tuple[object, ...]) -> int | None:
+    """The line the page was opened at (`?line=N`, from the check queue), when the page has it."""
+    value = request.query_params.get("line", "")
+    return int(value) if value.isdigit() and int(value) < len(lines) else None
+
+
+def _line_url(line: LineToCheck) -> str:
+    return f"/jobs/{line.job_id}?" + urlencode({"page": line.page, "line": line.index}) + f"#line-{line.index}"
+
+
+def _to_next(queue: CheckQueue, message: str) -> RedirectResponse:
+    """To the queue's first line, or to the queue page saying there is none left."""
+    if queue.next is None:
+        done = "no line left to check for profile " + queue.profile
+        text = f"{message}; {done}" if message else done
+        return RedirectResponse("/check?" + urlencode({"profile": queue.profile, "message": text}), status_code=303)
+    url = _line_url(queue.next)
+    if message:
+        path, _, fragment = url.partition("#")
+        url = f"{path}&{urlencode({'message': message})}#{fragment}"
+    return RedirectResponse(url, status_code=303)
 
 
 def _back_to_job(job_id: int, page: int, message: str) -> RedirectResponse:

@@ -1,4 +1,4 @@
-"""ALTO, PAGE and hOCR exports, checked by other people's tools: the official XSDs, alto-tools, hocr-spec, our training reader.
+"""ALTO, PAGE and hOCR exports, checked by other people's tools: the official XSDs, kraken, alto-tools, hocr-spec, our training reader.
 
 tests/schemas/ holds the official schemas (see its README for where they come from).
 No expectation here is a copy of our own serialiser's output: each check reads
@@ -8,9 +8,11 @@ the file back with a reader that is not ours, or with the schema its format defi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
@@ -221,6 +223,76 @@ def test_process_writes_valid_alto_page_and_hocr_of_a_real_scan(
         xml_path = tmp_path / f"{stem}.{extension(format)}"  # type: ignore[arg-type]
         _, lines = read_transcribed_page(xml_path, scan.parent)
         assert [line.text for line in lines] == [line.text for line in result.lines if line.text]
+
+
+# kraken's own ALTO/PAGE parser (what eScriptorium imports with): scripts/setup --test puts kraken in its own
+# folder without its dependencies, since its pins would downgrade torch; the parser needs only lxml and iso639.
+KRAKEN = Path(__file__).resolve().parent.parent / ".venv" / "kraken"
+KRAKEN_READ = """
+import json, sys
+from kraken.lib.xml import XMLPage
+page = XMLPage(sys.argv[1])
+segmentation = page.to_container()
+print(json.dumps({
+    "type": segmentation.type,
+    "image": str(segmentation.imagename),
+    "lines": [
+        {"text": line.text, "baseline": [list(p) for p in line.baseline], "boundary": [list(p) for p in line.boundary]}
+        for line in segmentation.lines
+    ],
+}))
+"""
+
+
+def kraken_reads(xml_path: Path) -> dict[str, Any]:
+    if not (KRAKEN / "kraken").is_dir():
+        pytest.skip(f"kraken is not in {KRAKEN}: run scripts/setup --test")
+    done = subprocess.run(
+        [sys.executable, "-c", KRAKEN_READ, str(xml_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(KRAKEN)},
+    )
+    assert done.returncode == 0, done.stderr
+    read: dict[str, Any] = json.loads(done.stdout)
+    return read
+
+
+def assert_kraken_reads_the_result(xml_path: Path, result: Result) -> None:
+    """kraken gets every line with our text, outline and baseline (estimated ones included), as a baseline segmentation."""
+    read = kraken_reads(xml_path)
+    assert read["type"] == "baselines"
+    lines = [line for line in result.lines if line.text]
+    assert [line["text"] for line in read["lines"]] == [line.text for line in lines]
+    assert [[tuple(point) for point in line["boundary"]] for line in read["lines"]] == [
+        list(line.polygon) for line in lines
+    ]
+    assert [[tuple(point) for point in line["baseline"]] for line in read["lines"]] == [
+        list(baseline_of(line)) for line in lines
+    ]
+
+
+@pytest.mark.parametrize("format", ["alto", "page"])
+def test_kraken_reads_our_lines_outlines_and_baselines(format: str, tmp_path: Path) -> None:
+    Image.new("L", (800, 600), 255).save(tmp_path / "letter.tiff")
+    xml_path = tmp_path / f"letter.{extension(format)}"  # type: ignore[arg-type]
+    xml_path.write_text(render(RESULT, format), encoding="utf-8")  # type: ignore[arg-type]
+    assert_kraken_reads_the_result(xml_path, RESULT)
+    assert Path(kraken_reads(xml_path)["image"]).name == "letter.tiff"
+
+
+def test_kraken_reads_a_real_scans_alto_and_page(tmp_path: Path, dev_manifest: list[dict[str, str]]) -> None:
+    from hwdaemon.cli import cli
+
+    page = next(entry for entry in dev_manifest if entry.get("kind", "page") == "page")
+    scan = DEV_DATA / page["image"]
+    runner = CliRunner()
+    for format in ("alto", "page", "json"):
+        outcome = runner.invoke(cli, ["process", str(scan), "--format", format, "--output", str(tmp_path)])
+        assert outcome.exit_code == 0, outcome.output
+    result = Result.from_dict(json.loads((tmp_path / f"{scan.stem}.json").read_text(encoding="utf-8")))
+    for format in ("alto", "page"):
+        assert_kraken_reads_the_result(tmp_path / f"{scan.stem}.{extension(format)}", result)  # type: ignore[arg-type]
 
 
 def test_file_sink_names_xml_formats_as_their_readers_expect(tmp_path: Path) -> None:

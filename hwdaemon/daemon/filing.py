@@ -18,6 +18,22 @@ from hwdaemon.daemon.filters import FAILED_FOLDER, PROCESSED_FOLDER
 from hwdaemon.export import write_atomic
 from hwdaemon.filenames import ERROR_REPORT_SUFFIX, NAME_MAX_BYTES, fit_name
 
+UPLOADS_FOLDER = "uploads"
+
+
+def uploads_folder(state_dir: Path) -> Path:
+    """Where files sent to the HTTP API lie: not an inbox, so no watcher takes them in a second time."""
+    return (state_dir / UPLOADS_FOLDER).absolute()
+
+
+def filing_root(job_path: str, inbox_key: str, state_dir: Path) -> Path:
+    """The folder a job's file is filed in (processed/, failed/): its inbox, or state_dir/uploads for an upload.
+
+    An upload follows its inbox's `after:` policy all the same; only the place differs.
+    """
+    uploads = uploads_folder(state_dir)
+    return uploads if Path(job_path).absolute().is_relative_to(uploads) else Path(inbox_key)
+
 
 def file_done(path: Path, after: str, inbox: Path) -> Path | None:
     """A file whose job read it (or found it a duplicate): into processed/, kept, or deleted, as the inbox says.

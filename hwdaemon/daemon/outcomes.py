@@ -16,7 +16,7 @@ import structlog
 
 from hwdaemon.config import InboxConfig
 from hwdaemon.daemon.context import ThreadContext
-from hwdaemon.daemon.filing import file_done, file_failed
+from hwdaemon.daemon.filing import file_done, file_failed, filing_root
 from hwdaemon.daemon.previews import save_previews
 from hwdaemon.daemon.runtime import inbox_key_of
 from hwdaemon.hookspecs import FailedJob
@@ -42,7 +42,8 @@ class Outcomes:
         store.jobs.finish(
             job.id, result, sinks, needs_review=needs_review, hold=inbox is not None and inbox.review == "required"
         )
-        final = file_done(Path(job.path), inbox.after if inbox else "keep", Path(job.inbox))
+        root = filing_root(job.path, job.inbox, runtime.config.state_dir)
+        final = file_done(Path(job.path), inbox.after if inbox else "keep", root)
         if final is not None:
             store.jobs.set_final_path(job.id, str(final))
         self._context.deliveries_available.set()  # after filing: a delivery that needs the original finds it
@@ -73,7 +74,7 @@ class Outcomes:
         store.jobs.fail(job.id, error)
         final = file_failed(
             Path(job.path),
-            Path(job.inbox),
+            filing_root(job.path, job.inbox, self._context.runtime.config.state_dir),
             error,
             job.attempts,
             {"job_id": job.id, "permanent": permanent, "traceback": trace},

@@ -29,12 +29,12 @@ from hwdaemon.daemon.delivery import DeliveryThread
 from hwdaemon.daemon.executor import Executor
 from hwdaemon.daemon.filing import file_done, is_utf8_name, with_utf8_name
 from hwdaemon.daemon.filters import is_candidate
+from hwdaemon.daemon.intake import admit
 from hwdaemon.daemon.notify import Notifier, watchdog_interval_seconds
 from hwdaemon.daemon.outcomes import Outcomes
 from hwdaemon.daemon.runtime import Runtime, inbox_key_of
 from hwdaemon.daemon.watcher import Seen, SettleTracker, scan_inbox, start_observers
 from hwdaemon.errors import ConfigError, HwdaemonError, InputFileError
-from hwdaemon.inputs import check_file_size, sha256_of
 from hwdaemon.store import Store
 
 log = structlog.get_logger()
@@ -321,20 +321,19 @@ class Service:
             if finished is not None:
                 self._finish_leftover(inbox, path, finished.state)
                 return
-            try:  # the size first: a sparse 1 TB file must not hold up intake while it is hashed
-                check_file_size(str(path), info.st_size, self.runtime.config.inputs)
-                sha256 = sha256_of(path, inside=root)
+            try:
+                admission = admit(self._store, inbox, path, info, self.runtime.config.inputs, inside=root)
             except InputFileError as exc:  # too large, unreadable, outside the inbox, not a regular file
                 self._outcomes.refused(self._store, inbox, path, exc.reason, info)
                 return
-            original = self._store.jobs.original_with_sha256(sha256)
             key = inbox_key_of(inbox)
-            if original is not None:
+            if admission.original is not None:
+                original = admission.original
                 job = self._store.jobs.add(
                     str(path),
                     key,
                     inbox.profile,
-                    sha256,
+                    admission.sha256,
                     info.st_size,
                     info.st_mtime_ns,
                     "duplicate",
@@ -344,7 +343,8 @@ class Service:
                 self.context.metrics.files_seen.labels(key, "duplicate").inc()
                 log.info("file_duplicate", job_id=job.id, duplicate_of=original.id)
                 return
-            job = self._store.jobs.add(str(path), key, inbox.profile, sha256, info.st_size, info.st_mtime_ns)
+            assert admission.job is not None
+            job = admission.job
             self.context.metrics.files_seen.labels(key, "queued").inc()
             log.info("job_queued", job_id=job.id, bytes=info.st_size)
             self.context.work_available.set()

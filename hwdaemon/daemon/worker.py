@@ -18,6 +18,7 @@ from structlog.contextvars import bound_contextvars
 
 from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.daemon.executor import Executor
+from hwdaemon.daemon.filing import filing_root
 from hwdaemon.daemon.outcomes import Outcomes
 from hwdaemon.daemon.previews import previewed
 from hwdaemon.errors import InputFileError
@@ -91,7 +92,9 @@ class Worker(threading.Thread):
             path = Path(job.path)
             try:
                 pipeline = runtime.pipeline(job.profile)
-                with open_document(path, runtime.config.inputs, inside=_inbox_holding(path, job.inbox)) as document:
+                with open_document(
+                    path, runtime.config.inputs, inside=_folder_holding(path, job, runtime.config.state_dir)
+                ) as document:
                     if runtime.config.ui.previews:
                         document = previewed(document, runtime.config.ui.preview_max_side, previews)
                     result = pipeline.run(document)
@@ -111,6 +114,7 @@ def local_executor(context: ThreadContext, outcomes: Outcomes) -> Executor:
     return Executor(lambda number: Worker(context, outcomes, number), context.runtime.config.workers, context, outcomes)
 
 
-def _inbox_holding(path: Path, inbox: str) -> Path | None:
-    """The inbox a job's file must resolve into; None for a file an operator queued from elsewhere (`reprocess`)."""
-    return Path(inbox) if path.absolute().is_relative_to(inbox) else None
+def _folder_holding(path: Path, job: Job, state_dir: Path) -> Path | None:
+    """The inbox (or uploads folder) a job's file must resolve into; None for a file an operator queued from elsewhere (`reprocess`)."""
+    folder = filing_root(job.path, job.inbox, state_dir)
+    return folder if path.absolute().is_relative_to(folder) else None

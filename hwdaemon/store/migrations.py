@@ -87,6 +87,20 @@ def m003_remote_workers(db: sqlite3.Connection) -> None:
     _add_columns(db, "jobs", task_id="TEXT", dispatched_at="REAL", worker="TEXT")
 
 
+def m004_uploads(db: sqlite3.Connection) -> None:
+    """4: the HTTP API: what came with an uploaded file (its name, the token, formats, callback)."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS uploads (
+            job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
+            original_name TEXT NOT NULL,
+            token_name TEXT NOT NULL,
+            formats TEXT NOT NULL DEFAULT '',
+            callback_url TEXT,
+            created_at REAL NOT NULL
+        )"""
+    )
+
+
 def _add_columns(db: sqlite3.Connection, table: str, **declarations: str) -> None:
     present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
     for name, declaration in declarations.items():
@@ -98,5 +112,6 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_jobs_and_deliveries,
     m002_review,
     m003_remote_workers,
+    m004_uploads,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

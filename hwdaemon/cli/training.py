@@ -292,16 +292,22 @@ def _train_from_corrections(config_path: Path | None, options: TrainingOptions) 
     "--source",
     "sources",
     multiple=True,
-    required=True,
     metavar="REPO=PATH",
     help="Pages: owner/repo=FOLDER, a clone of an ALTO/PAGE set with its images. Repeatable.",
 )
 @click.option(
     "--exclusions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="DO-NOT-TRAIN.tsv: documents that must never be trained on.",
+    help="DO-NOT-TRAIN.tsv: documents that must never be trained on (required with --source).",
 )
+@click.option(
+    "--from-approved",
+    "approved_profiles",
+    multiple=True,
+    metavar="PROFILE",
+    help="Also the pages approved on the review page for PROFILE (with --config), with the lines as reviewers fixed them. Repeatable.",
+)
+@CONFIG_OPTION
 @click.option(
     "--skip-pages",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -330,7 +336,9 @@ def _train_from_corrections(config_path: Path | None, options: TrainingOptions) 
 @click.option("--seed", type=int, default=1, show_default=True)
 def train_segmenter(
     sources: tuple[str, ...],
-    exclusions: Path,
+    exclusions: Path | None,
+    approved_profiles: tuple[str, ...],
+    config_path: Path | None,
     skip_pages: Path | None,
     out: Path,
     minutes: float,
@@ -343,13 +351,25 @@ def train_segmenter(
     `detector: {type: linenet, model_dir: OUT/model}` and measure it with
     benchmarks/segmentation.py and `hwdaemon eval`.
 
+    With --from-approved PROFILE, the pages reviewers approved for that profile
+    train it too (or alone, without --source): their corrected lines are the
+    targets, regions marked not text are not.
+
     Example:
       hwdaemon train-segmenter --source HTR-United/CREMMA-AN-TestamentsDePoilus=CREMMA-AN-TestamentsDePoilus \\
         --exclusions DO-NOT-TRAIN.tsv --skip-pages held-out.txt --out runs/linenet
+      hwdaemon train-segmenter --from-approved default --config /etc/hwdaemon/config.yaml --out runs/linenet-mine
     """
     from hwdaemon.training.exclusion import ExclusionList
-    from hwdaemon.training.segment import SegmentSettings, load_pages, split_validation
+    from hwdaemon.training.segment import SegmentSettings, approved_pages, load_pages, split_validation
     from hwdaemon.training.segment import train_segmenter as run
+
+    if not sources and not approved_profiles:
+        raise click.UsageError(
+            "give pages to train on: --source REPO=PATH (with --exclusions) or --from-approved PROFILE"
+        )
+    if sources and exclusions is None:
+        raise click.UsageError("--source needs --exclusions DO-NOT-TRAIN.tsv")
 
     configure_logging("info")
     log = structlog.get_logger("hwdaemon.train_segmenter")
@@ -359,7 +379,16 @@ def train_segmenter(
 
     skip = set(skip_pages.read_text().split()) if skip_pages else set()
     folders = {repository: Path(folder) for repository, folder in _repository_pairs(sources, "--source")}
-    pages = load_pages(folders, ExclusionList.load(exclusions), skip, progress)
+    pages = load_pages(folders, ExclusionList.load(exclusions), skip, progress) if exclusions else []
+    if approved_profiles:
+        config, _ = load(config_path)
+        for profile in approved_profiles:
+            config.profile(profile)  # an unknown name is a ConfigError that lists the profiles
+        store = open_store(config)
+        try:
+            pages += approved_pages(store, config.state_dir, approved_profiles, progress)
+        finally:
+            store.close()
     training, validation = split_validation(pages, validation_fraction)
     log.info("segmenter_pages", training=len(training), validation=len(validation), skipped=len(skip))
     state = run(training, validation, out, SegmentSettings(minutes=minutes, seed=seed), progress)

@@ -6,6 +6,11 @@ once to the network's scale and kept in memory (a few hundred pages, ~1 MB each)
 each step trains on random square crops, jittered in scale and contrast. Sources
 are sampled evenly, so 300 forms of one kind do not drown 40 letters of another.
 A checkpoint is written every `checkpoint_every` steps and a run resumes from it.
+
+Pages come from ALTO/PAGE sets (`load_pages`) and from the review page
+(`approved_pages`): each approved job's pages, from the previews the daemon
+kept, with the lines as the reviewer left them (deleted, drawn, merged, split).
+A region marked not text is no line's core, so the network learns to leave it.
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
+from PIL import Image
 from torch.nn import functional
 
 from hwdaemon.builtins.detectors.linenet import shrink, to_network_input
+from hwdaemon.daemon.previews import preview_path
 from hwdaemon.errors import ConfigError
+from hwdaemon.store import Store
 from hwdaemon.training.data import TranscribedLine, read_transcribed_page
 from hwdaemon.training.exclusion import ExclusionList
 from hwdaemon.training.linenet_network import LineNet, save_linenet
 
 Progress = Callable[[dict[str, Any]], None]
+APPROVED_SOURCE = "review-page"  # the source name of pages approved on the review page
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,6 +104,37 @@ def load_pages(sources: dict[str, Path], exclusions: ExclusionList, skip: set[st
                 continue
             small, scale = shrink(np.asarray(image.convert("L")))
             pages.append(SegmentPage(repository, xml.name, small, core_target(small.shape, lines, scale)))
+    return pages
+
+
+def approved_pages(store: Store, state_dir: Path, profiles: Iterable[str], log: Progress) -> list[SegmentPage]:
+    """The pages of every approved job of `profiles`, from their previews, with the approved revision's lines as targets."""
+    pages = []
+    for profile in profiles:
+        for job_id, revision in store.review.approved_jobs(profile):
+            result = store.jobs.result_of(job_id, revision)
+            for page in result.pages if result else ():
+                path = preview_path(state_dir, job_id, page.number)
+                if not path.is_file() or not page.lines:
+                    log(
+                        {
+                            "event": "page_skipped",
+                            "job": job_id,
+                            "page": page.number,
+                            "reason": "no preview or no lines",
+                        }
+                    )
+                    continue
+                with Image.open(path) as opened:
+                    preview = np.asarray(opened.convert("L"))
+                to_preview = preview.shape[1] / page.width if page.width else 1.0
+                lines = [
+                    TranscribedLine(line.text, [(x * to_preview, y * to_preview) for x, y in line.polygon])
+                    for line in page.lines
+                ]
+                small, scale = shrink(preview)
+                name = f"job-{job_id}-page-{page.number}"
+                pages.append(SegmentPage(APPROVED_SOURCE, name, small, core_target(small.shape, lines, scale)))
     return pages
 
 

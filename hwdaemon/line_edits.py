@@ -15,6 +15,7 @@ an empty piece gets 0, so it comes first among the lines to check.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -104,7 +105,7 @@ def apply_line_edit(page: PageResult, edit: LineEdit) -> PageResult:
             return replace(page, lines=_bounded(lines), not_text=not_text)
         case AddLine(box, text):
             _check_box(page, box)
-            _insert_in_reading_order(lines, _new_line(box, _one_line(text)))
+            _insert_in_reading_order(lines, _new_line(box, _checked_text(text)))
         case MergeLines(line, other):
             first, second = sorted((_index(page, line), _index(page, other)))
             if first == second:
@@ -253,8 +254,18 @@ def _new_line(box: Box, text: str) -> Line:
     return Line(text, HUMAN_CONFIDENCE if text else UNCHECKED_EMPTY_CONFIDENCE, box.polygon)
 
 
-def _one_line(text: str) -> str:
-    cleaned = " ".join(text.split())
+def one_line(text: str) -> str:
+    """Text a person typed, made one line: breaks and tabs become spaces, other control characters go.
+
+    No XML export can carry a control character (lxml refuses it), so one
+    pasted into a line would make every ALTO, PAGE and hOCR delivery fail.
+    """
+    kept = (" " if char in "\r\n\t" else char for char in text)
+    return "".join(char for char in kept if unicodedata.category(char) != "Cc").strip()
+
+
+def _checked_text(text: str) -> str:
+    cleaned = one_line(text)
     if len(cleaned) > MAX_TEXT_CHARS:
         raise ValueError(f"a line's text is at most {MAX_TEXT_CHARS} characters; this one has {len(cleaned)}")
     return cleaned

@@ -24,7 +24,7 @@ from typing import Literal
 from hwdaemon.config import Config
 from hwdaemon.daemon.runtime import inbox_for
 from hwdaemon.errors import HwdaemonError
-from hwdaemon.line_edits import HUMAN_CONFIDENCE, LineEdit, apply_line_edit
+from hwdaemon.line_edits import HUMAN_CONFIDENCE, LineEdit, apply_line_edit, one_line
 from hwdaemon.model import PageResult, Point, Result
 from hwdaemon.pipeline.userwords import UserWords
 from hwdaemon.store import Store
@@ -89,7 +89,7 @@ def apply_edits(
             continue
         lines = []
         for index, line in enumerate(page.lines):
-            edited = _clean(texts.get(index, line.text))
+            edited = one_line(texts.get(index, line.text))
             if edited != line.text or (index in checked and line.confidence < HUMAN_CONFIDENCE):
                 line = line.retexted(edited, HUMAN_CONFIDENCE)
             lines.append(line)
@@ -156,16 +156,24 @@ def save_revision(
     reviewer: str,
     edits: Sequence[LineEdit] = (),
     checked: Collection[int] = (),
+    based_on: int | None = None,
 ) -> int | None:
     """Keep one page's edited lines as the job's next revision; its number, or None when nothing changed.
 
     The edit applies to the newest revision, so successive saves build on each
     other. Texts and `checked` name lines as the page showed them; `edits`
     then fix the lines themselves, in order (LineEditRefusedError, nothing saved, when one does not fit).
+    `based_on` is the revision the reviewer saw: when another was saved since,
+    line numbers may name other lines, so ReviewConflictError asks them to reload.
     """
     if store.review.row(job_id) is None:
         raise JobNotFoundError(f"no job {job_id}")
     revision = store.review.latest_revision(job_id)
+    if based_on is not None and based_on != revision:
+        raise ReviewConflictError(
+            f"revision {revision} was saved since you opened revision {based_on} of this job; "
+            "reload the page and make your change again"
+        )
     current = store.jobs.result_of(job_id, revision)
     if current is None:
         raise ReviewConflictError("this job has no result to correct")
@@ -212,11 +220,6 @@ def words_file_of(config: Config, profile: str) -> UserWords | None:
     """The profile's own word list, if it has a file reviewers can add to."""
     found = config.profiles.get(profile)
     return UserWords(found.user_words, found.user_words_file) if found and found.user_words_file else None
-
-
-def _clean(text: str) -> str:
-    """A line is one line: form fields may bring CR/LF or tabs."""
-    return " ".join(text.replace("\r", " ").replace("\n", " ").replace("\t", " ").split(" ")).strip()
 
 
 def _page_changes(before: PageResult, after: PageResult) -> list[LineChange]:

@@ -103,7 +103,7 @@ def test_each_fix_of_the_lines_is_a_new_revision_by_its_author(setup: tuple[Conf
         "yours ever",
     ]
 
-    status, location = post(client, job_id, token, op="add", box="20,100,200,30", new_text="  P.S.  bring   tea ")
+    status, location = post(client, job_id, token, op="add", box="20,100,200,30", new_text="  P.S. bring tea ")
     assert status == 303 and "saved+as+revision+4" in location
     page = newest(store, job_id)
     added = page.lines[2]  # after "the garden is lovely", on its row and to its right; before "yours ever"
@@ -321,3 +321,38 @@ def test_next_line_to_check_is_the_least_sure_across_the_profiles_jobs(setup: tu
     assert re.search(r'id="approved-since">12<', client.get("/check?profile=default").text)
     assert client.get("/check/next?profile=nobody").status_code == 404
     assert client.get("/check?profile=nobody").status_code == 404
+
+
+def test_a_fix_from_a_page_opened_before_another_save_is_refused(setup: tuple[Config, Store, TestClient]) -> None:
+    config, store, client = setup
+    job_id = add_done_job(store, config, letter())
+    token = csrf_of(client, f"/jobs/{job_id}")
+    assert 'name="revision" value="0"' in client.get(f"/jobs/{job_id}").text
+    assert post(client, job_id, token, op="delete:0", revision="0")[0] == 303  # one reviewer deletes line 1
+    status, body = post(
+        client, job_id, token, op="delete:0", revision="0"
+    )  # another, from the old page, would delete line 2
+    assert status == 409 and "revision 1 was saved since you opened revision 0" in body
+    assert store.review.latest_revision(job_id) == 1 and len(newest(store, job_id).lines) == 3
+    assert post(client, job_id, token, op="delete:0", revision="x")[0] == 400
+
+
+def test_control_characters_typed_or_pasted_never_reach_the_exports(setup: tuple[Config, Store, TestClient]) -> None:
+    config, store, client = setup
+    job_id = add_done_job(store, config, letter())
+    token = csrf_of(client, f"/jobs/{job_id}")
+    status, _ = post(
+        client,
+        job_id,
+        token,
+        op="add",
+        box="20,150,200,30",
+        new_text="P.S.\x00 tea\x07",
+        **{"line-0": "Dear\x1b Margaret,\r\n"},
+    )
+    assert status == 303
+    result = store.jobs.result_of(job_id, 1)
+    assert result is not None and [line.text for line in result.pages[0].lines][::4] == ["Dear Margaret,", "P.S. tea"]
+    for format in ("alto", "page", "hocr"):
+        exported = render_bytes(result, format)  # lxml refuses a control character: the export would fail
+        assert b"tea" in exported and b"Margaret," in exported

@@ -9,7 +9,8 @@ The form's buttons carry one fix each as `op` = `VERB:LINE` (lines counted from 
 as the page shows them): `delete`, `not-text`, `restore` (a not-text region),
 `merge` (with the next line), `up`, `down`, `split` (with `at` = `X,Y` and `axis`
 = `x` or `y`); `add` takes `box` = `X,Y,WIDTH,HEIGHT` and `new-text`. `save`
-(or no `op`) saves the texts alone.
+(or no `op`) saves the texts alone. `checked` names lines the reviewer read and
+vouches for as they are; `revision` is the revision the page showed.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def checked_lines_of(form: FormData) -> frozenset[int]:
     if any(not value.isdigit() or len(value) > 6 for value in values):
         raise HTTPException(400, "checked: line numbers counted from 0")
     return frozenset(int(value) for value in values)
+
+
+def revision_seen_of(form: FormData) -> int | None:
+    """The `revision` field: the revision the page showed, so a save over a newer one is refused (None: not said)."""
+    value = str(form.get("revision", ""))
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 9:
+        raise HTTPException(400, "revision: the number of the revision the page showed")
+    return int(value)
 
 
 def _numbers(form: FormData, field: str, count: int, shape: str) -> list[int]:

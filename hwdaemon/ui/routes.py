@@ -41,7 +41,7 @@ from hwdaemon.review import (
 from hwdaemon.review_queue import CheckQueue, check_queue
 from hwdaemon.store import JobState, ReviewFilter, Store
 from hwdaemon.store.review import LineToCheck
-from hwdaemon.ui.edits import checked_lines_of, line_edits_of
+from hwdaemon.ui.edits import checked_lines_of, line_edits_of, revision_seen_of
 from hwdaemon.ui.security import Csrf
 from hwdaemon.ui.views import Views
 
@@ -187,7 +187,9 @@ class ReviewRoutes:
         texts = _line_texts(form)
         edits, checked = line_edits_of(form), checked_lines_of(form)
         reviewer = _reviewer_of(request, str(form.get("reviewer", "")))
-        saved = await self._in_store(review.save_revision, job_id, page_number, texts, reviewer, edits, checked)
+        saved = await self._in_store(
+            review.save_revision, job_id, page_number, texts, reviewer, edits, checked, revision_seen_of(form)
+        )
         message = "nothing changed" if saved is None else f"saved as revision {saved}"
         if form.get("then") == "next":
             queue = await self._in_store(self._queue_of_job, job_id)

@@ -10,6 +10,7 @@ connection (open one per thread) with a table object per concern:
     store.review       revisions, approvals, the review list    (review.py)
     store.deliveries   one row per result version per sink      (deliveries.py)
     store.reporting    counts for `status` and /metrics         (reporting.py)
+    store.uploads      the HTTP API's uploads, list, forgetting (uploads.py)
 
 Opening, integrity and refusals are in database.py, the schema in migrations.py.
 """
@@ -25,6 +26,7 @@ from hwdaemon.store.jobs import Job, Jobs, JobState
 from hwdaemon.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from hwdaemon.store.reporting import Reporting
 from hwdaemon.store.review import Review, ReviewFilter, ReviewRow, Revision
+from hwdaemon.store.uploads import JobBusyError, UploadRecord, Uploads
 
 __all__ = [
     "DATABASE_NAME",
@@ -33,11 +35,13 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Job",
+    "JobBusyError",
     "JobState",
     "ReviewFilter",
     "ReviewRow",
     "Revision",
     "Store",
+    "UploadRecord",
     "delivery_key",
 ]
 
@@ -57,6 +61,7 @@ class Store:
         self.review = Review(self._database)
         self.deliveries = Deliveries(self._database)
         self.reporting = Reporting(self._database)
+        self.uploads = Uploads(self._database)
 
     @property
     def schema_version(self) -> int:

@@ -11,24 +11,40 @@ belongs in the order here.
 
 from __future__ import annotations
 
+import heapq
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from hwdaemon.config import Config
 from hwdaemon.line_edits import HUMAN_CONFIDENCE
 from hwdaemon.store import Store
-from hwdaemon.store.review import LineToCheck
 
 QUEUE_LENGTH = 20  # lines listed on the queue page; the count covers them all
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class LineToCheck:
+    """A line of an unapproved job, in its newest revision, that no person has read yet; `index` counts from 0.
+
+    Ordered as the queue is: least sure first, then the older job, then the page's reading order.
+    """
+
+    confidence: float
+    job_id: int
+    page: int
+    index: int
+    revision: int
+    text: str
+
+
 @dataclass(frozen=True, slots=True)
 class CheckQueue:
-    """The first lines to check of a profile, how many are left in all, and the approved lines a next training would add."""
+    """The first lines to check of a profile, how many are left in all (None: not counted), and the approved lines since its model."""
 
     profile: str
     lines: tuple[LineToCheck, ...]
-    total: int
+    total: int | None
     approved_since_model: int
     model_trained_at: (
         float | None
@@ -39,9 +55,13 @@ class CheckQueue:
         return self.lines[0] if self.lines else None
 
 
-def check_queue(store: Store, config: Config, profile: str, limit: int = QUEUE_LENGTH) -> CheckQueue:
-    """The profile's queue now (a few SQL queries over the results' JSON; safe to run on every page view)."""
-    lines, total = store.review.lines_to_check(profile, HUMAN_CONFIDENCE, limit)
+def check_queue(
+    store: Store, config: Config, profile: str, limit: int = QUEUE_LENGTH, is_counted: bool = True
+) -> CheckQueue:
+    """The profile's queue now. Finding the first lines reads only the jobs that can hold them (milliseconds on
+    every page view); counting them all reads every unapproved job, so the job page leaves it out (`is_counted`)."""
+    lines = heapq.nsmallest(limit, _unread_lines(store.review.least_sure_candidates(profile, limit)))
+    total = store.review.count_lines_to_check(profile, HUMAN_CONFIDENCE) if is_counted else None
     trained_at = model_installed_at(config, profile)
     approved = store.review.approved_lines_since(profile, trained_at or 0.0)
     return CheckQueue(profile, tuple(lines), total, approved, trained_at)
@@ -52,3 +72,14 @@ def model_installed_at(config: Config, profile: str) -> float | None:
     trained_dir = config.models.trained_dir
     card = Path(trained_dir) / profile / "handwriting" / "model.json" if trained_dir else None
     return card.stat().st_mtime if card and card.is_file() else None
+
+
+def _unread_lines(documents: list[tuple[int, int, str]]) -> list[LineToCheck]:
+    """The lines no person has read of each (job id, revision, result JSON); plain json, not Result: only four fields are needed."""
+    lines = []
+    for job_id, revision, result in documents:
+        for page in json.loads(result)["pages"]:
+            for index, line in enumerate(page["lines"]):
+                if line["confidence"] < HUMAN_CONFIDENCE:
+                    lines.append(LineToCheck(line["confidence"], job_id, page["number"], index, revision, line["text"]))
+    return lines

@@ -45,34 +45,21 @@ class ReviewRow:
     revisions: int
 
 
-@dataclass(frozen=True, slots=True)
-class LineToCheck:
-    """A line of an unapproved job, in its newest revision, that no person has read yet; `index` counts from 0."""
-
-    job_id: int
-    revision: int
-    page: int
-    index: int
-    text: str
-    confidence: float
-
-
-# The newest revision of each unapproved read job of a profile, and each of its lines (SQLite's JSON functions:
-# the results are parsed in C, not turned into Python objects, so thousands of jobs are read in milliseconds).
+# The confidence of each line of the newest revision of each unapproved read job of a profile (SQLite's JSON functions).
 _UNAPPROVED_LINES = """
 WITH heads AS (
     SELECT id AS job_id, result, (SELECT MAX(number) FROM revisions WHERE revisions.job_id = jobs.id) AS revision
     FROM jobs WHERE profile = ? AND state = 'done' AND approved_revision IS NULL
 ), documents AS (
-    SELECT job_id, COALESCE(revision, 0) AS revision, CASE WHEN revision IS NULL THEN result ELSE
+    SELECT CASE WHEN revision IS NULL THEN result ELSE
         (SELECT result FROM revisions WHERE revisions.job_id = heads.job_id AND number = heads.revision) END AS result
     FROM heads
 ), lines AS (
-    SELECT job_id, revision, json_extract(page.value, '$.number') AS page, line.key AS line_index,
-        json_extract(line.value, '$.text') AS text, json_extract(line.value, '$.confidence') AS confidence
+    SELECT json_extract(line.value, '$.confidence') AS confidence
     FROM documents, json_each(documents.result, '$.pages') AS page, json_each(page.value, '$.lines') AS line
 )
 """
+
 
 _REVIEW_SELECT = (
     f"SELECT {JOB_COLUMNS}, COALESCE(text, ''), mean_confidence, min_confidence, needs_review, approved_revision, reviewed_by, reviewed_at,"
@@ -203,20 +190,38 @@ class Review:
         ).fetchall()
         return [(int(job_id), int(revision)) for job_id, revision in rows]
 
-    def lines_to_check(self, profile: str, below: float, limit: int) -> tuple[list[LineToCheck], int]:
-        """The `limit` least sure lines under `below` across the profile's unapproved jobs, surest last; and how many in all.
+    def least_sure_candidates(self, profile: str, limit: int) -> list[tuple[int, int, str]]:
+        """(job id, newest revision, its result as JSON) of the unapproved jobs that can hold the `limit` least sure lines.
 
-        Ties go to the older job, then the page's reading order, so the order never wobbles between requests.
+        Those are every revised job and the `limit` unrevised ones with the lowest
+        min_confidence: each of those has a line at its minimum, so a line of any
+        other unrevised job has `limit` lines before it.
         """
         rows = self._db.execute(
-            f"{_UNAPPROVED_LINES} SELECT job_id, revision, page, line_index, text, confidence FROM lines"
-            " WHERE confidence < ? ORDER BY confidence, job_id, page, line_index LIMIT ?",
-            (profile, below, limit),
+            """
+            WITH candidates AS (
+                SELECT id, (SELECT MAX(number) FROM revisions WHERE revisions.job_id = jobs.id) AS revision
+                FROM jobs WHERE profile = ? AND state = 'done' AND approved_revision IS NULL
+                    AND (id IN (SELECT job_id FROM revisions) OR id IN (
+                        SELECT id FROM jobs WHERE profile = ? AND state = 'done' AND approved_revision IS NULL
+                            AND id NOT IN (SELECT job_id FROM revisions)
+                        ORDER BY min_confidence IS NULL, min_confidence, id LIMIT ?))
+            )
+            SELECT id, COALESCE(revision, 0), CASE WHEN revision IS NULL THEN (SELECT result FROM jobs WHERE jobs.id = candidates.id)
+                ELSE (SELECT result FROM revisions WHERE job_id = candidates.id AND number = revision) END
+            FROM candidates ORDER BY id
+            """,
+            (profile, profile, limit),
         ).fetchall()
-        total = self._db.execute(
-            f"{_UNAPPROVED_LINES} SELECT COUNT(*) FROM lines WHERE confidence < ?", (profile, below)
-        ).fetchone()[0]
-        return [LineToCheck(*row) for row in rows], int(total)
+        return [(int(job_id), int(revision), str(result)) for job_id, revision, result in rows if result]
+
+    def count_lines_to_check(self, profile: str, below: float) -> int:
+        """How many lines under `below` the profile's unapproved jobs hold (reads every one: for the queue page)."""
+        row = self._db.execute(
+            f"{_UNAPPROVED_LINES} SELECT COUNT(*) FROM lines WHERE confidence < ?",
+            (profile, below),
+        ).fetchone()
+        return int(row[0])
 
     def approved_lines_since(self, profile: str, since: float) -> int:
         """How many lines with text the profile's jobs approved after `since` (a Unix time) hold: what the next training adds."""

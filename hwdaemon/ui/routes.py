@@ -38,9 +38,8 @@ from hwdaemon.review import (
     ReviewError,
     WordRefusedError,
 )
-from hwdaemon.review_queue import CheckQueue, check_queue
+from hwdaemon.review_queue import CheckQueue, LineToCheck, check_queue
 from hwdaemon.store import JobState, ReviewFilter, Store
-from hwdaemon.store.review import LineToCheck
 from hwdaemon.ui.edits import checked_lines_of, line_edits_of, revision_seen_of
 from hwdaemon.ui.security import Csrf
 from hwdaemon.ui.views import Views
@@ -111,7 +110,7 @@ class ReviewRoutes:
             revisions = store.review.revisions(job_id)
             deliveries = store.deliveries.of_job(job_id)
             newer, older = store.review.neighbours(job_id)
-            queue = check_queue(store, self._config_of(), row.job.profile, limit=1)
+            queue = check_queue(store, self._config_of(), row.job.profile, limit=1, is_counted=False)
         page_numbers = [page.number for page in current.pages] if current else []
         page_number = _positive_int(request.query_params.get("page"), page_numbers[0] if page_numbers else 1)
         page = next((p for p in current.pages if p.number == page_number), None) if current else None
@@ -170,7 +169,7 @@ class ReviewRoutes:
         if profile not in self._config_of().profiles:
             raise HTTPException(404, f"no profile {profile!r}")
         with self._store() as store:
-            queue = check_queue(store, self._config_of(), profile, limit=1)
+            queue = check_queue(store, self._config_of(), profile, limit=1, is_counted=False)
         return _to_next(queue, "")
 
     def page_image(self, request: Request) -> Response:
@@ -223,7 +222,7 @@ class ReviewRoutes:
         row = store.review.row(job_id)
         if row is None:
             raise JobNotFoundError(f"no job {job_id}")
-        return check_queue(store, self._config_of(), row.job.profile, limit=1)
+        return check_queue(store, self._config_of(), row.job.profile, limit=1, is_counted=False)
 
     @contextmanager
     def _store(self) -> Iterator[Store]:

@@ -7,6 +7,7 @@ exports are rendered from the stored revision by the same code the sinks use.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from lxml import etree
 from PIL import Image
 from starlette.testclient import TestClient
 
+from hwdaemon import review
 from hwdaemon.config import Config
 from hwdaemon.export import render_bytes
 from hwdaemon.line_edits import AddLine, MergeLines, SplitLine, apply_line_edit, clip, convex_hull
@@ -356,3 +358,30 @@ def test_control_characters_typed_or_pasted_never_reach_the_exports(setup: tuple
     for format in ("alto", "page", "hocr"):
         exported = render_bytes(result, format)  # lxml refuses a control character: the export would fail
         assert b"tea" in exported and b"Margaret," in exported
+
+
+def test_the_queue_reads_few_jobs_yet_finds_the_same_lines_as_ranking_them_all(
+    setup: tuple[Config, Store, TestClient],
+) -> None:
+    config, store, _ = setup
+    rng = random.Random(7)
+    for number in range(40):
+        confidences = tuple(round(rng.choice([0.2, 0.5, rng.random()]), 4) for _ in range(4))
+        job_id = add_done_job(store, config, letter(f"{number:064x}", confidences), name=f"{number}.png", preview=False)
+        if number % 7 == 0:  # a reviewer split a line: its empty piece (confidence 0) must come first
+            review.save_revision(store, job_id, 1, {}, "ada", [SplitLine(2, (200, 117), "y")])
+        if number % 11 == 0:
+            store.review.approve(job_id, store.review.latest_revision(job_id), "ada", [])
+    everything = []
+    for row in store.review.rows("unreviewed", limit=100)[0]:
+        revision = store.review.latest_revision(row.job.id)
+        result = store.jobs.result_of(row.job.id, revision)
+        assert result is not None
+        everything += [
+            (line.confidence, row.job.id, 1, index)
+            for index, line in enumerate(result.pages[0].lines)
+            if line.confidence < 1.0
+        ]
+    queue = check_queue(store, config, "default", limit=25)
+    assert [(line.confidence, line.job_id, line.page, line.index) for line in queue.lines] == sorted(everything)[:25]
+    assert queue.total == len(everything) and queue.lines[0].confidence == 0.0

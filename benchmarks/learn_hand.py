@@ -42,12 +42,12 @@ from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
 from hwdaemon.builtins.recognizers.handwriting_model import HandwritingModel, TextDecoder, load_model
 from hwdaemon.evaluation import normalise
 from hwdaemon.logging import configure_logging
-from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, fine_tune
+from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, fine_tune, words_of
 from hwdaemon.training.data import LineSample, PageImageMissingError, load_samples
 from hwdaemon.training.exclusion import ExclusionList
 from hwdaemon.training.train import TRAINED_LAYERS, TrainSettings, encodable
 
-WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+RECIPE_KNOBS = ("epochs", "batch_size", "learning_rate", "schedule", "trained_layers", "augment_strength")
 
 
 def writer_lines(
@@ -82,11 +82,6 @@ def _page_order(path: Path) -> tuple[str, int]:
     return (path.stem[: number.start()] if number else path.stem, int(number.group(1)) if number else 0)
 
 
-def words_of(samples: list[LineSample]) -> frozenset[str]:
-    """The words the user wrote in their corrected lines, as the review page's "add word" would keep them."""
-    return frozenset(word for sample in samples for word in WORD.findall(sample.text))
-
-
 def error_rates(
     model: HandwritingModel, held: list[LineSample], decoders: dict[str, TextDecoder | None]
 ) -> dict[str, float]:
@@ -105,11 +100,7 @@ def error_rates(
 
 
 def recipe(args: argparse.Namespace) -> TrainSettings:
-    changes = {
-        name: getattr(args, name)
-        for name in ("epochs", "learning_rate", "schedule", "trained_layers", "augment_strength")
-        if getattr(args, name) is not None
-    }
+    changes = {name: getattr(args, name) for name in RECIPE_KNOBS if getattr(args, name) is not None}
     return replace(CORRECTIONS_SETTINGS, **changes)
 
 
@@ -132,6 +123,7 @@ def main() -> None:
     parser.add_argument("--label", default="", help="a name for the recipe in the output")
     group = parser.add_argument_group("the recipe (default: CORRECTIONS_SETTINGS)")
     group.add_argument("--epochs", type=float)
+    group.add_argument("--batch-size", type=int)
     group.add_argument("--learning-rate", type=float)
     group.add_argument("--schedule", choices=("constant", "cosine"))
     group.add_argument("--trained-layers", choices=TRAINED_LAYERS)
@@ -176,11 +168,7 @@ def main() -> None:
                     for kind, folder in candidates.items():
                         row[kind] = error_rates(load_model(folder), held, decoders)
                     (run / "checkpoint.pt").unlink(missing_ok=True)
-                row["settings"] = {
-                    key: value
-                    for key, value in asdict(settings).items()
-                    if key in ("epochs", "learning_rate", "schedule", "trained_layers", "augment_strength")
-                }
+                row["settings"] = {key: value for key, value in asdict(settings).items() if key in RECIPE_KNOBS}
             print(json.dumps(row), flush=True)
 
 

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from hwdaemon.builtins.recognizers.beamsearch import BeamDecoder
 from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
+from hwdaemon.builtins.recognizers.handwriting_model import load_model
+from hwdaemon.config import parse_config
 from hwdaemon.errors import ConfigError
+from hwdaemon.pipeline import Pipeline
+from hwdaemon.plugins import Registry
+from hwdaemon.training.corrections import fine_tune
 from hwdaemon.training.crnn import load_network
 from hwdaemon.training.data import LineSample
 from hwdaemon.training.train import TrainSettings, augment, train
@@ -19,10 +25,12 @@ from rendering import render_lines
 TEXTS = ["Chère Émilie", "merci beaucoup", "à bientôt"]
 
 
+def line(text: str, number: int = 0) -> LineSample:
+    return LineSample(text, "me/notes", f"line-{number}", render_lines([text], font_size=40))
+
+
 def lines() -> list[LineSample]:
-    return [
-        LineSample(text, "me/notes", f"line-{n}", render_lines([text], font_size=40)) for n, text in enumerate(TEXTS)
-    ]
+    return [line(text, number) for number, text in enumerate(TEXTS)]
 
 
 def weights(folder: Path, prefix: str) -> dict[str, torch.Tensor]:
@@ -69,3 +77,22 @@ def test_stronger_augmentation_varies_lines_more() -> None:
         return float(np.std([width / height for height, width in shapes]))
 
     assert spread(0.5) < spread(1.0) < spread(2.0)
+
+
+def test_a_model_fine_tuned_on_corrections_spells_their_words(tmp_path: Path, registry: Registry) -> None:
+    settings = TrainSettings(epochs=0.5, batch_size=3, augment=False)
+    first = fine_tune(SHIPPED_MODEL, [line("Bonjour Lathrop")], tmp_path / "first", settings)
+    second = fine_tune(first["fine-tuned"], [line("chez Quimperlé")], tmp_path / "second", settings)
+    for folder in second.values():  # both candidates, with what the model they came from had learnt
+        assert {"lathrop", "quimperlé", "chez"} <= load_model(folder).learnt_words()
+
+    def decoder(model_dir: Path) -> BeamDecoder:
+        text = f"profiles:\n  default: {{recognizer: {{type: handwriting, model_dir: '{model_dir}'}}}}\n"
+        config = parse_config(text, "cfg.yaml", registry)
+        pipeline = Pipeline.from_profile("default", config.profile("default"), config.models, registry)
+        found = pipeline.recognizer._decoder()  # type: ignore[attr-defined]
+        assert isinstance(found, BeamDecoder)
+        return found
+
+    shipped, learnt = decoder(SHIPPED_MODEL).language_model, decoder(second["mean"]).language_model
+    assert learnt.text_log_probability("lathrop") > shipped.text_log_probability("lathrop") + 3

@@ -7,12 +7,15 @@ beside the current model: the fine-tuned one, and the mean of its weights and
 the current model's (which keeps more of what the current model knew, and
 wins where the user's lines teach little). The better candidate replaces the
 profile's model only when its CER there is lower than the current one's. The
-previous model is kept beside it.
+previous model is kept beside it. Both candidates carry the words of the lines
+they learnt from (their card's `learnt_words`, added to what the current model
+had learnt), which their beam decoder spells as the profile's own words.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -21,9 +24,10 @@ from typing import Any
 
 from PIL import Image
 
-from hwdaemon.builtins.recognizers.handwriting_model import load_model
+from hwdaemon.builtins.recognizers.handwriting_model import LEARNT_WORDS, load_model
 from hwdaemon.daemon.previews import preview_path
 from hwdaemon.errors import ConfigError, NoInputError
+from hwdaemon.modelfolder import HANDWRITING
 from hwdaemon.store import Store
 from hwdaemon.training.average import average_models
 from hwdaemon.training.data import LineSample, crop_polygon, read_manifest_lines
@@ -31,6 +35,7 @@ from hwdaemon.training.run import split_by_document
 from hwdaemon.training.train import Progress, TrainSettings, character_error_rate, encodable, train
 
 CORRECTIONS_SOURCE = "review-page"
+WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")  # letters, with inner apostrophes and hyphens: aujourd'hui
 # Chosen on three 19th-century writers the shipped model never saw (docs/model-card.md): 3 epochs at 1e-4 under-trained.
 CORRECTIONS_SETTINGS = TrainSettings(epochs=10, learning_rate=3e-4, patience=99)
 
@@ -115,7 +120,25 @@ def fine_tune(
     """Train on the user's lines into `run_dir`; the folders of the "fine-tuned" model and of its "mean" with the current one."""
     train(training, [], run_dir, current_model, settings, progress)
     average_models([current_model, run_dir / "model"], run_dir / "mean")
-    return {"fine-tuned": run_dir / "model", "mean": run_dir / "mean"}
+    folders = {"fine-tuned": run_dir / "model", "mean": run_dir / "mean"}
+    words = sorted(words_of(training) | set(_card(current_model).get(LEARNT_WORDS, ())))
+    for folder in folders.values():
+        _write_card(folder, {**_card(folder), LEARNT_WORDS: words})
+    return folders
+
+
+def words_of(samples: list[LineSample]) -> frozenset[str]:
+    """The words of the user's lines, lower-cased: the new model's `learnt_words`, which its beam decoder spells readily."""
+    return frozenset(word.lower() for sample in samples for word in WORD.findall(sample.text))
+
+
+def _card(folder: Path) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads((folder / HANDWRITING.card_file).read_text(encoding="utf-8"))
+    return card
+
+
+def _write_card(folder: Path, card: dict[str, Any]) -> None:
+    (folder / HANDWRITING.card_file).write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def learn_from_corrections(request: CorrectionsRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -159,9 +182,7 @@ def learn_from_corrections(request: CorrectionsRequest, progress: Progress | Non
 
 def _install(candidate: Path, target: Path, note: dict[str, Any]) -> None:
     """Swap `candidate` in as `target`, keeping the old one as `<target>.previous`."""
-    card_path = candidate / "model.json"
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    card_path.write_text(json.dumps({**card, **note}, ensure_ascii=False, indent=2), encoding="utf-8")
+    _write_card(candidate, {**_card(candidate), **note})
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.new")
     shutil.rmtree(staging, ignore_errors=True)

@@ -99,9 +99,8 @@ class HandwritingRecognizer(Recognizer[HandwritingOptions]):
         settings = BeamSettings(
             beam_width=options.beam_width, lm_weight=options.lm_weight, length_bonus=options.length_bonus
         )
-        return BeamDecoder(
-            charlm.for_languages(tuple(self.context.languages), self.context.user_words.words()), settings
-        )
+        words = self.context.user_words.words() | self._model().learnt_words()
+        return BeamDecoder(charlm.for_languages(tuple(self.context.languages), words), settings)
 
     def recognize(self, image: Image, boxes: Sequence[Box]) -> list[Line]:
         """Lines of similar width share a batch (less padding to compute); results come back in the boxes' order."""

@@ -16,6 +16,7 @@ A region marked not text is no line's core, so the network learns to leave it.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import zlib
@@ -61,6 +62,9 @@ class SegmentSettings:
     learning_rate: float = 1e-3
     checkpoint_every: int = 100
     seed: int = 1
+    max_steps: int | None = (
+        None  # also stop after this many steps (a run of known length, whatever the machine's speed)
+    )
 
 
 def core_target(shape: tuple[int, int], lines: Iterable[TranscribedLine], scale: float) -> np.ndarray:
@@ -206,7 +210,7 @@ def train_segmenter(
     sources = sorted(by_source)
     held_out = _fixed_crops(validation, settings.crop)
     started = time.monotonic() - 60 * state["minutes"]
-    while time.monotonic() - started < 60 * settings.minutes:
+    while time.monotonic() - started < 60 * settings.minutes and state["steps"] < (settings.max_steps or math.inf):
         rng = random.Random(settings.seed * 1_000_003 + state["steps"])
         crops = [
             random_crop(rng.choice(by_source[rng.choice(sources)]), settings.crop, rng)

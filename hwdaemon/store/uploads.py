@@ -81,6 +81,13 @@ class Uploads:
         ).fetchall()
         return [job_of(row) for row in rows]
 
+    def is_refiled(self, job: Job) -> bool:
+        """Whether a newer job's file now lies where `job` filed its own: a retry of `job` already happened."""
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE id>? AND final_path=? LIMIT 1", (job.id, job.final_path)
+        ).fetchone()
+        return row is not None
+
     def forget(self, job_id: int) -> Job | None:
         """Remove the job and every row referring to it, in one transaction; None for an unknown job.
 

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from hwdaemon.errors import ConfigError
 from hwdaemon.yamlfile import KeyPath, YamlDocument, format_key, parse_yaml
@@ -179,6 +179,64 @@ class UiConfig(Strict):
         return value
 
 
+ApiScope = Literal["submit", "read", "review", "admin"]
+
+
+class ApiTokenConfig(Strict):
+    """One program's key to the HTTP API: a name for logs and records, the secret, and what it may do."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="shown in logs and job records; never the token")
+    token: SecretStr = Field(description="at least 16 characters; write ${ENV_VAR} to keep it out of the file")
+    scopes: list[ApiScope] = Field(
+        min_length=1, description="submit, read, review, admin (admin may do everything, including retry and delete)"
+    )
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, description="default api.rate_limit_per_minute")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr) -> SecretStr:
+        """Checked at load, never quoted."""
+        if len(token.get_secret_value()) < 16:
+            raise ValueError(
+                "is too short: use at least 16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        return token
+
+
+class ApiConfig(Strict):
+    """The HTTP API under /api/v1 (served with the review page): every request needs one of these tokens."""
+
+    tokens: list[ApiTokenConfig] = Field(default_factory=list, description="no tokens: every API request is refused")
+    inbox: Path | None = Field(
+        default=None,
+        description="the inbox whose profile, sinks, review and after: an upload gets when it names none; default the first inbox",
+    )
+    max_upload_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="default inputs.max_file_bytes (never more); a larger upload is refused with 413",
+    )
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="requests per token per minute; then 429")
+    max_wait_seconds: float = Field(default=60.0, ge=0, le=3600, description="the longest ?wait= long-poll")
+    callback_secret: SecretStr | None = Field(
+        default=None, description="whsec_… Standard Webhooks secret that signs callback_url posts; callbacks need it"
+    )
+    callback_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names a callback_url may point at (`*.example.org` for subdomains, `*` for any); empty: no callbacks",
+    )
+
+    @model_validator(mode="after")
+    def _tokens_distinct(self) -> ApiConfig:
+        names = [token.name for token in self.tokens]
+        secrets = [token.token.get_secret_value() for token in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("two api.tokens have the same name; give each program its own")
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two api.tokens have the same token; give each program its own")
+        return self
+
+
 class QueueConfig(Strict):
     """Where jobs are read: in this process (local) or by `hwdaemon worker` processes on any host, through Celery."""
 
@@ -233,6 +291,7 @@ class Config(Strict):
     log: LogConfig = LogConfig()
     metrics: MetricsConfig = MetricsConfig()
     ui: UiConfig = UiConfig()
+    api: ApiConfig = ApiConfig()
     queue: QueueConfig = QueueConfig()
     models: ModelsConfig = ModelsConfig()
     inputs: InputsConfig = InputsConfig()
@@ -319,6 +378,19 @@ def _check_references(config: Config, document: YamlDocument) -> None:
             if sink not in config.sinks:
                 where = document.where(("inboxes", index, "sinks", position))
                 raise ConfigError(f"{where}: no sink {sink!r}; defined: {sorted(config.sinks)}; add it under sinks:")
+    if config.api.inbox is not None and inbox_named(config, config.api.inbox) is None:
+        where = document.where(("api", "inbox"))
+        defined = [str(inbox.path) for inbox in config.inboxes]
+        raise ConfigError(f"{where}: no inbox with path {str(config.api.inbox)!r}; defined: {defined}")
+
+
+def inbox_named(config: Config, path: Path | str) -> InboxConfig | None:
+    """The configured inbox whose path is `path` as written in the config (or the same absolute path)."""
+    wanted = Path(path)
+    for inbox in config.inboxes:
+        if Path(inbox.path) == wanted or Path(inbox.path).absolute() == wanted.absolute():
+            return inbox
+    return None
 
 
 def _validate_pieces(config: Config, document: YamlDocument, registry: PieceValidator) -> None:
@@ -332,6 +404,10 @@ def _validate_pieces(config: Config, document: YamlDocument, registry: PieceVali
             registry.validate("postprocessor", step, (*base, "postprocess", index), document)
     for name, sink in config.sinks.items():
         registry.validate("sink", sink, ("sinks", name), document)
+    if config.api.callback_secret is not None:  # callbacks are posted by the webhook sink: its checks apply
+        secret = config.api.callback_secret.get_secret_value()
+        callback = PieceConfig(type="webhook", options={"url": "http://callback.invalid/", "secret": secret})
+        registry.validate("sink", callback, ("api", "callback_secret"), document)
 
 
 def _describe(exc: ValidationError, document: YamlDocument) -> str:

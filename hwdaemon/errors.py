@@ -8,6 +8,8 @@ HwdaemonError
  ├── NoInputError           66  nothing to process was found
  ├── ModelMissingError      69  model weights or an optional dependency are absent
  ├── PluginError            69  a plugin is missing or broken
+ ├── RemoteError            69  `submit`: the daemon's API cannot be reached, or failed
+ ├── RemoteAuthError        77  `submit`: the API refused the token (missing, wrong, revoked, lacking a scope)
  └── DeliveryError           -  raised by sinks, handled by delivery, never reaches the CLI
       ├── RetryableDeliveryError   try again later (network, 5xx, 429)
       └── PermanentDeliveryError   never succeeds as is (4xx, bad credentials)
@@ -78,6 +80,18 @@ class PluginError(HwdaemonError):
     """A pipeline piece or sink type named in the config is not provided by any plugin."""
 
     exit_code = 69
+
+
+class RemoteError(HwdaemonError):
+    """The daemon's HTTP API cannot be reached or answered with a server error; the message names the URL."""
+
+    exit_code = 69
+
+
+class RemoteAuthError(HwdaemonError):
+    """The HTTP API refused the token (401) or its scope (403): EX_NOPERM, retrying will not help."""
+
+    exit_code = 77
 
 
 class DeliveryError(HwdaemonError):

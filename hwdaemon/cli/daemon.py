@@ -241,8 +241,9 @@ def retry(job_id: int | None, all_failed: bool, config_path: Path | None) -> Non
                     f"job {job.id}: nothing to retry (state {job.state}, file {job.final_path or 'gone'})", err=True
                 )
                 continue
-            target = requeue.retry(job)
-            click.echo(f"job {job.id}: {Path(job.final_path or '')} → {target}")
+            retried_job = requeue.retry(store, config, job)
+            queued = f" (queued as job {retried_job.job.id})" if retried_job.job else ""
+            click.echo(f"job {job.id}: {Path(job.final_path or '')} → {retried_job.path}{queued}")
             retried += 1
     if not retried:
         sys.exit(1)

@@ -36,7 +36,7 @@ def build_service(
     if config.ui.enabled:
         from hwdaemon.ui.server import UiServer
 
-        side_servers.append(UiServer(lambda: context.runtime.config))
+        side_servers.append(UiServer(lambda: context.runtime.config, on_job_queued=context.work_available.set))
     return service
 
 

@@ -26,6 +26,7 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from hwdaemon.config import DeliveryConfig
+from hwdaemon.daemon.callbacks import CALLBACK_SINK, callback_sink
 from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.errors import PermanentDeliveryError, RetryableDeliveryError
 from hwdaemon.redaction import redact_urls_in
@@ -201,9 +202,14 @@ def deliver(context: ThreadContext, store: Store, delivery: Delivery) -> None:
 
 
 def _attempt(context: ThreadContext, store: Store, delivery: Delivery) -> DeliveryReceipt:
-    sink = context.runtime.sink(delivery.sink)
-    if sink is None:
-        raise PermanentDeliveryError(f"sink {delivery.sink!r} is no longer configured")
+    if delivery.sink == CALLBACK_SINK:  # an upload's own callback_url: a webhook made for this job
+        upload = store.uploads.of_job(delivery.job_id)
+        sink = callback_sink(context.runtime, upload.callback_url if upload else None)
+    else:
+        configured = context.runtime.sink(delivery.sink)
+        if configured is None:
+            raise PermanentDeliveryError(f"sink {delivery.sink!r} is no longer configured")
+        sink = configured
     job = store.jobs.get(delivery.job_id)
     result = store.jobs.result_of(delivery.job_id, delivery.revision)
     if job is None or result is None:
@@ -211,7 +217,11 @@ def _attempt(context: ThreadContext, store: Store, delivery: Delivery) -> Delive
     artifacts = Artifacts(
         idempotency_key=delivery.idempotency_key, original_name=Path(job.path).name, original_path=_original_of(job)
     )
-    return sink.deliver(result, artifacts)
+    try:
+        return sink.deliver(result, artifacts)
+    finally:
+        if delivery.sink == CALLBACK_SINK:
+            sink.close()
 
 
 def _original_of(job: Job) -> Path | None:

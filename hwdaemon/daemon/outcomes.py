@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from hwdaemon.config import InboxConfig
+from hwdaemon.daemon.callbacks import CALLBACK_SINK
 from hwdaemon.daemon.context import ThreadContext
 from hwdaemon.daemon.filing import file_done, file_failed, filing_root
 from hwdaemon.daemon.previews import save_previews
@@ -35,6 +36,9 @@ class Outcomes:
         runtime = self._context.runtime
         inbox = runtime.inbox_for(job.inbox)
         sinks = inbox.sinks if inbox else []
+        upload = store.uploads.of_job(job.id)
+        if upload is not None and upload.callback_url:
+            sinks = [*sinks, CALLBACK_SINK]
         if previews:
             save_previews(previews, runtime.config.state_dir, job.id)
         review_below = runtime.config.review_below(job.profile)

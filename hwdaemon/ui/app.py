@@ -6,8 +6,9 @@ one small script for the keyboard and the box ↔ line highlighting; no
 front-end build. The handlers are in `routes.py` (review) and `gate.py`
 (sign-in), the actions they call in `hwdaemon.review`.
 
-Before any route, in this order: the Host header must be one of ours
-(`hosts.py`, against DNS rebinding); the body at most `ui.max_request_bytes`
+The HTTP API (`hwdaemon.api`) is mounted at /api/v1, outside all of this: it
+answers programs, with its own Bearer-token gate. Before any page route, in
+this order: the Host header must be one of ours (`hosts.py`, against DNS rebinding); the body at most `ui.max_request_bytes`
 (413, counted as it streams, so chunked bodies too); then the gate (token,
 security headers, CSRF cookie).
 """
@@ -23,6 +24,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hwdaemon.api.app import create_api_app
 from hwdaemon.config import Config
 from hwdaemon.ui.gate import Gate, Login
 from hwdaemon.ui.hosts import allowed_hosts
@@ -33,7 +35,9 @@ from hwdaemon.ui.views import Views
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(config_of: Callable[[], Config], host: str | None = None) -> Starlette:
+def create_app(
+    config_of: Callable[[], Config], host: str | None = None, on_job_queued: Callable[[], None] | None = None
+) -> Starlette:
     """The review app over the store, profiles and inboxes of `config_of()` (the daemon's, swapped on reload).
 
     `host` is the address it will be bound to (default `ui.host`): a Host header
@@ -52,7 +56,10 @@ def create_app(config_of: Callable[[], Config], host: str | None = None) -> Star
         Middleware(Gate, guard=guard, views=views),
     ]
     routes = _routes(ReviewRoutes(config_of, csrf, views), Login(guard, csrf, views))
-    return Starlette(routes=routes, middleware=middleware, max_body_size=ui.max_request_bytes)
+    review_page = Starlette(routes=routes, middleware=middleware, max_body_size=ui.max_request_bytes)
+    # the API has its own gate (Bearer tokens, always) and body limits: neither the page's Host check nor its sign-in apply
+    api = create_api_app(config_of, on_job_queued or (lambda: None))
+    return Starlette(routes=[Mount("/api/v1", app=api), Mount("", app=review_page)])
 
 
 def _routes(review: ReviewRoutes, login: Login) -> list[BaseRoute]:

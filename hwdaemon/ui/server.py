@@ -19,10 +19,17 @@ log = structlog.get_logger()
 class UiServer:
     """uvicorn on its own daemon thread (it installs no signal handlers off the main thread)."""
 
-    def __init__(self, config_of: Callable[[], Config], host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        config_of: Callable[[], Config],
+        host: str | None = None,
+        port: int | None = None,
+        on_job_queued: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_job_queued` is called when an API upload queued a job (the daemon wakes a worker; alone, nothing)."""
         config = config_of()
         host = host or config.ui.host
-        app = create_app(config_of, host)  # raises ConfigError before anything listens
+        app = create_app(config_of, host, on_job_queued)  # raises ConfigError before anything listens
         if not is_loopback(host):
             log.warning(
                 "ui_off_loopback",

@@ -1,4 +1,4 @@
-"""The fine-tuning recipe's knobs: which layers learn, how strongly lines are varied."""
+"""The fine-tuning recipe's knobs: which layers learn, how strongly lines are varied, the words a model learnt."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from hwdaemon.builtins.recognizers.beamsearch import BeamDecoder
 from hwdaemon.builtins.recognizers.handwriting import SHIPPED_MODEL
 from hwdaemon.builtins.recognizers.handwriting_model import load_model
+from hwdaemon.cli import cli
 from hwdaemon.config import parse_config
 from hwdaemon.errors import ConfigError
 from hwdaemon.pipeline import Pipeline
 from hwdaemon.plugins import Registry
-from hwdaemon.training.corrections import fine_tune
+from hwdaemon.training.corrections import CORRECTIONS_SETTINGS, fine_tune
 from hwdaemon.training.crnn import load_network
 from hwdaemon.training.data import LineSample
+from hwdaemon.training.options import TrainingOptions
 from hwdaemon.training.train import TrainSettings, augment, train
 from rendering import render_lines
 
@@ -96,3 +99,18 @@ def test_a_model_fine_tuned_on_corrections_spells_their_words(tmp_path: Path, re
 
     shipped, learnt = decoder(SHIPPED_MODEL).language_model, decoder(second["mean"]).language_model
     assert learnt.text_log_probability("lathrop") > shipped.text_log_probability("lathrop") + 3
+
+
+def test_the_recipe_flags_reach_the_fine_tune_on_corrections() -> None:
+    settings = TrainingOptions(trained_layers="recurrent", augment_strength=0.0).corrections_settings()
+    assert (settings.trained_layers, settings.augment_strength) == ("recurrent", 0.0)
+    assert TrainingOptions().corrections_settings() == CORRECTIONS_SETTINGS
+
+
+@pytest.mark.parametrize(
+    "flags", [["--trained-layers", "cnn"], ["--augment-strength", "-1"], ["--augment-strength", "lots"]]
+)
+def test_a_bad_recipe_flag_is_a_usage_error(flags: list[str]) -> None:
+    outcome = CliRunner().invoke(cli, ["train", "--from-corrections", *flags])
+    assert outcome.exit_code == 2, outcome.output
+    assert flags[0] in outcome.stderr

@@ -65,7 +65,7 @@ from hwdaemon.yamlfile import parse_yaml
 @click.option(
     "--epochs", type=float, help="May be fractional (0.5 = half an epoch). Default 1, or 10 with --from-corrections."
 )
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, help="Lines per step. Default 16, or 8 with --from-corrections.")
 @click.option("--learning-rate", type=float, help="Default 3e-4.")
 @click.option(
     "--validation-fraction",
@@ -139,6 +139,17 @@ from hwdaemon.yamlfile import parse_yaml
     default="constant",
     show_default=True,
     help="Learning rate: constant, or cosine decay to 5% over the run.",
+)
+@click.option(
+    "--trained-layers",
+    type=click.Choice(["all", "recurrent"]),
+    help="With --from-corrections: all layers (the default), or only the recurrent and output layers "
+    "(faster, reads worse: docs/accuracy.md).",
+)
+@click.option(
+    "--augment-strength",
+    type=click.FloatRange(min=0),
+    help="With --from-corrections: scale the augmentation (slant, size, blur, ink); 0 none, 1 the default.",
 )
 @click.option(
     "--seed",

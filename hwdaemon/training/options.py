@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 PUBLIC_DATA_EPOCHS = 1.0
 PUBLIC_DATA_LEARNING_RATE = 3e-4
+PUBLIC_DATA_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ class TrainingOptions:
     profile: str = "default"  # with from_corrections: whose model learns and is replaced
     manifest: Path | None = None  # with from_corrections: the user's own labelled lines instead of the review page's
     epochs: float | None = None  # None: 1, or CORRECTIONS_SETTINGS' with from_corrections
-    batch_size: int = 16
+    batch_size: int | None = None  # None: 16, or CORRECTIONS_SETTINGS' with from_corrections
     learning_rate: float | None = None  # None: 3e-4, or CORRECTIONS_SETTINGS'
     validation_fraction: float = 0.05
     holdout_fraction: float = 0.25
@@ -47,6 +48,8 @@ class TrainingOptions:
     line_types: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # repository -> the only line types kept
     oversample: Mapping[str, int] = field(default_factory=dict)  # repository -> times its lines come round per epoch
     schedule: str = "constant"
+    trained_layers: str | None = None  # with from_corrections: all, or recurrent (None: CORRECTIONS_SETTINGS')
+    augment_strength: float | None = None  # with from_corrections: 0 none, 1 light (None: CORRECTIONS_SETTINGS')
     seed: int = 0
     workers: int = 0
 
@@ -62,7 +65,7 @@ class TrainingOptions:
         assert self.exclusions is not None and self.out is not None
         return TrainRequest(
             sources=list(self.sources), exclusions=self.exclusions, out=self.out, epochs=self.epochs or PUBLIC_DATA_EPOCHS,
-            batch_size=self.batch_size, learning_rate=self.learning_rate or PUBLIC_DATA_LEARNING_RATE,
+            batch_size=self.batch_size or PUBLIC_DATA_BATCH_SIZE, learning_rate=self.learning_rate or PUBLIC_DATA_LEARNING_RATE,
             validation_fraction=self.validation_fraction, max_repeats=self.max_repeats, drop_patterns=list(self.drop_patterns),
             max_minutes=self.max_minutes, device=self.device, base=self.base, synthetic=self.synthetic,
             fonts=list(self.fonts) or None, synthetic_languages=list(self.synthetic_languages), schedule=self.schedule,
@@ -76,6 +79,8 @@ class TrainingOptions:
 
         defaults = CORRECTIONS_SETTINGS
         return replace(
-            defaults, epochs=self.epochs or defaults.epochs, batch_size=self.batch_size,
+            defaults, epochs=self.epochs or defaults.epochs, batch_size=self.batch_size or defaults.batch_size,
             learning_rate=self.learning_rate or defaults.learning_rate, device=self.device,
+            trained_layers=self.trained_layers or defaults.trained_layers,
+            augment_strength=defaults.augment_strength if self.augment_strength is None else self.augment_strength,
         )  # fmt: skip

@@ -47,6 +47,30 @@ class PieceConfig(Strict):
         return value
 
 
+class LearningConfig(Strict):
+    """A profile's continuous learning: the daemon fine-tunes its model on approved lines in the background (docs/learning.md)."""
+
+    enabled: bool = Field(default=False, description="train in the background when enough new lines are approved")
+    min_new_lines: int = Field(
+        default=50, ge=4, description="approved lines with text since the last training that start the next one"
+    )
+    epochs: float | None = Field(
+        default=None, gt=0, le=100, description="passes over the lines; default the corrections recipe's"
+    )
+    learning_rate: float | None = Field(
+        default=None, gt=0, le=1, description="the fine-tune's learning rate; default the corrections recipe's"
+    )
+    holdout_fraction: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="the user's documents held back to judge a new model against the current one",
+    )
+    check_interval_seconds: float = Field(
+        default=60.0, gt=0, description="how often the daemon counts the newly approved lines"
+    )
+
+
 class ProfileConfig(Strict):
     """A named pipeline: languages, preprocessing steps, detector, recognizer, post-processing."""
 
@@ -78,6 +102,15 @@ class ProfileConfig(Strict):
     review_below: float = Field(
         default=0.85, ge=0, le=1, description="lines read with less confidence are flagged on the review page"
     )
+    learning: LearningConfig = LearningConfig()
+
+    @model_validator(mode="after")
+    def _learning_needs_handwriting(self) -> ProfileConfig:
+        if self.learning.enabled and self.recognizer.type != "handwriting":
+            raise ValueError(
+                f"learning.enabled: the {self.recognizer.type!r} recognizer cannot learn; use recognizer: handwriting or set enabled: false"
+            )
+        return self
 
     @field_validator("orientation", mode="before")
     @classmethod

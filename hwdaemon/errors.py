@@ -6,6 +6,7 @@ HwdaemonError
  ├── StateDirInUseError     78  another `hwdaemon run` holds the state_dir's lock
  ├── InputFileError          1  one input could not be read; the others go on
  ├── NoInputError           66  nothing to process was found
+ ├── ModelVersionError      66  `models rollback` names a version the profile does not have
  ├── ModelMissingError      69  model weights or an optional dependency are absent
  ├── PluginError            69  a plugin is missing or broken
  ├── RemoteError            69  `submit`: the daemon's API cannot be reached, or failed
@@ -66,6 +67,12 @@ class InputFileError(HwdaemonError):
 
 class NoInputError(HwdaemonError):
     """The paths given hold no file hwdaemon can read."""
+
+    exit_code = 66
+
+
+class ModelVersionError(HwdaemonError):
+    """A profile has no such model version to restore (or none at all); the message lists those it has."""
 
     exit_code = 66
 

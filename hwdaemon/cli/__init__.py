@@ -2,8 +2,8 @@
 
 Commands live by audience: daemon.py (run the daemon and look after its
 store), reading.py (read scans once, measure profiles), training.py (make
-models), submit.py (send scans to a remote daemon's HTTP API). Each parses its
-options, calls the library and prints; loading.py
+models), models.py (the versions continuous learning kept, rollback), submit.py
+(send scans to a remote daemon's HTTP API). Each parses its options, calls the library and prints; loading.py
 loads the config, the store and pipelines one way for all of them.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from hwdaemon import __version__
-from hwdaemon.cli import daemon, reading, submit, training
+from hwdaemon.cli import daemon, models, reading, submit, training
 from hwdaemon.errors import HwdaemonError
 
 
@@ -31,7 +31,7 @@ class HwdaemonGroup(click.Group):
 
 @click.group(
     cls=HwdaemonGroup,
-    commands=[*daemon.COMMANDS, *reading.COMMANDS, *submit.COMMANDS, *training.COMMANDS],
+    commands=[*daemon.COMMANDS, *reading.COMMANDS, *submit.COMMANDS, *training.COMMANDS, *models.COMMANDS],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="hwdaemon")

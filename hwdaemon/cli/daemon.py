@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from hwdaemon.cli.loading import CONFIG_OPTION, load, open_store, ready_pipeline
+from hwdaemon.cli.models import describe_learning, learning_summaries
 from hwdaemon.errors import ConfigError
 from hwdaemon.logging import configure_logging
 from hwdaemon.plugins import build_registry
@@ -186,6 +187,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
 
             summary["workers"] = store.dispatch.worker_stats()
             summary["broker"] = broker_overview(config.queue, list(config.profiles))
+        summary["learning"] = learning_summaries(config, store)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
@@ -209,6 +211,8 @@ def _print_status(summary: dict[str, Any]) -> None:
         click.echo("workers online: " + (", ".join(broker["workers_online"]) or "none"))
         for seen in summary["workers"]:
             click.echo(f"worker {seen['worker']}: {seen['jobs_done']} done, {seen['jobs_per_minute']}/min over 10 min")
+    for learning in summary["learning"]:
+        click.echo(describe_learning(learning))
 
 
 @click.command()

@@ -37,7 +37,20 @@ def build_service(
         from hwdaemon.ui.server import UiServer
 
         side_servers.append(UiServer(lambda: context.runtime.config, on_job_queued=context.work_available.set))
+    _add_learning(context, side_servers)
     return service
+
+
+def _add_learning(context: ThreadContext, side_servers: list[SideServer]) -> None:
+    """The learner thread (idle unless a profile's `learning.enabled`) and its figures on /metrics."""
+    from hwdaemon.learning.learner import Learner
+    from hwdaemon.learning.summary import LearningCollector
+
+    def config_of() -> Config:
+        return context.runtime.config
+
+    side_servers.append(Learner(config_of))
+    context.metrics.registry.register(LearningCollector(config_of, lambda: Store(config_of().state_dir)))
 
 
 def _executor(context: ThreadContext, outcomes: Outcomes) -> Executor:

@@ -18,11 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from hwdaemon.config import load_config
 from hwdaemon.model import Box, Line, PageResult, Result
-from hwdaemon.plugins import build_registry
 from hwdaemon.review import apply_edits
 from hwdaemon.review_queue import check_queue
 from hwdaemon.store import Store
@@ -60,16 +56,14 @@ def main() -> None:
     for jobs in args.jobs:
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
-            (root / "config.yaml").write_text(yaml.safe_dump({"state_dir": str(root / "state")}))
-            config = load_config(root / "config.yaml", build_registry())
             store = filled_store(root, jobs, args.lines, args.revised_every, random.Random(jobs))
             next_times, page_times, total = [], [], None
             for _ in range(args.repeat):
                 started = time.perf_counter()
-                check_queue(store, config, "default", limit=1, is_counted=False)
+                check_queue(store, "default", limit=1, is_counted=False)
                 next_times.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
-                total = check_queue(store, config, "default").total
+                total = check_queue(store, "default").total
                 page_times.append((time.perf_counter() - started) * 1000)
             store.close()
         print(f"| {jobs} | {total} | {statistics.median(next_times):.1f} | {statistics.median(page_times):.0f} |")

@@ -1,4 +1,4 @@
-"""Which line a reviewer should check next, and what approving teaches: the doubt-ordered queue of a profile.
+"""Which line a reviewer should check next: the doubt-ordered queue of a profile.
 
 The rule: the lines that teach the model most are those it is least sure of,
 so across all of a profile's unapproved jobs the queue lists the lines no
@@ -14,9 +14,7 @@ from __future__ import annotations
 import heapq
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from hwdaemon.config import Config
 from hwdaemon.line_edits import HUMAN_CONFIDENCE
 from hwdaemon.store import Store
 
@@ -40,38 +38,23 @@ class LineToCheck:
 
 @dataclass(frozen=True, slots=True)
 class CheckQueue:
-    """The first lines to check of a profile, how many are left in all (None: not counted), and the approved lines since its model."""
+    """The first lines to check of a profile and how many are left in all (None: not counted)."""
 
     profile: str
     lines: tuple[LineToCheck, ...]
     total: int | None
-    approved_since_model: int
-    model_trained_at: (
-        float | None
-    )  # when the profile's own model was installed; None while it reads with the shipped one
 
     @property
     def next(self) -> LineToCheck | None:
         return self.lines[0] if self.lines else None
 
 
-def check_queue(
-    store: Store, config: Config, profile: str, limit: int = QUEUE_LENGTH, is_counted: bool = True
-) -> CheckQueue:
+def check_queue(store: Store, profile: str, limit: int = QUEUE_LENGTH, is_counted: bool = True) -> CheckQueue:
     """The profile's queue now. Finding the first lines reads only the jobs that can hold them (milliseconds on
     every page view); counting them all reads every unapproved job, so the job page leaves it out (`is_counted`)."""
     lines = heapq.nsmallest(limit, _unread_lines(store.review.least_sure_candidates(profile, limit)))
     total = store.review.count_lines_to_check(profile, HUMAN_CONFIDENCE) if is_counted else None
-    trained_at = model_installed_at(config, profile)
-    approved = store.review.approved_lines_since(profile, trained_at or 0.0)
-    return CheckQueue(profile, tuple(lines), total, approved, trained_at)
-
-
-def model_installed_at(config: Config, profile: str) -> float | None:
-    """When `train --from-corrections` last installed the profile's model (its card's time), if it ever did."""
-    trained_dir = config.models.trained_dir
-    card = Path(trained_dir) / profile / "handwriting" / "model.json" if trained_dir else None
-    return card.stat().st_mtime if card and card.is_file() else None
+    return CheckQueue(profile, tuple(lines), total)
 
 
 def _unread_lines(documents: list[tuple[int, int, str]]) -> list[LineToCheck]:

@@ -11,6 +11,7 @@ import random
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -312,7 +313,7 @@ def test_next_line_to_check_is_the_least_sure_across_the_profiles_jobs(setup: tu
         f"/jobs/{first}?page=1&line=3&message=saved"
     )
     assert newest(store, second).lines[0].confidence == 1.0 and newest(store, second).lines[0].text == "Dear Margaret,"
-    assert check_queue(store, config, "default").total == 7
+    assert check_queue(store, "default").total == 7
 
     store.review.approve(first, 0, "Ada", [])
     store.review.approve(second, 1, "Ada", [])
@@ -382,6 +383,18 @@ def test_the_queue_reads_few_jobs_yet_finds_the_same_lines_as_ranking_them_all(
             for index, line in enumerate(result.pages[0].lines)
             if line.confidence < 1.0
         ]
-    queue = check_queue(store, config, "default", limit=25)
+    queue = check_queue(store, "default", limit=25)
     assert [(line.confidence, line.job_id, line.page, line.index) for line in queue.lines] == sorted(everything)[:25]
     assert queue.total == len(everything) and queue.lines[0].confidence == 0.0
+
+
+def test_a_fix_changes_only_the_page_it_was_made_on(setup: tuple[Config, Store, TestClient]) -> None:
+    config, store, client = setup
+    first, second = letter().pages[0], replace(letter().pages[0], number=2)
+    job_id = add_done_job(store, config, replace(letter(), pages=(first, second)), preview=False)
+    token = csrf_of(client, f"/jobs/{job_id}?page=2")
+    response = client.post(f"/jobs/{job_id}/save", data={"csrf_token": token, "page": "2", "op": "delete:0"})
+    assert response.status_code == 303 and "page=2" in response.headers["location"]
+    result = store.jobs.result_of(job_id, 1)
+    assert result is not None and result.pages[0] == first and len(result.pages[1].lines) == 3
+    assert result.text.split("\f")[0].strip().splitlines()[0] == "Dear Margaret,"

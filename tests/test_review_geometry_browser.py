@@ -127,6 +127,12 @@ def test_delete_draw_merge_split_and_not_text_in_a_real_browser(tmp_path: Path) 
 
             page.locator("#approve").click()
             expect(page.locator(".message")).to_contain_text("approved revision 6")
+
+            # What approving taught: the job bar's count leads to the lines to check and the profile's learning.
+            page.get_by_role("link", name="2 lines approved since the last training").click()
+            expect(page.locator("#approved-since")).to_have_text("2")
+            expect(page.locator("#learning")).to_contain_text("learning is off for this profile")
+            page.screenshot(path=str(ARTIFACTS / "review-check-queue.png"), full_page=True)
             browser.close()
 
         def delivered_revision() -> dict[str, Any]:

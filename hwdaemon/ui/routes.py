@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from hwdaemon import review
 from hwdaemon.config import Config
 from hwdaemon.daemon.previews import preview_path
+from hwdaemon.learning.summary import learning_summary
 from hwdaemon.review import (
     JobNotFoundError,
     LineEditRefusedError,
@@ -110,7 +111,8 @@ class ReviewRoutes:
             revisions = store.review.revisions(job_id)
             deliveries = store.deliveries.of_job(job_id)
             newer, older = store.review.neighbours(job_id)
-            queue = check_queue(store, self._config_of(), row.job.profile, limit=1, is_counted=False)
+            queue = check_queue(store, row.job.profile, limit=1, is_counted=False)
+            learning = learning_summary(self._config_of(), store, row.job.profile)
         page_numbers = [page.number for page in current.pages] if current else []
         page_number = _positive_int(request.query_params.get("page"), page_numbers[0] if page_numbers else 1)
         page = next((p for p in current.pages if p.number == page_number), None) if current else None
@@ -139,6 +141,7 @@ class ReviewRoutes:
                 "name": Path(row.job.path).name,
                 "message": request.query_params.get("message", ""),
                 "queue": queue,
+                "learning": learning,
                 "focus_line": _focus_line(request, page.lines if page else ()),
             },
         )
@@ -151,12 +154,14 @@ class ReviewRoutes:
         if profile not in config.profiles:
             raise HTTPException(404, f"no profile {profile!r}")
         with self._store() as store:
-            queue = check_queue(store, config, profile)
+            queue = check_queue(store, profile)
+            learning = learning_summary(config, store, profile)
         return self._views.render(
             request,
             "check.html",
             {
                 "queue": queue,
+                "learning": learning,
                 "profiles": profiles,
                 "line_url": _line_url,
                 "message": request.query_params.get("message", ""),
@@ -169,7 +174,7 @@ class ReviewRoutes:
         if profile not in self._config_of().profiles:
             raise HTTPException(404, f"no profile {profile!r}")
         with self._store() as store:
-            queue = check_queue(store, self._config_of(), profile, limit=1, is_counted=False)
+            queue = check_queue(store, profile, limit=1, is_counted=False)
         return _to_next(queue, "")
 
     def page_image(self, request: Request) -> Response:
@@ -222,7 +227,7 @@ class ReviewRoutes:
         row = store.review.row(job_id)
         if row is None:
             raise JobNotFoundError(f"no job {job_id}")
-        return check_queue(store, self._config_of(), row.job.profile, limit=1, is_counted=False)
+        return check_queue(store, row.job.profile, limit=1, is_counted=False)
 
     @contextmanager
     def _store(self) -> Iterator[Store]:

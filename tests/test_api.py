@@ -144,6 +144,23 @@ def test_submit_command_waits_and_saves_the_result(running: Running, tmp_path: P
     assert failed.returncode == 1 and "bad.png" in failed.stderr
 
 
+def test_submit_reports_a_file_it_cannot_open_and_sends_the_others(running: Running, tmp_path: Path) -> None:
+    note = save(render_lines(["Water the ferns on Friday"]), tmp_path / "ferns.png")
+    missing = tmp_path / "missing.jpg"
+    sent = subprocess.run(
+        [sys.executable, "-m", "hwdaemon", "submit", str(missing), str(tmp_path), "--json"],
+        env={**os.environ, "HWDAEMON_API_TOKEN": SUBMIT, "HWDAEMON_URL": running.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert sent.returncode == 1, sent.stderr
+    assert f"{missing}: cannot open: No such file or directory" in sent.stderr and "Traceback" not in sent.stderr
+    outcomes = {Path(outcome["path"]).name: outcome for outcome in json.loads(sent.stdout)["files"]}
+    assert not outcomes["missing.jpg"]["ok"] and outcomes["missing.jpg"]["job"] is None
+    assert outcomes[note.name]["ok"] and running.ended(outcomes[note.name]["job"])["state"] == "done"
+
+
 def test_hostile_uploads_get_the_records_dropped_files_get(running: Running, tmp_path: Path) -> None:
     whole = save(render_lines(["cut short"]), tmp_path / "whole.png").read_bytes()
     cases = {

@@ -2,20 +2,21 @@
 
 Files are sent as the raw body (`?filename=`), streamed from disk, so a large
 scan is never held in memory here either. An answer the API gives about one
-file (400, 413, 422) is that file's failure (`UploadRefused`); a token it
-refuses is RemoteAuthError (77) and an API that cannot be reached or fails is
-RemoteError (69), since every other file would fare the same.
+file (400, 413, 422) is that file's failure (`UploadRefused`), and so is a
+file that cannot be opened here (InputFileError, worded as `process` words
+it); a token it refuses is RemoteAuthError (77) and an API that cannot be
+reached or fails is RemoteError (69), since every other file would fare the same.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 
-from hwdaemon.errors import RemoteAuthError, RemoteError
+from hwdaemon.errors import InputFileError, RemoteAuthError, RemoteError
 from hwdaemon.redaction import redact_url
 
 TERMINAL_STATES = ("done", "failed", "duplicate")
@@ -55,7 +56,7 @@ class ApiClient:
             params["formats"] = ",".join(formats)
         if is_reprocess:
             params["reprocess"] = "true"
-        with path.open("rb") as stream:
+        with _open_regular(path) as stream:
             headers = {"Content-Type": "application/octet-stream"}
             return self._json("POST", "/documents", params=params, data=stream, headers=headers)
 
@@ -103,6 +104,16 @@ class ApiClient:
         if response.status_code >= 400:
             raise UploadRefusedError(response.status_code, _message(response))
         return response
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """`path` opened to be sent; InputFileError when it is missing, unreadable or no regular file (a FIFO would hang)."""
+    try:
+        if path.exists() and not path.is_file():
+            raise InputFileError(str(path), "not a regular file")
+        return path.open("rb")
+    except OSError as exc:
+        raise InputFileError(str(path), f"cannot open: {exc.strerror} (errno {exc.errno})") from exc
 
 
 def _message(response: requests.Response) -> str:

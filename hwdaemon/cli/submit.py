@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from hwdaemon.errors import NoInputError
+from hwdaemon.errors import InputFileError, NoInputError
 from hwdaemon.export import FORMATS, extension, write_atomic
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -117,6 +117,8 @@ def submit(
                         outcome["error"] = f"still {document['state']} after {timeout_seconds:g} s"
             except UploadRefusedError as exc:
                 outcome["error"] = f"{exc} ({exc.status})"
+            except InputFileError as exc:  # missing or unreadable here: this file fails, the others are still sent
+                outcome["error"] = exc.reason
             if outcome["error"] and not outcome["ok"]:
                 click.echo(f"hwdaemon: error: {path}: {outcome['error']}", err=True)
             elif not is_waiting and not as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -169,3 +170,25 @@ def test_the_summary_the_review_page_shows_gives_the_version_its_figures_and_sta
     assert (mine.approved_since, mine.min_new_lines, mine.progress, mine.last_attempt) == (0, 50, None, None)
     assert (other.state, other.version, gone.state, gone.version) == ("off", None, "off", None)
     assert mine.to_dict()["cer_after"] == 0.33
+
+
+def test_a_damaged_registry_leaves_the_summary_unknown_instead_of_failing_the_review_page(
+    config: Config, tmp_path: Path
+) -> None:
+    models = registry_for(config, "mine")
+    with models.locked():
+        models.adopt(SHIPPED_MODEL)
+        models.add_learnt(nudged_model(tmp_path / "run" / "model"), learnt(0))
+    shutil.rmtree(models.folder_of(1))  # someone tidied the versions by hand
+    store = Store(config.state_dir)
+    try:
+        deleted = learning_summary(config, store, "mine")
+        (models.root / "registry.json").write_text("{not json")
+        garbled = learning_summary(config, store, "mine")
+    finally:
+        store.close()
+    assert (deleted.state, deleted.version, deleted.cer_after) == ("waiting", None, None)
+    assert (garbled.state, garbled.version, garbled.lines_learnt) == ("waiting", None, 0)
+    rolled = CliRunner().invoke(cli, ["models", "rollback", "mine", "0", "--config", str(tmp_path / "config.yaml")])
+    assert rolled.exit_code == 0, rolled.output
+    assert models.current() == 0 and network_digest(models.live) == network_digest(SHIPPED_MODEL)

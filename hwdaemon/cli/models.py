@@ -84,7 +84,10 @@ def rollback(profile: str, version: int | None, config_path: Path | None) -> Non
     config.profile(profile)
     registry = registry_for(config, profile)
     with registry.locked():
-        current = registry.current()
+        try:
+            current = registry.current()
+        except (ValueError, KeyError, TypeError):  # a damaged registry.json: installing a named version rewrites it
+            current = None
         target = version if version is not None else _previous(registry, current)
         registry.install(registry.version(target).number)
     click.echo(f"profile {profile}: reads model version {target} now (was {current}); from {registry.live}")

@@ -15,9 +15,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hwdaemon.config import Config, ProfileConfig
+from hwdaemon.errors import ModelVersionError
 from hwdaemon.learning.learner import last_started_at
 from hwdaemon.learning.places import learning_profiles, registry_for
-from hwdaemon.learning.registry import Attempt
+from hwdaemon.learning.registry import Attempt, ModelRegistry, ModelVersion
 from hwdaemon.learning.runs import RunFolder
 from hwdaemon.store import Store
 
@@ -50,8 +51,7 @@ def learning_summary(config: Config, store: Store, profile: str) -> LearningSumm
     """
     learning = config.profiles.get(profile, ProfileConfig()).learning
     registry = registry_for(config, profile)
-    current = registry.current()
-    version = registry.version(current) if current is not None else None
+    current, version = _current_version(registry)
     folder = RunFolder.of(config.state_dir, profile)
     is_training = folder.run() is not None and folder.outcome() is None
     state: LearningState = "off"
@@ -65,6 +65,16 @@ def learning_summary(config: Config, store: Store, profile: str) -> LearningSumm
         cer_after=version.cer_after if version else None, progress=folder.last_progress() if is_training else None,
         last_attempt=attempts[-1] if attempts else None,
     )  # fmt: skip
+
+
+def _current_version(registry: ModelRegistry) -> tuple[int | None, ModelVersion | None]:
+    """The version the profile reads and its figures; a damaged registry.json or a deleted version folder leaves them
+    unknown rather than failing the review page, `status` or /metrics (`models rollback` names a kept one to repair it)."""
+    try:
+        current = registry.current()
+        return current, registry.version(current) if current is not None else None
+    except (OSError, ValueError, KeyError, TypeError, ModelVersionError):
+        return None, None
 
 
 class LearningCollector(Collector):

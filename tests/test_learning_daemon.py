@@ -255,6 +255,26 @@ def test_a_training_that_cannot_start_is_recorded_with_its_reason_and_not_retrie
         daemon.stop()
 
 
+def test_a_clean_stop_of_the_daemon_mid_training_does_not_count_against_the_run(
+    tmp_path: Path, registry: Registry, faults_site: Path
+) -> None:
+    config_path = learning_config(tmp_path, min_new_lines=8)
+    config = load_config(config_path, registry)
+    Store(config.state_dir).close()
+    approve_pages(config, [TEXTS[0:4], TEXTS[4:8]])
+    daemon = Daemon(config_path, env={"PYTHONPATH": str(faults_site)}).start()
+    try:
+        daemon.wait_event("learning_started")
+        pid = events(daemon, "learning_started")[0]["pid"]
+        assert daemon.stop() == 0
+        assert process_state(pid) is None  # the training ended with the daemon
+        daemon.start()
+        daemon.wait_event("learning_started", count=2)
+        assert [event["start"] for event in events(daemon, "learning_started")] == [1, 1]  # a restart, not a fault
+    finally:
+        daemon.stop()
+
+
 def read_note(folder: Path, daemon: Daemon, name: str) -> list[tuple[str, float]]:
     """Drop a page none of the approved lines holds into the learning profile's inbox; each line's text and confidence.
 

@@ -7,7 +7,8 @@ starts none while one is. One training at a time, across profiles. A run is
 its folder (runs.py), so after a crash, a kill -9 of either process or a
 restart, the next check finds the run unfinished and starts its process again,
 which continues from the checkpoint. A process that keeps dying is given up
-after MAX_STARTS and the attempt recorded as failed, so nothing loops forever.
+after MAX_STARTS and the attempt recorded as failed, so nothing loops forever;
+a process the daemon itself ends (stopping, learning turned off) does not count.
 """
 
 from __future__ import annotations
@@ -128,8 +129,8 @@ class Learner:
                 "learning_interrupted", profile=run.profile if run else None, exit_code=code, log=str(folder.log)
             )
             return
+        folder.clear()  # before the log line: a finished run's folder is gone once `learning_finished` is logged
         _log_outcome(outcome, run.profile if run else "?")
-        folder.clear()
 
     def _check_profiles(self, store: Store) -> None:
         config = self._config_of()
@@ -177,8 +178,8 @@ class Learner:
             registry = registry_for(self._config_of(), run.profile)
             with registry.locked():
                 registry.record(attempt)
-            _log_outcome(attempt, run.profile)
             folder.clear()
+            _log_outcome(attempt, run.profile)
             return
         with folder.log.open("ab") as output:
             self._process = subprocess.Popen(
@@ -205,6 +206,7 @@ class Learner:
         self._process.wait(10)
         if self._folder is not None:
             self._folder.set_paused(False)
+            self._folder.uncount_start()  # not the run's fault: restarts and reloads never use up MAX_STARTS
         log.info("learning_suspended", profile=self._profile, pid=self._process.pid, reason=reason)
         self._process, self._folder, self._profile, self._is_paused = None, None, None, False
 

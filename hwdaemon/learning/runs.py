@@ -12,7 +12,7 @@ is finished and removed.
         lines.pkl      the training and held-back lines, the base version (first start)
         train/         checkpoint.pt, model/, mean/
         progress.jsonl one line per optimiser step and epoch
-        starts         how many times a training process was started for it
+        starts         how many training processes for it ended by a fault (or run now)
         paused         present while the learner holds the process stopped
         outcome.json   the Attempt, once decided
         trainer.log    the training process's own output (kept as ../last-trainer.log when the run is cleared)
@@ -111,6 +111,12 @@ class RunFolder:
         starts = int(path.read_text()) + 1 if path.is_file() else 1
         write_atomic(path, str(starts))
         return starts
+
+    def uncount_start(self) -> None:
+        """The last start ended by the daemon (stopping, learning turned off), not by a fault: it does not count."""
+        path = self.path / "starts"
+        if path.is_file():
+            write_atomic(path, str(max(0, int(path.read_text()) - 1)))
 
     def set_paused(self, is_paused: bool) -> None:
         marker = self.path / "paused"

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from hwdaemon.durable import fsync_folder
 from hwdaemon.filenames import fit_name, split_extension
 from hwdaemon.formats.alto import to_alto
 from hwdaemon.formats.hocr import to_hocr
@@ -140,11 +141,7 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_folder(path.parent)
 
 
 _TEMP_NAME_BYTES = len("..") + 8 + len(".tmp")  # mkstemp's dot, random part and suffix

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from hwdaemon.daemon.filing import free_name, uploads_folder
+from hwdaemon.durable import fsync_folder
 from hwdaemon.filenames import fit_name
 
 SPOOL_FOLDER = ".spool"
@@ -65,7 +66,7 @@ class Spool:
             except FileExistsError:
                 continue
         self.path.unlink()
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
         return target
 
     def discard(self) -> None:
@@ -101,11 +102,3 @@ def sweep_spool(state_dir: Path, older_than_seconds: float = STALE_SPOOL_SECONDS
         except FileNotFoundError:
             continue
     return removed
-
-
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import structlog
 
+from hwdaemon.durable import fsync_folder
 from hwdaemon.errors import StoreError
 from hwdaemon.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -179,17 +180,9 @@ def _create(path: Path) -> None:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK) or path.exists():
                 raise
             os.rename(temporary, path)
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError | None:
